@@ -1,0 +1,3 @@
+from robustmia.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""The ``robustmia`` command: a thin face over the library.
+
+Every problem a user can cause ends here as one line on stderr and exit code 2; an
+interrupted run ends with exit code 130 and says how to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from typer._click import exceptions as click_exc
+
+from robustmia.errors import UserError
+from robustmia.progress import Progress
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Train robust image classifiers and audit how much they leak about their training data.",
+)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r])
+    Console().print(table)
+
+
+class _ProgressBar:
+    """Turns progress events into a rich progress bar on stderr, and epoch records into lines."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=self.console, transient=True,
+        )
+        self.task = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "start":
+            self.bar.start()
+            self.task = self.bar.add_task(event["task"], total=event["total"], completed=event.get("completed", 0))
+        elif kind == "advance" and self.task is not None:
+            self.bar.advance(self.task, event["steps"])
+        elif kind == "record":
+            self.console.print(
+                f"epoch {event['epoch']}  step {event['step']}  lr {event['lr']:g}  "
+                f"train loss {event['train_loss']:.4f} acc {event['train_accuracy']:.4f}  "
+                f"test loss {event['test_loss']:.4f} acc {event['test_accuracy']:.4f}  {event['seconds']:.1f}s",
+                highlight=False,
+            )
+        elif kind == "end":
+            self.close()
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+            self.task = None
+
+
+@app.command()
+def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the datasets robustmia can load."""
+    from robustmia.data.datasets import DATASETS
+
+    rows = [[d.name, "x".join(map(str, d.shape)), d.num_classes, d.augment, d.description] for d in DATASETS.values()]
+    if as_json:
+        _print_json([dict(zip(["name", "shape", "classes", "augment", "description"], r)) for r in rows])
+    else:
+        _table("datasets", ["name", "shape", "classes", "default augmentation", "description"], rows)
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the model architectures."""
+    from robustmia.models import MODELS
+
+    rows = [[name, spec.description] for name, spec in MODELS.items()]
+    if as_json:
+        _print_json([{"name": n, "description": d} for n, d in rows])
+    else:
+        _table("models", ["name", "description"], rows)
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", help="Run folder to create (or to continue with --resume)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings; flags override it."),
+    dataset: Optional[str] = typer.Option(None, help="digits (default), cifar10 or svhn."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies."),
+    download: bool = typer.Option(False, "--download", help="Download the dataset if it is missing."),
+    model: Optional[str] = typer.Option(None, help="Architecture (see `robustmia models`)."),
+    method: Optional[str] = typer.Option(None, help="Training objective: natural."),
+    epochs: Optional[int] = typer.Option(None, help="Training length in epochs (default 30)."),
+    iterations: Optional[int] = typer.Option(None, help="Training length in iterations (instead of epochs)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, help="Initial learning rate."),
+    lr_drops: Optional[str] = typer.Option(None, "--lr-drops", help="Piecewise-constant schedule, e.g. 40000:0.01,60000:0.001."),
+    lr_unit: Optional[str] = typer.Option(None, "--lr-unit", help="Unit of the --lr-drops boundaries: epoch or iteration."),
+    momentum: Optional[float] = typer.Option(None),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    augment: Optional[str] = typer.Option(None, help="auto (the dataset's default), none or crop-flip."),
+    train_size: Optional[int] = typer.Option(None, "--train-size", help="Number of members (default: the whole train split)."),
+    seed: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or epoch lines."),
+    as_json: bool = typer.Option(False, "--json", help="Print the last epoch's record as JSON."),
+) -> None:
+    """Train a model into a run folder."""
+    from robustmia.train.config import TrainConfig
+    from robustmia.train.loop import train as run_training
+    from robustmia.train.run import read_config_dict
+    from robustmia.validation import read_yaml, validate
+
+    settings: dict[str, Any] = {}
+    if resume:
+        settings.update(read_config_dict(out) or {})
+    source = "flags"
+    if config is not None:
+        settings.update(read_yaml(config))
+        source = str(config)
+    flags = dict(
+        dataset=dataset, data_dir=data_dir, model=model, method=method, epochs=epochs, iterations=iterations,
+        batch_size=batch_size, lr=lr, lr_drops=lr_drops, lr_unit=lr_unit, momentum=momentum,
+        weight_decay=weight_decay, augment=augment, train_size=train_size, seed=seed,
+    )
+    given = {k: v for k, v in flags.items() if v is not None}
+    if given.get("epochs") is not None or given.get("iterations") is not None:
+        settings.pop("epochs", None)
+        settings.pop("iterations", None)
+    settings.update(given)
+    cfg = validate(TrainConfig, settings, source if not given else f"{source} and flags" if config else "flags")
+    bar: Optional[Progress] = None if quiet else _ProgressBar()
+    try:
+        record = run_training(cfg, out, resume=resume, device=device, download=download, progress=bar)
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted; continue with: robustmia train --out {out} --resume") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        _print_json(record)
+    elif not quiet:
+        typer.echo(f"trained {cfg.model} on {cfg.dataset} into {out}: train accuracy {record['train_accuracy']:.4f}, "
+                   f"test accuracy {record['test_accuracy']:.4f}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `robustmia train`."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(500, "--batch-size", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Accuracy and loss of a trained run on its members (train) and the test split."""
+    from robustmia.robust.evaluate import clean_scores
+    from robustmia.train.run import Run
+
+    run = Run.open(run_dir)
+    model = run.load_model(device)
+    members, test = run.data()
+    tr, te = clean_scores(model, members, batch_size), clean_scores(model, test, batch_size)
+    result = {
+        "run": str(run_dir),
+        "dataset": run.config.dataset,
+        "model": run.config.model,
+        "method": run.config.method,
+        "train_accuracy": tr.accuracy,
+        "test_accuracy": te.accuracy,
+        "train_loss": tr.loss,
+        "test_loss": te.loss,
+        "n_train": tr.n,
+        "n_test": te.n,
+    }
+    if as_json:
+        _print_json(result)
+    else:
+        _table(f"{run.config.model} ({run.config.method}) on {run.config.dataset}", ["split", "n", "accuracy", "loss"],
+               [["train (members)", tr.n, tr.accuracy, tr.loss], ["test", te.n, te.accuracy, te.loss]])
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        rc = app(args=argv, prog_name="robustmia", standalone_mode=False)
+    except UserError as e:
+        typer.echo(f"robustmia: error: {e}", err=True)
+        sys.exit(2)
+    except click_exc.NoArgsIsHelpError as e:
+        typer.echo(e.format_message(), err=True)
+        sys.exit(2)
+    except click_exc.ClickException as e:
+        typer.echo(f"robustmia: error: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("robustmia: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Robustness: attacks in pixel space, certified bounds, and model evaluation."""

@@ -1,0 +1,1 @@
+"""Training: the config, the one loop, its objectives, checkpoints and run folders."""

@@ -1,0 +1,173 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else; nothing is unpickled.
+
+A run folder holds its latest complete checkpoint in ``checkpoint/``:
+
+- ``model.safetensors``: the model's state dict (weights and BatchNorm buffers);
+- ``optimizer.safetensors``: the optimizer's tensor state (momentum buffers);
+- ``meta.json``: config, seed, epoch, step, metrics, library versions, the optimizer's
+  non-tensor state, and the SHA-256 of both tensor files.
+
+A new checkpoint is written in full into ``.checkpoint-new/`` and then swapped in by
+renames, so a kill at any moment leaves either the old or the new checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from robustmia.errors import UserError
+from robustmia.io import write_json
+
+CURRENT, NEW, OLD = "checkpoint", ".checkpoint-new", ".checkpoint-old"
+MODEL_FILE, OPTIM_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "meta.json"
+
+
+def library_versions() -> dict[str, str]:
+    import robustmia
+
+    return {
+        "robustmia": robustmia.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _split_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    for idx, entry in state["state"].items():
+        skeleton["state"][str(idx)] = {}
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{idx}.{key}"] = value.detach().cpu().contiguous()
+                skeleton["state"][str(idx)][key] = {"tensor": f"{idx}.{key}"}
+            else:
+                skeleton["state"][str(idx)][key] = {"value": value}
+    return tensors, skeleton
+
+
+def _join_optimizer_state(tensors: dict[str, torch.Tensor], skeleton: dict) -> dict:
+    state = {}
+    for idx, entry in skeleton["state"].items():
+        state[int(idx)] = {k: tensors[v["tensor"]] if "tensor" in v else v["value"] for k, v in entry.items()}
+    return {"state": state, "param_groups": skeleton["param_groups"]}
+
+
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> None:
+    run_dir = Path(run_dir)
+    new, cur, old = run_dir / NEW, run_dir / CURRENT, run_dir / OLD
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir()
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(new / MODEL_FILE))
+    optim_tensors, optim_skeleton = _split_optimizer_state(optimizer.state_dict())
+    save_file(optim_tensors, str(new / OPTIM_FILE))
+    meta = {
+        **meta,
+        "optimizer": optim_skeleton,
+        "versions": library_versions(),
+        "sha256": {MODEL_FILE: _sha256(new / MODEL_FILE), OPTIM_FILE: _sha256(new / OPTIM_FILE)},
+    }
+    write_json(new / META_FILE, meta)
+    for name in (MODEL_FILE, OPTIM_FILE):
+        with open(new / name, "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(new)
+    shutil.rmtree(old, ignore_errors=True)
+    if cur.exists():
+        os.rename(cur, old)
+    os.rename(new, cur)
+    _fsync_dir(run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_dir(run_dir: Path) -> Optional[Path]:
+    """The latest complete checkpoint folder of a run, or None if it has none yet."""
+    for name in (CURRENT, OLD):  # OLD only survives a kill between the two renames
+        d = Path(run_dir) / name
+        if (d / META_FILE).is_file():
+            return d
+    return None
+
+
+def read_safetensors(path: Path, expected_sha256: Optional[str] = None) -> dict[str, torch.Tensor]:
+    """Load tensors from a safetensors file, refusing pickles and damaged files with one clear line."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise UserError(f"cannot read checkpoint file {path}: {e.strerror}") from None
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        raise UserError(
+            f"{path} is a pickle (torch.save) file; robustmia never unpickles files: "
+            "save the weights with safetensors.torch.save_file"
+        )
+    if expected_sha256 is not None and _sha256(path) != expected_sha256:
+        raise UserError(f"checkpoint file {path} is damaged or truncated (checksum mismatch); re-train or restore it")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"checkpoint file {path} is not a readable safetensors file ({e}); re-train or restore it") from None
+
+
+def read_meta(ckpt: Path) -> dict:
+    path = Path(ckpt) / META_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is not valid JSON (damaged checkpoint); re-train or restore it") from None
+    if not isinstance(meta, dict) or not {"config", "epoch", "step", "sha256"} <= meta.keys():
+        raise UserError(f"{path} lacks the checkpoint metadata robustmia writes; it is not a robustmia checkpoint")
+    return meta
+
+
+def load_checkpoint(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """Return ``(model_state, optimizer_state, meta)`` of a checkpoint folder, verified."""
+    ckpt = Path(ckpt)
+    meta = read_meta(ckpt)
+    weights = read_safetensors(ckpt / MODEL_FILE, meta["sha256"].get(MODEL_FILE))
+    optim_tensors = read_safetensors(ckpt / OPTIM_FILE, meta["sha256"].get(OPTIM_FILE))
+    try:
+        optim_state = _join_optimizer_state(optim_tensors, meta["optimizer"])
+    except (KeyError, TypeError, AttributeError):
+        raise UserError(f"{ckpt / META_FILE}: optimizer state does not match {OPTIM_FILE}; re-train") from None
+    return weights, optim_state, meta
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:300]
+        raise UserError(f"{source}: weights do not fit the configured model ({detail})") from None

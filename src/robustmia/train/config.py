@@ -1,0 +1,69 @@
+"""The full recipe of one training run, validated. Flags and YAML files both land here."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from robustmia.train.schedule import parse_drops
+
+DEFAULT_EPOCHS = 30
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = "digits"
+    data_dir: Optional[str] = None
+    model: str = "digits-cnn"
+    method: str = "natural"
+    epochs: Optional[int] = Field(default=None, ge=1)
+    iterations: Optional[int] = Field(default=None, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    lr_drops: list[tuple[int, float]] = Field(default_factory=list)
+    lr_unit: Literal["epoch", "iteration"] = "epoch"
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=5e-4, ge=0)
+    augment: Literal["auto", "none", "crop-flip"] = "auto"
+    train_size: Optional[int] = Field(default=None, ge=1)
+    seed: int = Field(default=0, ge=0)
+    eval_batch_size: int = Field(default=500, ge=1)
+
+    @field_validator("lr_drops", mode="before")
+    @classmethod
+    def _drops_from_text(cls, v: Any) -> Any:
+        return parse_drops(v) if isinstance(v, str) else v
+
+    @field_validator("lr_drops")
+    @classmethod
+    def _drops_increasing(cls, v: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        boundaries = [b for b, _ in v]
+        if any(b < 1 for b in boundaries) or boundaries != sorted(set(boundaries)):
+            raise ValueError("boundaries must be positive and strictly increasing")
+        if any(lr <= 0 for _, lr in v):
+            raise ValueError("learning rates must be positive")
+        return v
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        from robustmia.train.objectives import OBJECTIVES
+
+        if v not in OBJECTIVES:
+            raise ValueError(f"unknown training method; choose one of: {', '.join(OBJECTIVES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_length(self) -> "TrainConfig":
+        if self.epochs is not None and self.iterations is not None:
+            raise ValueError("give epochs or iterations, not both")
+        return self
+
+    def resolved_augment(self, dataset_default: str) -> str:
+        return dataset_default if self.augment == "auto" else self.augment
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the trained weights (so not where the data happens to lie)."""
+        return self.model_dump(mode="json", exclude={"data_dir", "eval_batch_size"})

@@ -1,0 +1,55 @@
+"""Turning YAML files and flags into validated pydantic objects, with one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from robustmia.errors import UserError
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def describe_errors(err: pydantic.ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "config"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key {key!r}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            parts.append(f"{key}: {msg} (got {e.get('input')!r})")
+    return "; ".join(parts)
+
+
+def validate(cls: type[M], data: Any, source: str) -> M:
+    """Build ``cls`` from ``data``; any problem becomes one :class:`UserError` line naming ``source``."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return cls.model_validate(data)
+    except pydantic.ValidationError as e:
+        raise UserError(f"{source}: {describe_errors(e)}") from None
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
