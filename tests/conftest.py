@@ -1,0 +1,60 @@
+"""Shared fixtures. Real CIFAR-10 data comes from ROBUSTMIA_TEST_DATA (CI sets it to
+../shared/data); without it, tests that need the data skip with the reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    explicit = os.environ.get("ROBUSTMIA_TEST_DATA")
+    path = Path(explicit) if explicit else REPO.parent / "shared" / "data"
+    if not (path / "cifar10" / "cifar-10-batches-py" / "test_batch").is_file():
+        if explicit:
+            pytest.fail(f"ROBUSTMIA_TEST_DATA={explicit} is set but holds no cifar10/cifar-10-batches-py/test_batch")
+        pytest.skip("the CIFAR-10 test subset is not here: set ROBUSTMIA_TEST_DATA to a folder like ../shared/data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(shared_data: Path) -> Path:
+    return shared_data / "cifar10"
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real ``robustmia`` command in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "robustmia", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+@pytest.fixture
+def run_main(capsys):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    from robustmia.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return exc.value.code, out, err
+
+    return run
+
+
+def assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> None:
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("robustmia: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
