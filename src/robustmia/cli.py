@@ -112,7 +112,7 @@ def train(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies."),
     download: bool = typer.Option(False, "--download", help="Download the dataset if it is missing."),
     model: Optional[str] = typer.Option(None, help="Architecture (see `robustmia models`)."),
-    method: Optional[str] = typer.Option(None, help="Training objective: natural."),
+    method: Optional[str] = typer.Option(None, help="Training objective: natural, pgd, trades or fgsm_rs."),
     epochs: Optional[int] = typer.Option(None, help="Training length in epochs (default 30)."),
     iterations: Optional[int] = typer.Option(None, help="Training length in iterations (instead of epochs)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -124,6 +124,12 @@ def train(
     augment: Optional[str] = typer.Option(None, help="auto (the dataset's default), none or crop-flip."),
     train_size: Optional[int] = typer.Option(None, "--train-size", help="Number of members (default: the whole train split)."),
     seed: Optional[int] = typer.Option(None),
+    eps: Optional[str] = typer.Option(None, help="Training epsilon in pixel units, e.g. 8/255 (pgd, trades, fgsm_rs)."),
+    attack_steps: Optional[int] = typer.Option(None, "--attack-steps", help="Steps of the training-time attack (pgd: 7, trades: 10)."),
+    step_size: Optional[str] = typer.Option(None, "--step-size", help="Step of the training-time attack, e.g. 2/255 (default eps/4; fgsm_rs 1.25 eps)."),
+    random_start: Optional[bool] = typer.Option(None, "--random-start/--no-random-start", help="Random start of the training-time attack."),
+    attack_mode: Optional[str] = typer.Option(None, "--attack-mode", help="BatchNorm mode of the training-time attack: train or eval."),
+    trades_beta: Optional[float] = typer.Option(None, "--trades-beta", help="TRADES robustness weight (default 6)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or epoch lines."),
@@ -145,7 +151,9 @@ def train(
     flags = dict(
         dataset=dataset, data_dir=data_dir, model=model, method=method, epochs=epochs, iterations=iterations,
         batch_size=batch_size, lr=lr, lr_drops=lr_drops, lr_unit=lr_unit, momentum=momentum,
-        weight_decay=weight_decay, augment=augment, train_size=train_size, seed=seed,
+        weight_decay=weight_decay, augment=augment, train_size=train_size, seed=seed, eps=eps,
+        attack_steps=attack_steps, step_size=step_size, random_start=random_start, attack_mode=attack_mode,
+        trades_beta=trades_beta,
     )
     given = {k: v for k, v in flags.items() if v is not None}
     if given.get("epochs") is not None or given.get("iterations") is not None:
@@ -171,35 +179,45 @@ def train(
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run folder written by `robustmia train`."),
+    eps: Optional[str] = typer.Option(None, help="Attack epsilon, e.g. 8/255 (default: the run's training eps; none: clean only)."),
+    attack_steps: int = typer.Option(20, "--attack-steps", help="PGD steps."),
+    step_size: Optional[str] = typer.Option(None, "--step-size", help="PGD step (default eps/8: 1/255 at 8/255)."),
+    restarts: int = typer.Option(1, help="PGD restarts (the worst point per example is kept)."),
+    random_start: bool = typer.Option(True, "--random-start/--no-random-start"),
+    autoattack: bool = typer.Option(False, "--autoattack", help="Also run AutoAttack (needs torchattacks)."),
+    max_examples: Optional[int] = typer.Option(None, "--max-examples", min=1, help="Attack only the first N members and test images."),
+    seed: int = typer.Option(0, help="Seed of the attack's random starts."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(500, "--batch-size", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Accuracy and loss of a trained run on its members (train) and the test split."""
-    from robustmia.robust.evaluate import clean_scores
+    """Clean and adversarial accuracy of a run on its members (train) and the test split."""
+    from robustmia.robust.evaluate import EvalAttack, evaluate_model
     from robustmia.train.run import Run
 
     run = Run.open(run_dir)
+    attack = EvalAttack.from_options(
+        eps=eps, default_eps=run.config.eps, steps=attack_steps, step_size=step_size, restarts=restarts,
+        random_start=random_start, seed=seed, autoattack=autoattack,
+    )
     model = run.load_model(device)
     members, test = run.data()
-    tr, te = clean_scores(model, members, batch_size), clean_scores(model, test, batch_size)
-    result = {
-        "run": str(run_dir),
-        "dataset": run.config.dataset,
-        "model": run.config.model,
-        "method": run.config.method,
-        "train_accuracy": tr.accuracy,
-        "test_accuracy": te.accuracy,
-        "train_loss": tr.loss,
-        "test_loss": te.loss,
-        "n_train": tr.n,
-        "n_test": te.n,
-    }
+    scores = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, batch_size=batch_size, max_examples=max_examples)
+    result = {"run": str(run_dir), "dataset": run.config.dataset, "model": run.config.model, "method": run.config.method, **scores}
     if as_json:
         _print_json(result)
+        return
+    rows = [["train (members)", result["n_train"], result["train_accuracy"], result["train_loss"]],
+            ["test", result["n_test"], result["test_accuracy"], result["test_loss"]]]
+    for kind in ("adv", "autoattack"):
+        if f"{kind}_train_accuracy" in result:
+            rows += [[f"{kind} train", result["n_attacked_train"], result[f"{kind}_train_accuracy"], result.get(f"{kind}_train_loss", "")],
+                     [f"{kind} test", result["n_attacked_test"], result[f"{kind}_test_accuracy"], result.get(f"{kind}_test_loss", "")]]
+    _table(f"{run.config.model} ({run.config.method}) on {run.config.dataset}", ["split", "n", "accuracy", "loss"], rows)
+    if "attack" in result:
+        typer.echo(f"attack: {json.dumps(result['attack'])}")
     else:
-        _table(f"{run.config.model} ({run.config.method}) on {run.config.dataset}", ["split", "n", "accuracy", "loss"],
-               [["train (members)", tr.n, tr.accuracy, tr.loss], ["test", te.n, te.accuracy, te.loss]])
+        typer.echo("no attack: the run was trained naturally; pass --eps to evaluate under PGD")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

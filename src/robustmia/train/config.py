@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from robustmia.epsilon import Epsilon, StepSize
 from robustmia.train.schedule import parse_drops
 
 DEFAULT_EPOCHS = 30
@@ -30,6 +31,13 @@ class TrainConfig(BaseModel):
     train_size: Optional[int] = Field(default=None, ge=1)
     seed: int = Field(default=0, ge=0)
     eval_batch_size: int = Field(default=500, ge=1)
+    # the training-time attack of the adversarial methods (pgd, trades, fgsm_rs); see objectives.py
+    eps: Epsilon = 0.0
+    attack_steps: Optional[int] = Field(default=None, ge=1)
+    step_size: StepSize = None
+    random_start: bool = True
+    attack_mode: Optional[Literal["train", "eval"]] = None
+    trades_beta: float = Field(default=6.0, gt=0)
 
     @field_validator("lr_drops", mode="before")
     @classmethod
@@ -59,6 +67,10 @@ class TrainConfig(BaseModel):
     def _one_length(self) -> "TrainConfig":
         if self.epochs is not None and self.iterations is not None:
             raise ValueError("give epochs or iterations, not both")
+        from robustmia.train.objectives import ADVERSARIAL
+
+        if self.method in ADVERSARIAL and self.eps <= 0:
+            raise ValueError(f"method {self.method} needs eps > 0 (e.g. eps 8/255)")
         return self
 
     def resolved_augment(self, dataset_default: str) -> str:

@@ -8,11 +8,15 @@ objectives compute their perturbed inputs or bounds inside, and nothing else cha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from robustmia.robust.evaluate import eval_mode
+from robustmia.robust.pgd import pgd
 
 
 class StepOutput(NamedTuple):
@@ -28,6 +32,66 @@ def natural(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, gen
     return StepOutput(F.cross_entropy(logits, y), logits)
 
 
+@dataclass(frozen=True)
+class TrainingAttack:
+    """The resolved settings of an objective's training-time attack."""
+
+    eps: float
+    alpha: float
+    steps: int
+    random_start: bool
+    mode: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps, "random_start": self.random_start, "mode": self.mode}
+
+
+# per method: default steps, default step size as a fraction of eps, default BatchNorm mode
+ADVERSARIAL: dict[str, tuple[int, float, str]] = {
+    "pgd": (7, 0.25, "train"),      # Madry et al.: 7 steps of 2/255 at 8/255, on the train-mode model
+    "trades": (10, 0.25, "eval"),   # Zhang et al.: 10 steps of ~2/255 at 8/255, attack in eval mode
+    "fgsm_rs": (1, 1.25, "train"),  # Wong et al. (2020): one step of 1.25 eps from a random start
+}
+
+
+def training_attack(config: Any) -> TrainingAttack:
+    steps, alpha_ratio, mode = ADVERSARIAL[config.method]
+    if config.method == "fgsm_rs":
+        steps = 1
+    elif config.attack_steps is not None:
+        steps = config.attack_steps
+    alpha = config.step_size if config.step_size is not None else alpha_ratio * config.eps
+    random_start = True if config.method == "fgsm_rs" else config.random_start
+    return TrainingAttack(config.eps, alpha, steps, random_start, config.attack_mode or mode)
+
+
+def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, generator: torch.Generator) -> StepOutput:
+    """Minimise the loss on the training-time attack's points: PGD for ``pgd`` (Madry et al.),
+    FGSM from a random start for ``fgsm_rs`` (Wong et al., 2020); see :data:`ADVERSARIAL`."""
+    a = training_attack(config)
+    x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, generator=generator)
+    logits = model(x_adv)
+    return StepOutput(F.cross_entropy(logits, y), logits)
+
+
+def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, generator: torch.Generator) -> StepOutput:
+    """TRADES (Zhang et al., 2019): clean cross-entropy + beta * KL(f(x) || f(x_adv)), the
+    adversarial point maximising that KL from a start 0.001 * N(0, 1) away from x."""
+    a = training_attack(config)
+    with torch.no_grad(), eval_mode(model):
+        clean_probs = F.softmax(model(x), dim=1)
+    kl = lambda logits, _y: F.kl_div(F.log_softmax(logits, dim=1), clean_probs, reduction="none").sum(1)  # noqa: E731
+    noise = torch.randn(x.shape, generator=generator).to(x.device)
+    start = x + 0.001 * noise if a.random_start else x
+    x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, mode=a.mode, loss_fn=kl, start=start)
+    logits_clean, logits_adv = model(x), model(x_adv)
+    robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="batchmean")
+    return StepOutput(F.cross_entropy(logits_clean, y) + config.trades_beta * robust, logits_adv)
+
+
 OBJECTIVES: dict[str, Objective] = {
     "natural": natural,
+    "pgd": adversarial,
+    "trades": trades,
+    "fgsm_rs": adversarial,
 }
