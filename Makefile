@@ -7,14 +7,20 @@ BIN := $(VENV)/bin
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# the dev extras, plus torchattacks as a test oracle (--no-deps: its requests pin would downgrade others)
+$(VENV)/.dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
 	touch $@
 
 demo: $(VENV)/.installed
 	$(BIN)/robustmia train --dataset digits --model digits-cnn --epochs 30 --out runs/demo --resume
 	$(BIN)/robustmia evaluate runs/demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
 clean:

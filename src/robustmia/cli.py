@@ -105,8 +105,21 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
 
 @app.command()
+def recipes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the named training recipes (the paper's configurations and CPU variants)."""
+    from robustmia.train.recipes import list_recipes
+
+    found = list_recipes()
+    if as_json:
+        _print_json(found)
+    else:
+        _table("recipes", ["name", "what"], [[k, v] for k, v in found.items()])
+
+
+@app.command()
 def train(
     out: Path = typer.Option(..., "--out", help="Run folder to create (or to continue with --resume)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a named recipe (see `robustmia recipes`)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings; flags override it."),
     dataset: Optional[str] = typer.Option(None, help="digits (default), cifar10 or svhn."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies."),
@@ -144,10 +157,15 @@ def train(
     settings: dict[str, Any] = {}
     if resume:
         settings.update(read_config_dict(out) or {})
-    source = "flags"
+    sources = []
+    if recipe is not None:
+        from robustmia.train.recipes import load_recipe
+
+        settings.update(load_recipe(recipe))
+        sources.append(f"recipe {recipe}")
     if config is not None:
         settings.update(read_yaml(config))
-        source = str(config)
+        sources.append(str(config))
     flags = dict(
         dataset=dataset, data_dir=data_dir, model=model, method=method, epochs=epochs, iterations=iterations,
         batch_size=batch_size, lr=lr, lr_drops=lr_drops, lr_unit=lr_unit, momentum=momentum,
@@ -160,7 +178,9 @@ def train(
         settings.pop("epochs", None)
         settings.pop("iterations", None)
     settings.update(given)
-    cfg = validate(TrainConfig, settings, source if not given else f"{source} and flags" if config else "flags")
+    if given:
+        sources.append("flags")
+    cfg = validate(TrainConfig, settings, " + ".join(sources) or "defaults")
     bar: Optional[Progress] = None if quiet else _ProgressBar()
     try:
         record = run_training(cfg, out, resume=resume, device=device, download=download, progress=bar)
