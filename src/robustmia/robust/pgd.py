@@ -35,6 +35,10 @@ def attack_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
     """Put ``model`` in ``mode`` for an attack; restore its mode and BatchNorm statistics after."""
     was_training = model.training
     saved = [(b, b.detach().clone()) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()] if mode == "train" else []
+    # the attack needs input gradients only: frozen weights spare autograd their bookkeeping
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
     model.train(mode == "train")
     try:
         yield
@@ -42,6 +46,8 @@ def attack_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
         with torch.no_grad():
             for buf, value in saved:
                 buf.copy_(value)
+        for p in trainable:
+            p.requires_grad_(True)
         model.train(was_training)
 
 

@@ -1,0 +1,99 @@
+"""Training-step throughput (images/second) of every objective, side by side in one run.
+
+For each model (small CNN, WRN-16-4) at batch 128 on 32x32x3 inputs it times one SGD step
+of natural, PGD-7, TRADES-10, FGSM-RS training and of PGD-7 training built on torchattacks'
+PGD (the same attack settings, on the train-mode model as Madry et al.). The methods are
+interleaved round by round, so drift in the machine's speed hits them all alike; the
+median step time of the rounds after a warm-up round is reported, with the ratios:
+
+- ``pgd_over_natural``: PGD-7 step time / natural step time (target: <= 8.5);
+- ``ours_over_torchattacks``: our PGD-7 step time / the torchattacks-based one (target: <= 1).
+
+    python benchmarks/bench_training.py [--rounds 3] [--models small-cnn,wrn-16-4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from robustmia.data.datasets import DATASETS
+from robustmia.models import build_model
+from robustmia.train.config import TrainConfig
+from robustmia.train.objectives import OBJECTIVES, StepOutput
+
+EPS, ALPHA = 8 / 255, 2 / 255
+
+
+def torchattacks_pgd(model, x, y, config, generator):
+    import torchattacks
+
+    attack = torchattacks.PGD(model, eps=EPS, alpha=ALPHA, steps=7, random_start=True)
+    attack.set_model_training_mode(model_training=True)
+    x_adv = attack(x, y)
+    logits = model(x_adv)
+    return StepOutput(F.cross_entropy(logits, y), logits)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up round")
+    parser.add_argument("--models", default="small-cnn,wrn-16-4")
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+
+    methods = {
+        "natural": (OBJECTIVES["natural"], {"method": "natural"}),
+        "pgd7": (OBJECTIVES["pgd"], {"method": "pgd", "eps": EPS, "step_size": ALPHA, "attack_steps": 7}),
+        "trades10": (OBJECTIVES["trades"], {"method": "trades", "eps": EPS, "step_size": ALPHA, "attack_steps": 10}),
+        "fgsm_rs": (OBJECTIVES["fgsm_rs"], {"method": "fgsm_rs", "eps": EPS}),
+        "torchattacks_pgd7": (torchattacks_pgd, {"method": "pgd", "eps": EPS}),
+    }
+    info = DATASETS["cifar10"]
+    results = {}
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        model = build_model(name, info)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.rand(args.batch_size, *info.shape)
+        y = torch.randint(0, 10, (args.batch_size,))
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        for round_ in range(args.rounds + 1):
+            for method, (objective, settings) in methods.items():
+                config = TrainConfig(**settings)
+                generator = torch.Generator().manual_seed(round_)
+                model.train()
+                start = time.perf_counter()
+                out = objective(model, x, y, config, generator)
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                optimizer.step()
+                elapsed = time.perf_counter() - start
+                if round_ > 0:
+                    times[method].append(elapsed)
+        median = {m: statistics.median(t) for m, t in times.items()}
+        results[name] = {
+            "images_per_second": {m: round(args.batch_size / t, 2) for m, t in median.items()},
+            "pgd_over_natural": round(median["pgd7"] / median["natural"], 3),
+            "ours_over_torchattacks": round(median["pgd7"] / median["torchattacks_pgd7"], 3),
+        }
+    print(json.dumps({
+        "benchmark": "training_step_throughput",
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "targets": {"pgd_over_natural": "<= 8.5", "ours_over_torchattacks": "<= 1.0"},
+        "results": results,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
