@@ -35,7 +35,7 @@ def torchattacks_pgd(model, x, y, config, generator):
     import torchattacks
 
     attack = torchattacks.PGD(model, eps=EPS, alpha=ALPHA, steps=7, random_start=True)
-    attack.set_model_training_mode(model_training=True)
+    attack.set_model_training_mode(model_training=True, batchnorm_training=True)  # as ours: BatchNorm on batch statistics
     x_adv = attack(x, y)
     logits = model(x_adv)
     return StepOutput(F.cross_entropy(logits, y), logits)

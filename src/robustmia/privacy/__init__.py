@@ -1,0 +1,1 @@
+"""Membership inference: per-example signals, attacks that turn them into scores, metrics."""

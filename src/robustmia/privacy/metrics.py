@@ -1,0 +1,208 @@
+"""Membership-inference metrics from scores (higher = more likely a member) and the truth.
+
+One function, :func:`evaluate_scores`, serves every attack. All curve metrics come from a
+single sort of the scores; ties are handled as scikit-learn does (one operating point per
+distinct score), so the numbers equal ``roc_auc_score``, ``average_precision_score`` and
+``roc_curve`` exactly up to floating-point rounding.
+
+Definitions:
+
+- A threshold ``t`` predicts "member" for every score ``>= t``.
+- ``inference_accuracy``, ``precision``, ``recall``: at the chosen threshold. With
+  ``threshold=None`` it is the oracle threshold, the one that maximises accuracy on these
+  very scores (the paper's choice: an optimistic upper bound); otherwise the given one
+  (e.g. learned on shadow models).
+- ``auprc``: average precision with members as the positive class.
+- ``roc_auc``; ``tpr_at_fpr[a]``: the highest TPR of an operating point whose FPR <= a;
+  ``advantage``: max over thresholds of TPR - FPR.
+- ``kl_divergence``: KL(members || non-members) in nats between histograms of the loss
+  (or, without losses, of the scores): 100 equal-width bins over the pooled range of both
+  samples, each bin count + 0.5 (Jeffreys smoothing), then normalised. It is 0 for
+  identical samples and grows as the two distributions separate.
+- ``ci95``: 2.5 and 97.5 percentiles over bootstrap resamples of the examples (the
+  threshold is re-chosen in each resample when it is the oracle's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+FPR_LEVELS: tuple[float, ...] = (0.001, 0.01)
+KL_BINS, KL_PSEUDOCOUNT = 100, 0.5
+
+
+@dataclass
+class OperatingPoints:
+    """Cumulative counts at every distinct threshold, highest first, after a leading +inf."""
+
+    thresholds: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    n_pos: int
+    n_neg: int
+
+    @property
+    def tpr(self) -> np.ndarray:
+        return self.tp / self.n_pos
+
+    @property
+    def fpr(self) -> np.ndarray:
+        return self.fp / self.n_neg
+
+
+def operating_points(scores: np.ndarray, member: np.ndarray) -> OperatingPoints:
+    order = np.argsort(-scores, kind="stable")
+    s, m = scores[order], member[order]
+    last = np.flatnonzero(np.diff(s)) if len(s) > 1 else np.array([], dtype=np.int64)
+    idx = np.r_[last, len(s) - 1]
+    tp = np.cumsum(m, dtype=np.int64)[idx]
+    fp = idx + 1 - tp
+    return OperatingPoints(np.r_[np.inf, s[idx]], np.r_[0, tp], np.r_[0, fp], int(tp[-1]), int(fp[-1]))
+
+
+def roc_auc(p: OperatingPoints) -> float:
+    return float(np.trapezoid(p.tpr, p.fpr))
+
+
+def average_precision(p: OperatingPoints) -> float:
+    tp, fp = p.tp[1:], p.fp[1:]
+    precision = tp / (tp + fp)
+    recall = tp / p.n_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def tpr_at_fpr(p: OperatingPoints, level: float) -> float:
+    ok = np.flatnonzero(p.fpr <= level)
+    return float(p.tpr[ok[-1]])
+
+
+def _at(p: OperatingPoints, i: int) -> tuple[float, float, float]:
+    tp, fp = int(p.tp[i]), int(p.fp[i])
+    accuracy = (tp + p.n_neg - fp) / (p.n_pos + p.n_neg)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    return accuracy, precision, tp / p.n_pos
+
+
+def best_threshold(p: OperatingPoints) -> tuple[float, int]:
+    """The accuracy-maximising threshold (the first, i.e. highest, on ties) and its index."""
+    accuracy = (p.tp + p.n_neg - p.fp) / (p.n_pos + p.n_neg)
+    i = int(np.argmax(accuracy))
+    return float(p.thresholds[i]), i
+
+
+def kl_divergence(member_values: np.ndarray, nonmember_values: np.ndarray) -> float:
+    lo = float(min(member_values.min(), nonmember_values.min()))
+    hi = float(max(member_values.max(), nonmember_values.max()))
+    if hi <= lo:
+        return 0.0
+    edges = np.linspace(lo, hi, KL_BINS + 1)
+    p = np.histogram(member_values, edges)[0] + KL_PSEUDOCOUNT
+    q = np.histogram(nonmember_values, edges)[0] + KL_PSEUDOCOUNT
+    p, q = p / p.sum(), q / q.sum()
+    return float(np.sum(p * np.log(p / q)))
+
+
+def _point_metrics(scores: np.ndarray, member: np.ndarray, threshold: Optional[float], levels: Sequence[float]) -> dict[str, Any]:
+    p = operating_points(scores, member)
+    if threshold is None:
+        threshold, i = best_threshold(p)
+        accuracy, precision, recall = _at(p, i)
+    else:
+        pred = scores >= threshold
+        tp, fp = int(np.sum(pred & member)), int(np.sum(pred & ~member))
+        accuracy = (tp + p.n_neg - fp) / (p.n_pos + p.n_neg)
+        precision, recall = (tp / (tp + fp) if tp + fp else 0.0), tp / p.n_pos
+    return {
+        "inference_accuracy": accuracy,
+        "precision": precision,
+        "recall": recall,
+        "threshold": threshold,
+        "auprc": average_precision(p),
+        "roc_auc": roc_auc(p),
+        "advantage": float(np.max(p.tpr - p.fpr)),
+        "tpr_at_fpr": {str(a): tpr_at_fpr(p, a) for a in levels},
+    }
+
+
+@dataclass
+class MembershipMetrics:
+    attack: str
+    threshold_selection: str
+    n_members: int
+    n_nonmembers: int
+    inference_accuracy: float
+    precision: float
+    recall: float
+    threshold: float
+    auprc: float
+    roc_auc: float
+    advantage: float
+    tpr_at_fpr: dict[str, float]
+    kl_divergence: float
+    kl_on: str
+    ci95: dict[str, list[float]] = field(default_factory=dict)
+    n_bootstrap: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["threshold"] = None if not np.isfinite(self.threshold) else self.threshold
+        return d
+
+    def summary(self) -> str:
+        return (f"{self.attack} ({self.threshold_selection} threshold): accuracy {self.inference_accuracy:.4f}, "
+                f"AUC {self.roc_auc:.4f}, TPR@1%FPR {self.tpr_at_fpr.get('0.01', float('nan')):.4f}, "
+                f"on {self.n_members} members + {self.n_nonmembers} non-members")
+
+
+_CI_KEYS = ("inference_accuracy", "precision", "recall", "auprc", "roc_auc", "advantage", "kl_divergence")
+
+
+def evaluate_scores(
+    scores: np.ndarray,
+    member: np.ndarray,
+    *,
+    attack: str = "scores",
+    threshold: Optional[float] = None,
+    losses: Optional[np.ndarray] = None,
+    levels: Sequence[float] = FPR_LEVELS,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> MembershipMetrics:
+    """All metrics of one attack. ``threshold=None`` picks the oracle threshold."""
+    scores = np.asarray(scores, dtype=np.float64)
+    member = np.asarray(member, dtype=bool)
+    if scores.shape != member.shape or scores.ndim != 1:
+        raise ValueError("scores and member must be 1-D arrays of the same length")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
+    if member.all() or not member.any():
+        raise ValueError("need at least one member and one non-member")
+    kl_values = scores if losses is None else np.asarray(losses, dtype=np.float64)
+    point = _point_metrics(scores, member, threshold, levels)
+    kl = kl_divergence(kl_values[member], kl_values[~member])
+    result = MembershipMetrics(
+        attack=attack, threshold_selection="oracle" if threshold is None else "given",
+        n_members=int(member.sum()), n_nonmembers=int((~member).sum()), kl_divergence=kl,
+        kl_on="loss" if losses is not None else "score", **point,
+    )
+    if n_bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        samples: dict[str, list[float]] = {k: [] for k in (*_CI_KEYS, *(f"tpr_at_fpr_{a}" for a in levels))}
+        n = len(scores)
+        for _ in range(n_bootstrap):
+            idx = rng.integers(0, n, n)
+            m = member[idx]
+            if m.all() or not m.any():
+                continue
+            b = _point_metrics(scores[idx], m, threshold, levels)
+            b["kl_divergence"] = kl_divergence(kl_values[idx][m], kl_values[idx][~m])
+            for k in _CI_KEYS:
+                samples[k].append(b[k])
+            for a in levels:
+                samples[f"tpr_at_fpr_{a}"].append(b["tpr_at_fpr"][str(a)])
+        result.ci95 = {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in samples.items() if v}
+        result.n_bootstrap = n_bootstrap
+    return result

@@ -1,0 +1,77 @@
+"""Per-example signals computed from a model's outputs only (black-box).
+
+From logits ``z`` and labels ``y`` (in float64, stably):
+
+- ``confidence``: the true-class probability F_y(x) (the paper's Eq. 5);
+- ``loss``: cross-entropy, -log F_y(x);
+- ``entropy``: -sum_i F_i log F_i;
+- ``mentropy``: modified entropy (Song & Mittal, 2021),
+  -(1 - F_y) log F_y - sum_{i != y} F_i log(1 - F_i);
+- ``lira``: the logit-scaled confidence of LiRA, log F_y - log(sum_{j != y} F_j)
+  = z_y - logsumexp_{j != y} z_j.
+
+With an attack, the same signals on PGD-perturbed inputs get the prefix ``adv_``, and
+``loss_increase`` = adv_loss - loss. The model is always evaluated in eval mode: BatchNorm
+statistics are never touched.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustmia.data.datasets import ImageSet
+from robustmia.robust.evaluate import eval_mode, logits_of, model_device
+
+BASE_SIGNALS = ("confidence", "loss", "entropy", "mentropy", "lira")
+
+
+def _log_complement(z: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """log(1 - F_i) for every class: log1p(-F_i) where F_i <= 1/2, and for the top class
+    (the only one that can exceed 1/2) logsumexp of the other logits minus logsumexp of all."""
+    out = torch.log1p(-logp.exp().clamp(max=0.5))
+    top = z.argmax(1, keepdim=True)
+    others = z.scatter(1, top, float("-inf")).logsumexp(1, keepdim=True) - z.logsumexp(1, keepdim=True)
+    return out.scatter(1, top, others)
+
+
+def signals_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.long).view(-1, 1)
+    logp = torch.log_softmax(z, dim=1)
+    p = logp.exp()
+    log1m = _log_complement(z, logp)
+    logp_y, log1m_y = logp.gather(1, y).squeeze(1), log1m.gather(1, y).squeeze(1)
+    others = torch.ones_like(p, dtype=torch.bool).scatter(1, y, False)
+    mentropy = -(log1m_y.exp() * logp_y) - torch.where(others, p * log1m, torch.zeros_like(p)).sum(1)
+    lira = z.gather(1, y).squeeze(1) - z.scatter(1, y, float("-inf")).logsumexp(1)
+    return {
+        "confidence": logp_y.exp().numpy(),
+        "loss": (-logp_y).numpy(),
+        "entropy": (-(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum(1)).numpy(),
+        "mentropy": mentropy.numpy(),
+        "lira": lira.numpy(),
+    }
+
+
+Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def model_signals(model: nn.Module, data: ImageSet, *, attack: Optional[Attack] = None, batch_size: int = 500) -> dict[str, np.ndarray]:
+    """All signals of ``model`` on ``data`` (plus ``logits``); with ``attack``, also on its points."""
+    logits = logits_of(model, data.images, batch_size)
+    out = {"logits": logits.numpy().astype(np.float32), **signals_from_logits(logits, data.labels)}
+    if attack is not None:
+        device = model_device(model)
+        adv = []
+        with eval_mode(model):
+            for i in range(0, len(data), batch_size):
+                x, y = data.images[i : i + batch_size].to(device), data.labels[i : i + batch_size].to(device)
+                adv.append(attack(model, x, y).cpu())
+        adv_signals = signals_from_logits(logits_of(model, torch.cat(adv), batch_size), data.labels)
+        out.update({f"adv_{k}": v for k, v in adv_signals.items()})
+        out["loss_increase"] = out["adv_loss"] - out["loss"]
+    return out
