@@ -1,0 +1,42 @@
+"""What every attack receives and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class AttackInputs:
+    """Signals of the target model and, where available, of K reference models.
+
+    ``target``: signal name -> (N,) array on the N evaluation examples (``logits``: (N, C)).
+    ``labels``: (N,) true labels. ``references``: one such dict per reference model and
+    ``keep``: (K, N) bool, True where the example was in that reference model's training
+    set. ``population`` / ``ref_population``: the same on population examples that are in
+    no model's training set (RMIA's z)."""
+
+    target: dict[str, np.ndarray]
+    labels: np.ndarray
+    references: Optional[list[dict[str, np.ndarray]]] = None
+    keep: Optional[np.ndarray] = None
+    population: Optional[dict[str, np.ndarray]] = None
+    ref_population: Optional[list[dict[str, np.ndarray]]] = None
+
+    def reference_matrix(self, signal: str) -> np.ndarray:
+        """(K, N) array of one signal over the reference models."""
+        if not self.references:
+            raise ValueError("this attack needs reference models")
+        return np.stack([r[signal] for r in self.references])
+
+
+@dataclass
+class AttackResult:
+    """Scores (higher = member) and, for threshold attacks, the decision threshold:
+    ``None`` means the metrics pick the oracle threshold on the scores themselves."""
+
+    scores: np.ndarray
+    threshold: Optional[float] = None
+    threshold_selection: str = "oracle"

@@ -1,0 +1,51 @@
+"""LiRA, the likelihood-ratio attack of Carlini et al. (2022), on the logit-scaled confidence
+phi = log F_y - log(1 - F_y).
+
+- online: per example, Gaussians fitted to phi under the reference models that trained on
+  it (IN) and those that did not (OUT); score = log N(phi; mu_in, s_in^2) - log N(phi; mu_out, s_out^2);
+- offline: OUT models only; score = log Pr[Z <= phi] with Z ~ N(mu_out, s_out^2) (one-sided:
+  a member's phi is high);
+- fixed variance: one standard deviation for all examples (the pooled within-example
+  standard deviation of the IN, resp. OUT, fits) instead of each example's own; the
+  choice of Carlini et al. when there are few reference models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+
+from robustmia.privacy.attacks.base import AttackInputs, AttackResult
+
+_EPS = 1e-30
+
+
+def _masked_stats(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    count = mask.sum(0)
+    mean = np.where(mask, values, 0).sum(0) / np.maximum(count, 1)
+    var = np.where(mask, (values - mean) ** 2, 0).sum(0) / np.maximum(count - 1, 1)
+    return mean, np.sqrt(var), count
+
+
+def _std(per_example: np.ndarray, count: np.ndarray, fixed: bool) -> np.ndarray:
+    if not fixed:
+        return per_example + _EPS
+    pooled = np.sqrt(np.sum(per_example**2 * np.maximum(count - 1, 0)) / max(np.sum(np.maximum(count - 1, 0)), 1))
+    return np.full_like(per_example, pooled + _EPS)
+
+
+def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = False) -> AttackResult:
+    phi = inputs.target["lira"].astype(np.float64)
+    ref = inputs.reference_matrix("lira").astype(np.float64)
+    keep = inputs.keep
+    mu_out, sd_out, n_out = _masked_stats(ref, ~keep)
+    if (n_out < 2).any():
+        raise ValueError("LiRA needs at least 2 OUT reference models for every example")
+    sd_out = _std(sd_out, n_out, fixed_variance)
+    if not online:
+        return AttackResult(norm.logcdf(phi, mu_out, sd_out))
+    mu_in, sd_in, n_in = _masked_stats(ref, keep)
+    if (n_in < 2).any():
+        raise ValueError("online LiRA needs at least 2 IN reference models for every example")
+    sd_in = _std(sd_in, n_in, fixed_variance)
+    return AttackResult(norm.logpdf(phi, mu_in, sd_in) - norm.logpdf(phi, mu_out, sd_out))
