@@ -39,7 +39,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         table.add_column(c)
     for r in rows:
         table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r])
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 class _ProgressBar:
@@ -238,6 +238,93 @@ def evaluate(
         typer.echo(f"attack: {json.dumps(result['attack'])}")
     else:
         typer.echo("no attack: the run was trained naturally; pass --eps to evaluate under PGD")
+
+
+def _metrics_table(title: str, records: list[dict[str, Any]]) -> None:
+    rows = []
+    for r in records:
+        lo, hi = r["ci95"].get("inference_accuracy", [float("nan")] * 2)
+        rows.append([r["attack"], r["threshold_selection"], f"{r['inference_accuracy']:.4f} [{lo:.3f}, {hi:.3f}]",
+                     r["precision"], r["recall"], r["auprc"], r["kl_divergence"], r["roc_auc"],
+                     r["tpr_at_fpr"]["0.001"], r["tpr_at_fpr"]["0.01"], r["advantage"]])
+    _table(title, ["attack", "threshold", "accuracy [95% CI]", "precision", "recall", "AUPRC", "KL", "ROC AUC",
+                   "TPR@0.1%", "TPR@1%", "advantage"], rows)
+    if records:
+        r = records[0]
+        typer.echo(f"{r['n_members']} members + {r['n_nonmembers']} non-members; CIs from {r['n_bootstrap']} bootstrap "
+                   "resamples; an oracle threshold is chosen on the evaluation set itself (an optimistic upper bound)")
+
+
+@app.command()
+def attack(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `robustmia train`."),
+    attacks: str = typer.Option(",".join(("confidence", "loss", "entropy", "modified-entropy", "lira", "rmia", "shadow")),
+                                "--attacks", help="Comma-separated attacks (see --help of `robustmia attack`)."),
+    threshold: str = typer.Option("oracle", help="Threshold selection of threshold attacks: oracle, shadow or both."),
+    per_class: bool = typer.Option(False, "--per-class", help="One threshold per class."),
+    references: int = typer.Option(16, help="Reference/shadow models, trained with the target's recipe (even)."),
+    eval_size: Optional[int] = typer.Option(None, "--eval-size", help="Members (and as many non-members) to evaluate on."),
+    population: int = typer.Option(2000, help="Population examples for RMIA."),
+    eps: Optional[str] = typer.Option(None, help="Epsilon of the PGD inputs for adv-* attacks (default: the run's)."),
+    attack_steps: int = typer.Option(20, "--attack-steps"),
+    step_size: Optional[str] = typer.Option(None, "--step-size", help="PGD step (default eps/8)."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0, help="Seed of the evaluation subset, keep masks and reference models."),
+    device: str = typer.Option("auto"),
+    quiet: bool = typer.Option(False, "--quiet"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON record per attack."),
+) -> None:
+    """Membership-inference attacks on a trained run; records saved under RUN_DIR/audit/.
+
+    Attacks: confidence, loss, entropy, modified-entropy (and adv-* on PGD inputs,
+    loss-increase), lira, lira-offline, lira-fixed, lira-offline-fixed, rmia, rmia-offline,
+    shadow (Shokri et al.)."""
+    from robustmia.experiments.audit import AuditSettings, audit_run
+    from robustmia.train.run import Run
+    from robustmia.validation import validate
+
+    run = Run.open(run_dir)
+    settings = validate(AuditSettings, dict(
+        attacks=attacks, threshold=threshold, per_class=per_class, references=references, eval_size=eval_size,
+        population=population, eps=eps, attack_steps=attack_steps, step_size=step_size, bootstrap=bootstrap, seed=seed,
+    ), "attack options")
+    bar: Optional[Progress] = None if quiet or as_json else _ProgressBar()
+    try:
+        records = audit_run(run, settings, device=device, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        _print_json(records)
+    else:
+        _metrics_table(f"membership inference on {run_dir}", records)
+
+
+@app.command("audit-scores")
+def audit_scores(
+    file: Path = typer.Argument(..., help=".npz with labels (N,), member (N,) and probs (N,C) or logits (N,C)."),
+    bootstrap: int = typer.Option(1000, min=0, help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON record per attack."),
+) -> None:
+    """Audit any black-box model from a file of its predictions (threshold attacks, oracle threshold)."""
+    from robustmia.privacy.attacks import AttackInputs, run_attack
+    from robustmia.privacy.attacks.threshold import THRESHOLD_SIGNALS
+    from robustmia.privacy.metrics import evaluate_scores
+    from robustmia.privacy.predictions import load_predictions
+    from robustmia.privacy.signals import signals_from_logits
+
+    logits, labels, member = load_predictions(file)
+    inputs = AttackInputs(target=signals_from_logits(logits, labels), labels=labels)
+    records = []
+    for name in THRESHOLD_SIGNALS:
+        result = run_attack(name, inputs)
+        m = evaluate_scores(result.scores, member, attack=name, losses=inputs.target["loss"], n_bootstrap=bootstrap, seed=seed)
+        records.append(m.to_dict())
+    if as_json:
+        _print_json(records)
+    else:
+        _metrics_table(f"membership inference from {file}", records)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -54,6 +54,10 @@ class ImageSet:
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         return ImageSet(self.images[idx], self.labels[idx])
 
+    @staticmethod
+    def concat(*parts: "ImageSet") -> "ImageSet":
+        return ImageSet(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
+
 
 DIGITS_TRAIN_SIZE = 898
 

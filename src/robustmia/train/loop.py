@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from robustmia.data.datasets import dataset_info, load_dataset
+from robustmia.data.datasets import ImageSet, dataset_info, load_dataset
 from robustmia.data.splits import load_split, make_split, save_split
 from robustmia.data.transforms import augment
 from robustmia.errors import UserError
@@ -71,8 +71,13 @@ def train(
     device: str = "auto",
     download: bool = False,
     progress: Optional[Progress] = None,
+    members: Optional[ImageSet] = None,
 ) -> dict[str, Any]:
-    """Train ``config`` into the run folder ``out``; return the last epoch's record."""
+    """Train ``config`` into the run folder ``out``; return the last epoch's record.
+
+    The training set is the split's members (drawn from the config's ``train_size`` and
+    seed and saved as ``split.npz``), unless ``members`` is given: reference and shadow
+    models train on their own subsets that way, and their folders hold no split."""
     out = Path(out)
     dev = resolve_device(device)
     info = dataset_info(config.dataset)
@@ -81,14 +86,18 @@ def train(
     train_set, test_set = load_dataset(config.dataset, config.data_dir, download)
     continuing = _prepare_folder(out, config, resume)
 
-    if continuing:
-        split = load_split(out / SPLIT_FILE)
-    else:
-        split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
+    split = None
+    if members is None:
+        if continuing:
+            split = load_split(out / SPLIT_FILE)
+        else:
+            split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
+        members = train_set.subset(split.members)
+    if not continuing:
         out.mkdir(parents=True, exist_ok=True)
-        save_split(split, out / SPLIT_FILE)
+        if split is not None:
+            save_split(split, out / SPLIT_FILE)
         write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
-    members = train_set.subset(split.members)
     kind = config.resolved_augment(info.augment)
 
     model.to(dev)

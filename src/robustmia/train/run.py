@@ -90,10 +90,15 @@ class Run:
         return train.subset(self.split.members), test
 
     def load_model(self, device: torch.device | str = "cpu") -> nn.Module:
-        ckpt = checkpoint_dir(self.path)
-        if ckpt is None:
-            raise UserError(f"run {self.path} has no checkpoint yet; train it (or resume it with --resume) first")
-        weights, _, _ = load_checkpoint(ckpt)
-        model = build_model(self.config.model, self.info)
-        load_weights(model, weights, ckpt)
-        return model.to(resolve_device(device) if isinstance(device, str) else device).eval()
+        return load_trained_model(self.path, self.config, self.info, device)
+
+
+def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, device: torch.device | str = "cpu") -> nn.Module:
+    """The model in a run folder's latest checkpoint, in eval mode on ``device``."""
+    ckpt = checkpoint_dir(path)
+    if ckpt is None:
+        raise UserError(f"run {path} has no checkpoint yet; train it (or resume it with --resume) first")
+    weights, _, _ = load_checkpoint(ckpt)
+    model = build_model(config.model, info)
+    load_weights(model, weights, ckpt)
+    return model.to(resolve_device(device) if isinstance(device, str) else device).eval()

@@ -1,0 +1,1 @@
+"""Experiments: the pieces composed into audits and studies (training what is missing, caching)."""

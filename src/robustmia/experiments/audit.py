@@ -1,0 +1,211 @@
+"""The black-box membership audit of one trained run.
+
+1. The evaluation set: ``eval_size`` members and as many non-members (balanced, seeded).
+2. The target's signals on it (clean, and on PGD points when an adversarial attack asks).
+3. If an attack needs them, K reference models trained with the target's exact recipe
+   through the one training loop, each on a random half of the evaluation set (balanced
+   keep masks: every example is in exactly K/2 of them), and their signals on the
+   evaluation set and on a population of examples that no model trained on (RMIA's z).
+   A robust target gets robust reference models, since they share its recipe.
+4. Each attack turns the signals into scores; the metrics are computed the same way for all.
+
+Everything is cached under ``RUN_DIR/audit/``: a re-run trains and computes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from robustmia.data.datasets import ImageSet, load_dataset
+from robustmia.epsilon import Epsilon, StepSize
+from robustmia.errors import UserError
+from robustmia.io import atomic_write, write_json
+from robustmia.privacy.attacks import AttackInputs, run_attack
+from robustmia.privacy.attacks.registry import ATTACKS, THRESHOLD_ATTACKS, needs_adversarial, needs_references
+from robustmia.privacy.metrics import evaluate_scores
+from robustmia.privacy.signals import model_signals
+from robustmia.progress import Progress, emit
+from robustmia.robust.evaluate import EvalAttack
+from robustmia.train.loop import train
+from robustmia.train.run import Run, load_trained_model, resolve_device
+
+MIN_POPULATION = 100
+DEFAULT_ATTACKS = ("confidence", "loss", "entropy", "modified-entropy", "lira", "rmia", "shadow")
+
+
+class AuditSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
+    threshold: Literal["oracle", "shadow", "both"] = "oracle"
+    per_class: bool = False
+    references: int = Field(default=16, ge=2)
+    eval_size: Optional[int] = Field(default=None, ge=1)
+    population: int = Field(default=2000, ge=0)
+    eps: Optional[Epsilon] = None
+    attack_steps: int = Field(default=20, ge=1)
+    step_size: StepSize = None
+    bootstrap: int = Field(default=1000, ge=0)
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("attacks", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [a.strip() for a in v.split(",") if a.strip()] if isinstance(v, str) else v
+
+    @field_validator("attacks")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [a for a in v if a not in ATTACKS]
+        if unknown or not v:
+            raise ValueError(f"unknown attack {', '.join(unknown) or '(none given)'}; choose from: {', '.join(ATTACKS)}")
+        return v
+
+    @field_validator("references")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even: every example is in exactly half the reference models")
+        return v
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def balanced_keep(k: int, n: int, seed: int) -> np.ndarray:
+    """(k, n) bool: every column has exactly k/2 True, drawn at random."""
+    order = np.random.default_rng(seed).random((k, n)).argsort(0)
+    return order < k // 2
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+
+
+def _load_arrays(path: Path) -> Optional[dict[str, np.ndarray]]:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception:
+        return None  # a damaged cache entry is recomputed
+
+
+class Audit:
+    def __init__(self, run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None):
+        self.run, self.settings, self.progress = run, settings, progress
+        self.device = resolve_device(device)
+        eps = settings.eps if settings.eps is not None else (run.config.eps or None)
+        self.wants_adv = any(needs_adversarial(a) for a in settings.attacks)
+        if self.wants_adv and not eps:
+            raise UserError("adversarial-input attacks need an epsilon: pass --eps (e.g. 8/255); the run was trained with none")
+        self.eval_attack = EvalAttack(eps=eps, steps=settings.attack_steps, step_size=settings.step_size, seed=settings.seed) if self.wants_adv else None
+        self.shadow = settings.threshold in ("shadow", "both")
+        self.wants_refs = any(needs_references(a, settings.threshold) for a in settings.attacks)
+
+        train_set, test_set = load_dataset(run.config.dataset, run.config.data_dir)
+        split = run.split
+        rng = np.random.default_rng(_seed(settings.seed, 1))
+        n = min(len(split.members), len(split.nonmembers), settings.eval_size or len(split.members))
+        mem_idx = np.sort(rng.permutation(split.members)[:n])
+        non_perm = rng.permutation(split.nonmembers)
+        non_idx = np.sort(non_perm[:n])
+        self.candidates = ImageSet.concat(train_set.subset(mem_idx), test_set.subset(non_idx))
+        self.member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+        population = ImageSet.concat(train_set.subset(split.pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
+        take = np.sort(rng.permutation(len(population))[: settings.population])
+        self.population = population.subset(take) if len(take) else None
+        self.folder = run.path / "audit" / f"n{n}-seed{settings.seed}"
+        self.n = n
+        have = 0 if self.population is None else len(self.population)
+        if any(a.startswith("rmia") for a in settings.attacks) and have < MIN_POPULATION:
+            raise UserError(
+                f"rmia needs at least {MIN_POPULATION} population examples that no model trains on, but this run leaves {have}: "
+                f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size"
+            )
+
+    # --- signals -------------------------------------------------------------------------
+
+    def _signal_key(self) -> str:
+        a = self.eval_attack
+        return "clean" if a is None else f"pgd-eps{a.eps:.6g}-steps{a.steps}-alpha{a.alpha:.6g}-seed{a.seed}"
+
+    def _signals(self, folder: Path, model: torch.nn.Module, data: ImageSet, name: str) -> dict[str, np.ndarray]:
+        path = folder / f"signals-{name}-{self._signal_key()}.npz"
+        cached = _load_arrays(path)
+        if cached is None:
+            attack = self.eval_attack.pgd if self.eval_attack is not None else None
+            cached = model_signals(model, data, attack=attack, batch_size=self.run.config.eval_batch_size)
+            _save_arrays(path, cached)
+        return cached
+
+    # --- reference models ----------------------------------------------------------------
+
+    def _reference_models(self) -> tuple[np.ndarray, list[dict], Optional[list[dict]]]:
+        k = self.settings.references
+        keep = balanced_keep(k, 2 * self.n, _seed(self.settings.seed, 2, k))
+        refs, ref_pop = [], []
+        emit(self.progress, "start", task=f"reference models ({self.run.config.method})", total=k)
+        for j in range(k):
+            folder = self.folder / f"references-{k}" / f"model-{j:03d}"
+            config = self.run.config.model_copy(update={"seed": _seed(self.settings.seed, 3, j) % (2**31)})
+            train(config, folder, resume=True, device=str(self.device), members=self.candidates.subset(np.flatnonzero(keep[j])))
+            model = load_trained_model(folder, config, self.run.info, self.device)
+            refs.append(self._signals(folder, model, self.candidates, "eval"))
+            if self.population is not None:
+                ref_pop.append(self._signals(folder, model, self.population, "population"))
+            emit(self.progress, "advance", steps=1)
+        emit(self.progress, "end")
+        return keep, refs, ref_pop or None
+
+    # --- attacks -------------------------------------------------------------------------
+
+    def inputs(self) -> AttackInputs:
+        model = self.run.load_model(self.device)
+        target = self._signals(self.folder, model, self.candidates, "target")
+        population = self._signals(self.folder, model, self.population, "target-population") if self.population is not None else None
+        inputs = AttackInputs(target=target, labels=self.candidates.labels.numpy(), population=population)
+        if self.wants_refs:
+            inputs.keep, inputs.references, inputs.ref_population = self._reference_models()
+        return inputs
+
+    def run_attacks(self) -> list[dict[str, Any]]:
+        inputs = self.inputs()
+        s = self.settings
+        records = []
+        for name in s.attacks:
+            selections = (["oracle", "shadow"] if s.threshold == "both" else [s.threshold]) if name in THRESHOLD_ATTACKS else ["oracle"]
+            for selection in selections:
+                try:
+                    result = run_attack(name, inputs, threshold=selection, per_class=s.per_class, oracle_member=self.member)
+                except ValueError as e:
+                    raise UserError(f"attack {name}: {e}") from None
+                losses = inputs.target["adv_loss" if needs_adversarial(name) else "loss"]
+                m = evaluate_scores(result.scores, self.member, attack=name, threshold=result.threshold, losses=losses,
+                                    n_bootstrap=s.bootstrap, seed=s.seed)
+                m.threshold_selection = result.threshold_selection
+                record = m.to_dict()
+                record.update({
+                    "per_class": s.per_class and name in THRESHOLD_ATTACKS,
+                    "n_references": s.references if needs_references(name, selection) else 0,
+                    "inputs": "pgd" if needs_adversarial(name) else "clean",
+                })
+                if needs_adversarial(name):
+                    record["eval_attack"] = self.eval_attack.describe()
+                records.append(record)
+        write_json(self.folder / "attacks.json", records)
+        return records
+
+
+def audit_run(run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None) -> list[dict[str, Any]]:
+    return Audit(run, settings, device=device, progress=progress).run_attacks()

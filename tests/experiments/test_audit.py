@@ -1,0 +1,90 @@
+"""`robustmia attack` end to end on digits with K=16 reference models per target recipe."""
+
+import json
+
+import pytest
+
+from robustmia.privacy.attacks.registry import ATTACKS
+from tests.conftest import assert_one_line_error, cli
+
+KEYS = {"attack", "threshold_selection", "n_members", "n_nonmembers", "inference_accuracy", "precision", "recall",
+        "auprc", "kl_divergence", "roc_auc", "advantage", "tpr_at_fpr", "ci95"}
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("targets")
+    recipes = {
+        "natural": ["--model", "digits-mlp", "--epochs", "30", "--train-size", "500"],
+        "pgd": ["--model", "digits-mlp", "--method", "pgd", "--eps", "0.1", "--epochs", "15", "--train-size", "500"],
+    }
+    for name, flags in recipes.items():
+        r = cli("train", *flags, "--out", str(root / name), "--quiet")
+        assert r.returncode == 0, r.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def records(targets):
+    out = {}
+    for name in ("natural", "pgd"):
+        r = cli("attack", str(targets / name), "--attacks", ",".join(ATTACKS), "--references", "16",
+                "--threshold", "both", "--bootstrap", "100", "--eps", "0.1", "--json")
+        assert r.returncode == 0, r.stderr
+        out[name] = json.loads(r.stdout)
+    return out
+
+
+def test_every_attack_runs_on_natural_and_pgd_targets(records):
+    for name, recs in records.items():
+        assert {r["attack"] for r in recs} == set(ATTACKS)
+        for r in recs:
+            assert KEYS <= r.keys()
+            assert r["n_members"] == r["n_nonmembers"] == 500
+            assert set(r["tpr_at_fpr"]) == {"0.001", "0.01"}
+            lo, hi = r["ci95"]["roc_auc"]
+            assert 0 <= lo <= hi <= 1
+            assert 0.4 < r["roc_auc"] < 1.0
+        shadow = [r for r in recs if r["threshold_selection"] == "shadow"]
+        assert {r["attack"] for r in shadow} >= {"confidence", "loss", "adv-confidence"}
+
+
+def test_lira_beats_the_global_confidence_threshold_at_low_fpr(records):
+    by = {(r["attack"], r["threshold_selection"]): r for r in records["natural"]}
+    lira, conf = by[("lira", "oracle")], by[("confidence", "oracle")]
+    assert lira["tpr_at_fpr"]["0.01"] > conf["tpr_at_fpr"]["0.01"], (lira["tpr_at_fpr"], conf["tpr_at_fpr"])
+    assert lira["roc_auc"] > conf["roc_auc"]
+
+
+def test_reference_models_follow_the_target_recipe_and_are_cached(targets, records):
+    folder = next((targets / "pgd" / "audit").glob("n500-seed0"))
+    refs = sorted((folder / "references-16").glob("model-*"))
+    assert len(refs) == 16
+    config = json.loads((refs[0] / "config.json").read_text())
+    target = json.loads((targets / "pgd" / "config.json").read_text())
+    assert {k: v for k, v in config.items() if k != "seed"} == {k: v for k, v in target.items() if k != "seed"}
+    stamp = (refs[3] / "checkpoint" / "model.safetensors").stat().st_mtime_ns
+    r = cli("attack", str(targets / "pgd"), "--attacks", "lira", "--references", "16", "--bootstrap", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    assert (refs[3] / "checkpoint" / "model.safetensors").stat().st_mtime_ns == stamp
+    lira = [x for x in records["pgd"] if x["attack"] == "lira"][0]
+    assert json.loads(r.stdout)[0]["roc_auc"] == lira["roc_auc"]
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--attacks", "confidence,magic"], "unknown attack magic"),
+        (["--references", "3"], "must be even"),
+        (["--threshold", "best"], "threshold"),
+        (["--eps", "3", "--attacks", "adv-loss"], "not 8"),
+    ],
+)
+def test_bad_attack_options(targets, run_main, flags, fragment):
+    assert_one_line_error(*run_main("attack", str(targets / "natural"), "--json", *flags), fragment)
+
+
+def test_rmia_without_population_says_how_to_fix(tmp_path, run_main):
+    code, _, err = run_main("train", "--model", "digits-mlp", "--epochs", "1", "--out", str(tmp_path / "full"), "--quiet")
+    assert code == 0, err
+    assert_one_line_error(*run_main("attack", str(tmp_path / "full"), "--attacks", "rmia"), "population", "--eval-size")
