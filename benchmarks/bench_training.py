@@ -26,12 +26,12 @@ import torch.nn.functional as F
 from robustmia.data.datasets import DATASETS
 from robustmia.models import build_model
 from robustmia.train.config import TrainConfig
-from robustmia.train.objectives import OBJECTIVES, StepOutput
+from robustmia.train.objectives import OBJECTIVES, StepContext, StepOutput
 
 EPS, ALPHA = 8 / 255, 2 / 255
 
 
-def torchattacks_pgd(model, x, y, config, generator):
+def torchattacks_pgd(model, x, y, config, ctx):
     import torchattacks
 
     attack = torchattacks.PGD(model, eps=EPS, alpha=ALPHA, steps=7, random_start=True)
@@ -70,7 +70,7 @@ def main() -> None:
                 generator = torch.Generator().manual_seed(round_)
                 model.train()
                 start = time.perf_counter()
-                out = objective(model, x, y, config, generator)
+                out = objective(model, x, y, config, StepContext(generator))
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 optimizer.step()

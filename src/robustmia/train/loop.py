@@ -26,7 +26,7 @@ from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import clean_scores
 from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
 from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
-from robustmia.train.objectives import OBJECTIVES
+from robustmia.train.objectives import OBJECTIVES, StepContext
 from robustmia.train.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, build_initial_model, read_config_dict, resolve_device
 from robustmia.train.schedule import piecewise_lr
 
@@ -133,7 +133,7 @@ def train(
                 group["lr"] = lr
             idx = order[start : start + config.batch_size]
             x, y = augment(x_all[idx], kind, generator), y_all[idx]
-            out_step = objective(model, x, y, config, generator)
+            out_step = objective(model, x, y, config, StepContext(generator, step, total_steps))
             optimizer.zero_grad(set_to_none=True)
             out_step.loss.backward()
             optimizer.step()

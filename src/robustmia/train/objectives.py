@@ -1,8 +1,9 @@
 """Training objectives: one function each, all plugged into the one loop in ``loop.py``.
 
 An objective takes the model (in train mode), a batch of pixels ``x`` in [0, 1] with labels
-``y``, the run's config and a generator for any randomness it needs, and returns the loss
-to minimise and the logits to score training accuracy on. Adversarial and certified
+``y``, the run's config and a :class:`StepContext` (the generator for any randomness it
+needs, and where training stands, for schedules such as an epsilon ramp), and returns the
+loss to minimise and the logits to score training accuracy on. Adversarial and certified
 objectives compute their perturbed inputs or bounds inside, and nothing else changes.
 """
 
@@ -24,10 +25,21 @@ class StepOutput(NamedTuple):
     logits: torch.Tensor
 
 
-Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, Any, torch.Generator], StepOutput]
+class StepContext(NamedTuple):
+    generator: torch.Generator
+    step: int = 0  # optimisation steps done before this one
+    total_steps: int = 1
+
+    @property
+    def progress(self) -> float:
+        """The fraction of training done, in [0, 1)."""
+        return self.step / max(self.total_steps, 1)
 
 
-def natural(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, generator: torch.Generator) -> StepOutput:
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, Any, StepContext], StepOutput]
+
+
+def natural(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
     logits = model(x)
     return StepOutput(F.cross_entropy(logits, y), logits)
 
@@ -65,23 +77,23 @@ def training_attack(config: Any) -> TrainingAttack:
     return TrainingAttack(config.eps, alpha, steps, random_start, config.attack_mode or mode)
 
 
-def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, generator: torch.Generator) -> StepOutput:
+def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
     """Minimise the loss on the training-time attack's points: PGD for ``pgd`` (Madry et al.),
     FGSM from a random start for ``fgsm_rs`` (Wong et al., 2020); see :data:`ADVERSARIAL`."""
     a = training_attack(config)
-    x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, generator=generator)
+    x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, generator=ctx.generator)
     logits = model(x_adv)
     return StepOutput(F.cross_entropy(logits, y), logits)
 
 
-def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, generator: torch.Generator) -> StepOutput:
+def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
     """TRADES (Zhang et al., 2019): clean cross-entropy + beta * KL(f(x) || f(x_adv)), the
     adversarial point maximising that KL from a start 0.001 * N(0, 1) away from x."""
     a = training_attack(config)
     with torch.no_grad(), eval_mode(model):
         clean_probs = F.softmax(model(x), dim=1)
     kl = lambda logits, _y: F.kl_div(F.log_softmax(logits, dim=1), clean_probs, reduction="none").sum(1)  # noqa: E731
-    noise = torch.randn(x.shape, generator=generator).to(x.device)
+    noise = torch.randn(x.shape, generator=ctx.generator).to(x.device)
     start = x + 0.001 * noise if a.random_start else x
     x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, mode=a.mode, loss_fn=kl, start=start)
     logits_clean, logits_adv = model(x), model(x_adv)
