@@ -125,7 +125,7 @@ def train(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies."),
     download: bool = typer.Option(False, "--download", help="Download the dataset if it is missing."),
     model: Optional[str] = typer.Option(None, help="Architecture (see `robustmia models`)."),
-    method: Optional[str] = typer.Option(None, help="Training objective: natural, pgd, trades or fgsm_rs."),
+    method: Optional[str] = typer.Option(None, help="Training objective: natural, pgd, trades, fgsm_rs, convex_dual, ibp or crown_ibp."),
     epochs: Optional[int] = typer.Option(None, help="Training length in epochs (default 30)."),
     iterations: Optional[int] = typer.Option(None, help="Training length in iterations (instead of epochs)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -205,6 +205,7 @@ def evaluate(
     restarts: int = typer.Option(1, help="PGD restarts (the worst point per example is kept)."),
     random_start: bool = typer.Option(True, "--random-start/--no-random-start"),
     autoattack: bool = typer.Option(False, "--autoattack", help="Also run AutoAttack (needs torchattacks)."),
+    bound: str = typer.Option("crown", help="Bound for verified accuracy of certifiable models: crown, wong-kolter, crown-ibp, ibp or none."),
     max_examples: Optional[int] = typer.Option(None, "--max-examples", min=1, help="Attack only the first N members and test images."),
     seed: int = typer.Option(0, help="Seed of the attack's random starts."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -222,20 +223,27 @@ def evaluate(
     )
     model = run.load_model(device)
     members, test = run.data()
-    scores = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, batch_size=batch_size, max_examples=max_examples)
+    from robustmia.robust.bounds import METHODS
+
+    if bound != "none" and bound not in METHODS:
+        raise UserError(f"unknown bound {bound!r}; choose one of: {', '.join(METHODS)}, none")
+    scores = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, batch_size=batch_size,
+                            max_examples=max_examples, bound=None if bound == "none" else bound)
     result = {"run": str(run_dir), "dataset": run.config.dataset, "model": run.config.model, "method": run.config.method, **scores}
     if as_json:
         _print_json(result)
         return
     rows = [["train (members)", result["n_train"], result["train_accuracy"], result["train_loss"]],
             ["test", result["n_test"], result["test_accuracy"], result["test_loss"]]]
-    for kind in ("adv", "autoattack"):
+    for kind in ("adv", "autoattack", "verified"):
         if f"{kind}_train_accuracy" in result:
             rows += [[f"{kind} train", result["n_attacked_train"], result[f"{kind}_train_accuracy"], result.get(f"{kind}_train_loss", "")],
                      [f"{kind} test", result["n_attacked_test"], result[f"{kind}_test_accuracy"], result.get(f"{kind}_test_loss", "")]]
     _table(f"{run.config.model} ({run.config.method}) on {run.config.dataset}", ["split", "n", "accuracy", "loss"], rows)
     if "attack" in result:
         typer.echo(f"attack: {json.dumps(result['attack'])}")
+    if "verification" in result:
+        typer.echo(f"verified with: {json.dumps(result['verification'])}")
     else:
         typer.echo("no attack: the run was trained naturally; pass --eps to evaluate under PGD")
 

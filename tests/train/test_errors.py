@@ -126,3 +126,19 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path):
     r = cli("train", "--dataset", "nope", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("robustmia: error: unknown dataset")
+
+
+def test_safetensors_whose_header_length_starts_like_a_pickle_still_loads(tmp_path):
+    # the first byte of a safetensors file is the low byte of its header length: 0x80 is legal
+    from safetensors.torch import save_file
+
+    from robustmia.train.checkpoint import read_safetensors
+
+    for pad in range(300):
+        f = tmp_path / "w.safetensors"
+        save_file({"w": torch.arange(3.0)}, str(f), metadata={"pad": "x" * pad})
+        if f.read_bytes()[:1] == b"\x80":
+            break
+    else:
+        pytest.fail("could not make a header length with low byte 0x80")
+    assert torch.equal(read_safetensors(f)["w"], torch.arange(3.0))

@@ -110,6 +110,19 @@ class EvalAttack(BaseModel):
                    restarts=self.restarts, mode="eval", generator=generator)
 
 
+def verified_accuracy(model: nn.Module, data: ImageSet, eps: float, method: str, batch_size: int = 100) -> float:
+    """The fraction of ``data`` whose label is certified at ``eps`` by the bound ``method``."""
+    from robustmia.robust.bounds import margin_bounds, verified
+
+    device = model_device(model)
+    count = 0
+    with eval_mode(model), torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            x, y = data.images[i : i + batch_size].to(device), data.labels[i : i + batch_size].to(device)
+            count += int(verified(margin_bounds(model, x, y, eps, method), y).sum())
+    return count / len(data)
+
+
 def evaluate_model(
     model: nn.Module,
     members: ImageSet,
@@ -119,9 +132,11 @@ def evaluate_model(
     num_classes: int,
     batch_size: int = 500,
     max_examples: Optional[int] = None,
+    bound: Optional[str] = "crown",
 ) -> dict[str, Any]:
     """The four accuracy columns of the paper's Tables I and III (train, test, adv-train,
-    adv-test), with losses and sample counts; AutoAttack accuracies when asked."""
+    adv-test), with losses and sample counts; AutoAttack accuracies when asked; verified
+    train and test accuracy under ``bound`` when the model is certifiable."""
     tr, te = clean_scores(model, members, batch_size), clean_scores(model, test, batch_size)
     result: dict[str, Any] = {"train_accuracy": tr.accuracy, "test_accuracy": te.accuracy, "train_loss": tr.loss,
                               "test_loss": te.loss, "n_train": tr.n, "n_test": te.n}
@@ -139,4 +154,13 @@ def evaluate_model(
         aa = lambda m, x, y: autoattack(m, x, y, eps=attack.eps, num_classes=num_classes, seed=attack.seed)  # noqa: E731
         aa_tr, aa_te = (adversarial_scores(model, d, aa, batch_size) for d in (members, test))
         result.update({"autoattack_train_accuracy": aa_tr.accuracy, "autoattack_test_accuracy": aa_te.accuracy})
+    if bound is not None and attack.eps > 0:
+        from robustmia.robust.graph import is_certifiable
+
+        if is_certifiable(model, tuple(members.images.shape[1:])):
+            result.update({
+                "verified_train_accuracy": verified_accuracy(model, members, attack.eps, bound),
+                "verified_test_accuracy": verified_accuracy(model, test, attack.eps, bound),
+                "verification": {"bound": bound, "eps": attack.eps},
+            })
     return result

@@ -123,10 +123,14 @@ def read_safetensors(path: Path, expected_sha256: Optional[str] = None) -> dict[
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(9)
+        size = path.stat().st_size
     except OSError as e:
         raise UserError(f"cannot read checkpoint file {path}: {e.strerror}") from None
-    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+    # safetensors: an 8-byte little-endian header length, then the JSON header
+    header_len = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    looks_safetensors = head[8:9] == b"{" and 0 < header_len <= size - 8
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
         raise UserError(
             f"{path} is a pickle (torch.save) file; robustmia never unpickles files: "
             "save the weights with safetensors.torch.save_file"
@@ -152,11 +156,14 @@ def read_meta(ckpt: Path) -> dict:
     return meta
 
 
-def load_checkpoint(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
-    """Return ``(model_state, optimizer_state, meta)`` of a checkpoint folder, verified."""
+def load_checkpoint(ckpt: Path, with_optimizer: bool = True) -> tuple[dict[str, torch.Tensor], Optional[dict], dict]:
+    """Return ``(model_state, optimizer_state, meta)`` of a checkpoint folder, verified
+    (``optimizer_state`` is None unless ``with_optimizer``)."""
     ckpt = Path(ckpt)
     meta = read_meta(ckpt)
     weights = read_safetensors(ckpt / MODEL_FILE, meta["sha256"].get(MODEL_FILE))
+    if not with_optimizer:
+        return weights, None, meta
     optim_tensors = read_safetensors(ckpt / OPTIM_FILE, meta["sha256"].get(OPTIM_FILE))
     try:
         optim_state = _join_optimizer_state(optim_tensors, meta["optimizer"])

@@ -38,6 +38,12 @@ class TrainConfig(BaseModel):
     random_start: bool = True
     attack_mode: Optional[Literal["train", "eval"]] = None
     trades_beta: float = Field(default=6.0, gt=0)
+    # certified methods (convex_dual, ibp, crown_ibp): eps grows linearly from 0 to eps between
+    # these fractions of training; kappa (weight of the clean loss) moves from start to end
+    ramp_start: float = Field(default=0.0, ge=0, le=1)
+    ramp_end: float = Field(default=0.5, ge=0, le=1)
+    kappa_start: Optional[float] = Field(default=None, ge=0, le=1)
+    kappa_end: Optional[float] = Field(default=None, ge=0, le=1)
 
     @field_validator("lr_drops", mode="before")
     @classmethod
@@ -67,10 +73,12 @@ class TrainConfig(BaseModel):
     def _one_length(self) -> "TrainConfig":
         if self.epochs is not None and self.iterations is not None:
             raise ValueError("give epochs or iterations, not both")
-        from robustmia.train.objectives import ADVERSARIAL
+        from robustmia.train.objectives import ADVERSARIAL, CERTIFIED
 
-        if self.method in ADVERSARIAL and self.eps <= 0:
+        if (self.method in ADVERSARIAL or self.method in CERTIFIED) and self.eps <= 0:
             raise ValueError(f"method {self.method} needs eps > 0 (e.g. eps 8/255)")
+        if self.ramp_end < self.ramp_start:
+            raise ValueError("ramp_end must not come before ramp_start")
         return self
 
     def resolved_augment(self, dataset_default: str) -> str:

@@ -26,7 +26,7 @@ from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import clean_scores
 from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
 from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
-from robustmia.train.objectives import OBJECTIVES, StepContext
+from robustmia.train.objectives import OBJECTIVES, StepContext, check_model
 from robustmia.train.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, build_initial_model, read_config_dict, resolve_device
 from robustmia.train.schedule import piecewise_lr
 
@@ -83,6 +83,7 @@ def train(
     info = dataset_info(config.dataset)
     objective = OBJECTIVES[config.method]
     model = build_initial_model(config, info)  # also checks the model fits the data
+    check_model(config.method, model, info.shape)
     train_set, test_set = load_dataset(config.dataset, config.data_dir, download)
     continuing = _prepare_folder(out, config, resume)
 

@@ -101,9 +101,59 @@ def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx:
     return StepOutput(F.cross_entropy(logits_clean, y) + config.trades_beta * robust, logits_adv)
 
 
+# certified methods: bound used, default kappa start and end (weight of the clean loss)
+CERTIFIED: dict[str, tuple[str, float, float]] = {
+    "convex_dual": ("wong-kolter", 0.0, 0.0),  # Wong & Kolter: the robust loss alone
+    "ibp": ("ibp", 1.0, 0.5),                  # Gowal et al.: kappa 1 -> 0.5
+    "crown_ibp": ("crown-ibp", 1.0, 0.5),      # Zhang et al.: and beta 1 -> 0 mixes CROWN-IBP into IBP
+}
+
+
+def ramp(config: Any, progress: float) -> float:
+    """Where the certified schedules stand: 0 before ``ramp_start``, 1 after ``ramp_end``."""
+    if progress >= config.ramp_end:
+        return 1.0
+    if progress <= config.ramp_start:
+        return 0.0
+    return (progress - config.ramp_start) / (config.ramp_end - config.ramp_start)
+
+
+def certified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
+    """kappa * CE(f(x), y) + (1 - kappa) * CE(worst-case logits from certified margin bounds, y),
+    at the ramped epsilon: the robust loss of Wong & Kolter (convex_dual), of IBP (Gowal et al.)
+    and of CROWN-IBP (Zhang et al., its bound beta * CROWN-IBP + (1 - beta) * IBP)."""
+    from robustmia.robust.bounds import margin_bounds, worst_case_logits
+
+    bound, k0, k1 = CERTIFIED[config.method]
+    t = ramp(config, ctx.progress)
+    kappa = (config.kappa_start if config.kappa_start is not None else k0)
+    kappa += t * ((config.kappa_end if config.kappa_end is not None else k1) - kappa)
+    eps = config.eps * t
+    logits = model(x)
+    if config.method == "crown_ibp":
+        beta = 1.0 - t
+        margins = margin_bounds(model, x, y, eps, "ibp")
+        if beta > 0:
+            margins = beta * margin_bounds(model, x, y, eps, "crown-ibp") + (1 - beta) * margins
+    else:
+        margins = margin_bounds(model, x, y, eps, bound)
+    robust = F.cross_entropy(worst_case_logits(margins), y)
+    loss = robust if kappa == 0 else kappa * F.cross_entropy(logits, y) + (1 - kappa) * robust
+    return StepOutput(loss, logits)
+
+
+def check_model(method: str, model: nn.Module, in_shape: tuple[int, ...]) -> None:
+    """Refuse, before training starts, a model the method cannot train (naming the layer)."""
+    if method in CERTIFIED:
+        from robustmia.robust.graph import to_graph
+
+        to_graph(model, in_shape, allow_batchnorm=False)
+
+
 OBJECTIVES: dict[str, Objective] = {
     "natural": natural,
     "pgd": adversarial,
     "trades": trades,
     "fgsm_rs": adversarial,
+    **{name: certified for name in CERTIFIED},
 }

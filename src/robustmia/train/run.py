@@ -98,7 +98,7 @@ def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, devic
     ckpt = checkpoint_dir(path)
     if ckpt is None:
         raise UserError(f"run {path} has no checkpoint yet; train it (or resume it with --resume) first")
-    weights, _, _ = load_checkpoint(ckpt)
+    weights, _, _ = load_checkpoint(ckpt, with_optimizer=False)
     model = build_model(config.model, info)
     load_weights(model, weights, ckpt)
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval()
