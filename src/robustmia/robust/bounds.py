@@ -84,15 +84,27 @@ def _sum_last(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.flatten(2).sum(-1) if ndim else t
 
 
+def _dot(lam: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """sum over the node's dimensions of lam * v: lam (B|1, S, *shape), v (B|1, *shape) -> (B, S)."""
+    lam_f = lam.flatten(2)
+    v_f = v.expand(v.shape[0], *lam.shape[2:]).reshape(v.shape[0], -1, 1) if v.dim() > 1 else v.view(1, -1, 1)
+    return torch.matmul(lam_f, v_f).squeeze(-1)
+
+
+def _full(t: torch.Tensor, shape) -> torch.Tensor:
+    """A bias (C, 1, 1), (C,) or (B, *shape) as (B|1, *shape)."""
+    return t.expand(*shape).unsqueeze(0) if t.dim() == len(shape) else t
+
+
 def backward_bound(
     nodes: list[Node], out: int, lam0: torch.Tensor, bounds: Bounds, relaxation: str, upper: bool = False
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Lower bound of lam0 . z_out (B, S) by backward linear propagation to the input box in
     ``bounds[0]``; with ``upper`` and the symmetric Wong-Kolter relaxation, also the upper
-    bound of the same linear functions, from the same pass."""
+    bound of the same linear functions, from the same pass. ``lam0`` may have batch size 1:
+    it is widened to the batch only where a ReLU's relaxation differs per example."""
     lams: dict[int, torch.Tensor] = {out: lam0}
-    lo = torch.zeros(lam0.shape[:2], device=lam0.device, dtype=lam0.dtype)
-    hi = lo.clone() if upper else None
+    common = lo = hi = 0  # bias terms (shared), ReLU intercept terms of the lower / upper bound
     for k in range(out, 0, -1):
         lam = lams.pop(k, None)
         if lam is None:
@@ -100,31 +112,32 @@ def backward_bound(
         node = nodes[k]
         if node.kind == "affine":
             if node.bias is not None:
-                contrib = (lam * node.bias).flatten(2).sum(-1)
-                lo = lo + contrib
-                if hi is not None:
-                    hi = hi + contrib
+                common = common + _dot(lam, _full(node.bias, node.shape))
             for i, m in zip(node.inputs, node.maps):
                 t = m.transpose(lam)
                 lams[i] = lams[i] + t if i in lams else t
+            continue
+        l, u = bounds[node.inputs[0]]
+        lower, slope, icpt = _relu_lines(l, u, relaxation)
+        if relaxation == "wong-kolter":
+            # lower and upper lines share the slope: only the intercept term depends on signs
+            total, absolute = _dot(lam, icpt), _dot(lam.abs(), icpt)
+            lo = lo + (total - absolute) / 2
+            hi = hi + (total + absolute) / 2
+            t = lam * slope.unsqueeze(1)
         else:
-            l, u = bounds[node.inputs[0]]
-            lower, slope, icpt = (t.unsqueeze(1) for t in _relu_lines(l, u, relaxation))
-            pos, neg = lam.clamp(min=0), lam.clamp(max=0)
-            lo = lo + (neg * icpt).flatten(2).sum(-1)
-            if hi is not None:
-                hi = hi + (pos * icpt).flatten(2).sum(-1)
-            t = pos * lower + neg * slope
-            i = node.inputs[0]
-            lams[i] = lams[i] + t if i in lams else t
+            neg = lam.clamp(max=0)
+            lo = lo + _dot(neg, icpt)
+            t = lam.clamp(min=0) * lower.unsqueeze(1) + neg * slope.unsqueeze(1)
+        i = node.inputs[0]
+        lams[i] = lams[i] + t if i in lams else t
+    lo, hi = common + lo, common + hi
     lam = lams.get(0)
     if lam is not None:
-        x_l, x_u = (t.unsqueeze(1) for t in bounds[0])
-        pos, neg = lam.clamp(min=0), lam.clamp(max=0)
-        lo = lo + (pos * x_l + neg * x_u).flatten(2).sum(-1)
-        if hi is not None:
-            hi = hi + (pos * x_u + neg * x_l).flatten(2).sum(-1)
-    return lo, hi
+        x_l, x_u = bounds[0]
+        centre, radius = _dot(lam, (x_u + x_l) / 2), _dot(lam.abs(), (x_u - x_l) / 2)
+        lo, hi = lo + centre - radius, hi + centre + radius
+    return lo, (hi if upper else None)
 
 
 def _node_bounds(nodes: list[Node], k: int, bounds: Bounds, relaxation: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +150,9 @@ def _node_bounds(nodes: list[Node], k: int, bounds: Bounds, relaxation: str) -> 
     eye = torch.eye(n, device=x_l.device, dtype=x_l.dtype)
     lows, highs = [], []
     for s in range(0, n, chunk):
-        lam = eye[s : s + chunk].view(1, -1, *shape).expand(batch, -1, *shape)
+        # batch dimension 1: until the first ReLU the coefficients are the same for every
+        # example, and broadcasting widens them only there
+        lam = eye[s : s + chunk].view(1, -1, *shape)
         if relaxation == "wong-kolter":
             lo, hi = backward_bound(nodes, k, lam, bounds, relaxation, upper=True)
         else:
