@@ -56,11 +56,17 @@ class _ProgressBar:
             console=self.console, transient=True,
         )
         self.task = None
+        self.tasks: list = []
+        self.started = False
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "start":
-            self.bar.start()
+            if not self.started:
+                self.bar.start()
+                self.started = True
+            if self.task is not None:
+                self.tasks.append(self.task)
             self.task = self.bar.add_task(event["task"], total=event["total"], completed=event.get("completed", 0))
         elif kind == "advance" and self.task is not None:
             self.bar.advance(self.task, event["steps"])
@@ -71,13 +77,14 @@ class _ProgressBar:
                 f"test loss {event['test_loss']:.4f} acc {event['test_accuracy']:.4f}  {event['seconds']:.1f}s",
                 highlight=False,
             )
-        elif kind == "end":
-            self.close()
+        elif kind == "end" and self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = self.tasks.pop() if self.tasks else None
 
     def close(self) -> None:
-        if self.task is not None:
+        if self.started:
             self.bar.stop()
-            self.task = None
+            self.started = False
 
 
 @app.command()
@@ -333,6 +340,61 @@ def audit_scores(
         _print_json(records)
     else:
         _metrics_table(f"membership inference from {file}", records)
+
+
+def _run_study(spec_path: Path, out: Path, *, resume: bool, device: str, quiet: bool, data_dir: Optional[str]) -> None:
+    from robustmia.experiments.spec import load_spec
+
+    spec, configs = load_spec(spec_path, data_dir)  # validated in full before anything heavy is imported
+    from robustmia.experiments.runner import run_study
+    from robustmia.report.build import write_report
+
+    bar: Optional[Progress] = None if quiet else _ProgressBar()
+    try:
+        results = run_study(spec, configs, spec_path, out, resume=resume, device=device, progress=bar)
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted; continue the study with --resume (--out {out})") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = write_report(spec.name, spec.description, results, out / "report")
+    if not quiet:
+        for line in summary["findings"]:
+            typer.echo(line)
+        typer.echo(f"report: {out / 'report' / 'report.html'}")
+
+
+@app.command("run")
+def run_spec(
+    spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    out: Path = typer.Option(..., "--out", help="Study folder (runs, results, report)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted study."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the datasets lie (overrides the spec)."),
+    device: str = typer.Option("auto"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Run a study: train what is missing, evaluate, attack, and write the report."""
+    _run_study(spec, out, resume=resume, device=device, quiet=quiet, data_dir=data_dir)
+
+
+@app.command()
+def reproduce(
+    name: Optional[str] = typer.Argument(None, help="Preset name (see --list)."),
+    list_presets: bool = typer.Option(False, "--list", help="List the presets."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study folder (default runs/NAME)."),
+    resume: bool = typer.Option(False, "--resume"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the datasets lie (e.g. ../shared/data/cifar10)."),
+    device: str = typer.Option("auto"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Reproduce the paper's experiments from a named preset (quick: the whole paper on digits in minutes)."""
+    from robustmia.experiments.presets import list_presets as presets, preset_path
+
+    if list_presets or name is None:
+        _table("presets", ["name", "what"], [[k, v] for k, v in presets().items()])
+        return
+    path = preset_path(name)
+    _run_study(path, out or Path("runs") / name, resume=resume, device=device, quiet=quiet, data_dir=data_dir)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

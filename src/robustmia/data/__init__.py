@@ -1,15 +1,7 @@
-"""Datasets (images in [0, 1] plus integer labels), splits and augmentation."""
+"""Datasets (images in [0, 1] plus integer labels), where they lie, splits and augmentation.
 
-from robustmia.data.datasets import DATASETS, DatasetInfo, ImageSet, load_dataset
-from robustmia.data.splits import Split, load_split, make_split, save_split
-
-__all__ = [
-    "DATASETS",
-    "DatasetInfo",
-    "ImageSet",
-    "Split",
-    "load_dataset",
-    "load_split",
-    "make_split",
-    "save_split",
-]
+- ``datasets``: loading (``load_dataset``, ``ImageSet``, ``DATASETS``);
+- ``locations``: where each dataset's files lie, checked without loading anything;
+- ``splits``: members / non-members / reference pool;
+- ``transforms``: batched training-time augmentation.
+"""

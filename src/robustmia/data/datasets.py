@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from robustmia.data.locations import SVHN_FILES, cifar_folder, missing_message, resolve_root
 from robustmia.errors import UserError
 
 
@@ -87,19 +88,13 @@ def dataset_info(name: str) -> DatasetInfo:
         raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
 
 
-def default_data_dir(name: str) -> Path:
-    root = os.environ.get("ROBUSTMIA_DATA_DIR") or Path.home() / ".cache" / "robustmia" / "data"
-    return Path(root) / name
-
-
 def load_dataset(
     name: str, data_dir: Optional[str | os.PathLike] = None, download: bool = False
 ) -> tuple[ImageSet, ImageSet]:
     """Load ``name`` and return ``(train, test)``."""
     dataset_info(name)
     loader = _LOADERS[name]
-    root = Path(data_dir) if data_dir is not None else default_data_dir(name)
-    return loader(root, download)
+    return loader(resolve_root(name, data_dir), download)
 
 
 def _from_uint8(images: np.ndarray, labels: np.ndarray) -> ImageSet:
@@ -152,23 +147,13 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def _cifar_folder(root: Path) -> Optional[Path]:
-    for candidate in (root / "cifar-10-batches-py", root):
-        if (candidate / "test_batch").is_file():
-            return candidate
-    return None
-
-
 def _load_cifar10(root: Path, download: bool) -> tuple[ImageSet, ImageSet]:
-    folder = _cifar_folder(root)
+    folder = cifar_folder(root)
     if folder is None and download:
         _download(root, lambda: _torchvision_download("CIFAR10", root))
-        folder = _cifar_folder(root)
+        folder = cifar_folder(root)
     if folder is None:
-        raise UserError(
-            f"CIFAR-10 not found in {root} (expected cifar-10-batches-py/ with data_batch_* and test_batch); "
-            "pass --download to fetch it, or --data-dir to point at an existing copy"
-        )
+        raise UserError(missing_message("cifar10", root))
     train_files = sorted(folder.glob("data_batch_[1-5]"))
     if not train_files:
         raise UserError(f"no CIFAR-10 training batch (data_batch_1..5) in {folder}; pass --download to fetch them")
@@ -196,17 +181,14 @@ def _read_svhn_mat(path: Path) -> ImageSet:
 
 
 def _load_svhn(root: Path, download: bool) -> tuple[ImageSet, ImageSet]:
-    files = {split: root / f"{split}_32x32.mat" for split in ("train", "test")}
+    files = {split: root / name for split, name in SVHN_FILES.items()}
     missing = [split for split, p in files.items() if not p.is_file()]
     if missing and download:
         for split in missing:
             _download(root, lambda s=split: _torchvision_download("SVHN", root, split=s))
         missing = [split for split, p in files.items() if not p.is_file()]
     if missing:
-        raise UserError(
-            f"SVHN not found in {root} (missing {', '.join(files[s].name for s in missing)}); "
-            "pass --download to fetch it, or --data-dir to point at an existing copy"
-        )
+        raise UserError(missing_message("svhn", root))
     return _read_svhn_mat(files["train"]), _read_svhn_mat(files["test"])
 
 

@@ -180,9 +180,10 @@ class Audit:
         return inputs
 
     def run_attacks(self) -> list[dict[str, Any]]:
-        inputs = self.inputs()
+        inputs = self.target_inputs = self.inputs()
         s = self.settings
         records = []
+        self.scores: dict[str, np.ndarray] = {}
         for name in s.attacks:
             selections = (["oracle", "shadow"] if s.threshold == "both" else [s.threshold]) if name in THRESHOLD_ATTACKS else ["oracle"]
             for selection in selections:
@@ -190,6 +191,8 @@ class Audit:
                     result = run_attack(name, inputs, threshold=selection, per_class=s.per_class, oracle_member=self.member)
                 except ValueError as e:
                     raise UserError(f"attack {name}: {e}") from None
+                if selection == "oracle":
+                    self.scores[name] = result.scores
                 losses = inputs.target["adv_loss" if needs_adversarial(name) else "loss"]
                 m = evaluate_scores(result.scores, self.member, attack=name, threshold=result.threshold, losses=losses,
                                     n_bootstrap=s.bootstrap, seed=s.seed)
@@ -205,6 +208,16 @@ class Audit:
                 records.append(record)
         write_json(self.folder / "attacks.json", records)
         return records
+
+    def score_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """ROC curve (fpr, tpr) of every attack's scores from the last :meth:`run_attacks`."""
+        from robustmia.privacy.metrics import operating_points
+
+        curves = {}
+        for name, scores in self.scores.items():
+            p = operating_points(scores.astype(np.float64), self.member)
+            curves[name] = (p.fpr, p.tpr)
+        return curves
 
 
 def audit_run(run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustmia.epsilon import Epsilon, StepSize
+from robustmia.train.methods import ADVERSARIAL, CERTIFIED, METHODS
 from robustmia.train.schedule import parse_drops
 
 DEFAULT_EPOCHS = 30
@@ -63,18 +64,14 @@ class TrainConfig(BaseModel):
     @field_validator("method")
     @classmethod
     def _known_method(cls, v: str) -> str:
-        from robustmia.train.objectives import OBJECTIVES
-
-        if v not in OBJECTIVES:
-            raise ValueError(f"unknown training method; choose one of: {', '.join(OBJECTIVES)}")
+        if v not in METHODS:
+            raise ValueError(f"unknown training method; choose one of: {', '.join(METHODS)}")
         return v
 
     @model_validator(mode="after")
     def _one_length(self) -> "TrainConfig":
         if self.epochs is not None and self.iterations is not None:
             raise ValueError("give epochs or iterations, not both")
-        from robustmia.train.objectives import ADVERSARIAL, CERTIFIED
-
         if (self.method in ADVERSARIAL or self.method in CERTIFIED) and self.eps <= 0:
             raise ValueError(f"method {self.method} needs eps > 0 (e.g. eps 8/255)")
         if self.ramp_end < self.ramp_start:

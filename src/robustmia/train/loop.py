@@ -12,7 +12,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -72,12 +72,15 @@ def train(
     download: bool = False,
     progress: Optional[Progress] = None,
     members: Optional[ImageSet] = None,
+    epoch_hook: Optional[Callable[[torch.nn.Module, int, ImageSet, ImageSet], dict[str, Any]]] = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out``; return the last epoch's record.
 
     The training set is the split's members (drawn from the config's ``train_size`` and
     seed and saved as ``split.npz``), unless ``members`` is given: reference and shadow
-    models train on their own subsets that way, and their folders hold no split."""
+    models train on their own subsets that way, and their folders hold no split.
+    ``epoch_hook(model, epoch, members, test)`` may add figures to each epoch's record
+    (the study's privacy-over-training curves)."""
     out = Path(out)
     dev = resolve_device(device)
     info = dataset_info(config.dataset)
@@ -155,6 +158,8 @@ def train(
             "test_accuracy": test.accuracy,
             "seconds": round(time.perf_counter() - started, 3),
         }
+        if epoch_hook is not None:
+            record.update(epoch_hook(model, epoch, members, test_set))
         with open(out / LOG_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
         save_checkpoint(

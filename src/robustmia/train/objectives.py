@@ -18,6 +18,7 @@ from torch import nn
 
 from robustmia.robust.evaluate import eval_mode
 from robustmia.robust.pgd import pgd
+from robustmia.train.methods import ADVERSARIAL, CERTIFIED
 
 
 class StepOutput(NamedTuple):
@@ -58,14 +59,6 @@ class TrainingAttack:
         return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps, "random_start": self.random_start, "mode": self.mode}
 
 
-# per method: default steps, default step size as a fraction of eps, default BatchNorm mode
-ADVERSARIAL: dict[str, tuple[int, float, str]] = {
-    "pgd": (7, 0.25, "train"),      # Madry et al.: 7 steps of 2/255 at 8/255, on the train-mode model
-    "trades": (10, 0.25, "eval"),   # Zhang et al.: 10 steps of ~2/255 at 8/255, attack in eval mode
-    "fgsm_rs": (1, 1.25, "train"),  # Wong et al. (2020): one step of 1.25 eps from a random start
-}
-
-
 def training_attack(config: Any) -> TrainingAttack:
     steps, alpha_ratio, mode = ADVERSARIAL[config.method]
     if config.method == "fgsm_rs":
@@ -99,14 +92,6 @@ def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx:
     logits_clean, logits_adv = model(x), model(x_adv)
     robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="batchmean")
     return StepOutput(F.cross_entropy(logits_clean, y) + config.trades_beta * robust, logits_adv)
-
-
-# certified methods: bound used, default kappa start and end (weight of the clean loss)
-CERTIFIED: dict[str, tuple[str, float, float]] = {
-    "convex_dual": ("wong-kolter", 0.0, 0.0),  # Wong & Kolter: the robust loss alone
-    "ibp": ("ibp", 1.0, 0.5),                  # Gowal et al.: kappa 1 -> 0.5
-    "crown_ibp": ("crown-ibp", 1.0, 0.5),      # Zhang et al.: and beta 1 -> 0 mixes CROWN-IBP into IBP
-}
 
 
 def ramp(config: Any, progress: float) -> float:

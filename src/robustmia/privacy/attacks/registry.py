@@ -7,6 +7,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from robustmia.privacy.attacks.base import AttackInputs, AttackResult
+from robustmia.privacy.attack_names import ATTACKS as NAMES
 from robustmia.privacy.attacks.lira import lira
 from robustmia.privacy.attacks.rmia import rmia
 from robustmia.privacy.attacks.shadow import shokri
@@ -30,6 +31,7 @@ REFERENCE_ATTACKS: dict[str, Callable[[AttackInputs], AttackResult]] = {
 }
 
 ATTACKS: tuple[str, ...] = (*THRESHOLD_ATTACKS, *REFERENCE_ATTACKS)
+assert ATTACKS == NAMES, "robustmia.privacy.attack_names must list the same attacks"
 
 
 def needs_references(name: str, threshold: str = "oracle") -> bool:

@@ -1,0 +1,122 @@
+"""Study specs: one validated YAML file describes a whole study.
+
+```yaml
+name: quick
+description: the whole paper at toy scale
+defaults: {dataset: digits, model: digits-cnn, epochs: 60, batch_size: 64, train_size: 300}
+targets:
+  - {name: natural, tables: [I, II], train: {method: natural, eps: 0.1}}
+  - {name: pgd-0.1, tables: [I, II], train: {method: pgd, eps: 0.1}}
+evaluation: {attack_steps: 20, bound: crown}
+audit: {attacks: [confidence, loss, lira, rmia, shadow], threshold: both, references: 4}
+track_every: 10
+```
+
+Every target's ``train`` block is merged over ``defaults`` and validated as a full
+training config. Validation imports no deep-learning code, so a typo fails at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from robustmia.data.locations import check_data_present
+from robustmia.epsilon import StepSize
+from robustmia.errors import UserError
+from robustmia.privacy.attack_names import ATTACKS
+from robustmia.train.config import TrainConfig
+from robustmia.validation import describe_errors, read_yaml, validate
+
+
+class TargetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    tables: list[Literal["I", "II", "III"]] = Field(default_factory=lambda: ["I"])  # the paper's tables it appears in
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attack_steps: int = Field(default=20, ge=1)
+    step_size: StepSize = None
+    restarts: int = Field(default=1, ge=1)
+    bound: Literal["crown", "wong-kolter", "crown-ibp", "ibp", "none"] = "crown"
+    max_examples: Optional[int] = Field(default=None, ge=1)
+
+
+class AuditSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attacks: list[str] = Field(default_factory=lambda: ["confidence", "loss", "entropy", "modified-entropy", "adv-confidence",
+                                                        "lira", "rmia", "shadow"])
+    threshold: Literal["oracle", "shadow", "both"] = "both"
+    per_class: bool = False
+    references: int = Field(default=4, ge=2)
+    eval_size: Optional[int] = Field(default=None, ge=1)
+    population: int = Field(default=2000, ge=0)
+    bootstrap: int = Field(default=1000, ge=0)
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("attacks")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [a for a in v if a not in ATTACKS]
+        if unknown or not v:
+            raise ValueError(f"unknown attack {', '.join(unknown) or '(none given)'}; choose from: {', '.join(ATTACKS)}")
+        return v
+
+    @field_validator("references")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even: every example is in exactly half the reference models")
+        return v
+
+
+class StudySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "study"
+    description: str = ""
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    targets: list[TargetSpec] = Field(min_length=1)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
+    track_every: Optional[int] = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "StudySpec":
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"target names must be unique, got {names}")
+        return self
+
+    def train_configs(self, source: str) -> dict[str, TrainConfig]:
+        configs = {}
+        for i, t in enumerate(self.targets):
+            configs[t.name] = validate(TrainConfig, {**self.defaults, **t.train}, f"{source}: targets.{i} ({t.name}).train")
+        return configs
+
+
+def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySpec, dict[str, TrainConfig]]:
+    """Read, validate and check a spec file: every problem is one line naming the file and the key.
+    ``data_dir`` overrides where every non-embedded dataset lies."""
+    data = read_yaml(path)
+    spec = validate(StudySpec, data, str(path))
+    if data_dir is not None:
+        spec = spec.model_copy(update={"defaults": {**spec.defaults, "data_dir": data_dir}})
+    configs = spec.train_configs(str(path))
+    for name, c in configs.items():
+        try:
+            check_data_present(c.dataset, c.data_dir)
+        except UserError as e:
+            raise UserError(f"{path}: target {name}: {e}") from None
+    return spec, configs
+
+
+__all__ = ["AuditSpec", "EvaluationSpec", "StudySpec", "TargetSpec", "describe_errors", "load_spec"]

@@ -1,0 +1,120 @@
+"""The paper's figures and log-log ROC curves, each written as PNG and SVG.
+
+- ``fig1_loss_histograms``: members' and non-members' loss, one panel per target (natural
+  and robust side by side);
+- ``fig2_precision_recall``: precision-recall curves of the confidence attack per target;
+- ``fig3_accuracy_over_training`` / ``fig4_inference_over_training``: accuracies and
+  membership inference accuracy over training (studies with ``track_every``);
+- ``roc_<target>``: ROC curves of every attack on log-log axes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from robustmia.privacy.metrics import operating_points  # noqa: E402
+
+
+def _save(fig, folder: Path, name: str) -> list[Path]:
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    fig.tight_layout()
+    for p in paths:
+        fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def _label(r: dict[str, Any]) -> str:
+    c = r["config"]
+    return f"{r['name']} ({c['method']}{', eps ' + format(c['eps'], '.3g') if c['method'] != 'natural' else ''})"
+
+
+def loss_histograms(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        s = r["_signals"]
+        loss, member = np.log10(np.maximum(s["loss"], 1e-12)), s["member"]
+        bins = np.linspace(loss.min(), loss.max(), 40)
+        ax.hist(loss[member], bins=bins, alpha=0.6, label="members", density=True)
+        ax.hist(loss[~member], bins=bins, alpha=0.6, label="non-members", density=True)
+        ax.set_title(_label(r), fontsize=9)
+        ax.set_xlabel("log10 cross-entropy loss")
+    axes[0][0].set_ylabel("density")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, folder, "fig1_loss_histograms")
+
+
+def precision_recall(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(4.8, 3.8))
+    for r in results:
+        s = r["_signals"]
+        p = operating_points(s["confidence"].astype(np.float64), s["member"])
+        tp, fp = p.tp[1:], p.fp[1:]
+        ax.plot(tp / p.n_pos, tp / (tp + fp), label=_label(r))
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("confidence attack: precision-recall", fontsize=10)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=7)
+    return _save(fig, folder, "fig2_precision_recall")
+
+
+def over_training(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    tracked = [(r, [x for x in r["log"] if x.get("track")]) for r in results]
+    tracked = [(r, t) for r, t in tracked if t]
+    if not tracked:
+        return []
+    paths = []
+    fig, axes = plt.subplots(1, len(tracked), figsize=(3.6 * len(tracked), 3.2), squeeze=False)
+    for ax, (r, t) in zip(axes[0], tracked):
+        epochs = [x["epoch"] for x in t]
+        for key, style in (("train_accuracy", "-"), ("test_accuracy", "-"), ("adv_train_accuracy", "--"), ("adv_test_accuracy", "--")):
+            values = [x["track"].get(key) for x in t]
+            if all(v is not None for v in values):
+                ax.plot(epochs, values, style, label=key.replace("_accuracy", "").replace("_", "-"))
+        ax.set_title(_label(r), fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1.02)
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][0].legend(fontsize=7)
+    paths += _save(fig, folder, "fig3_accuracy_over_training")
+    fig, ax = plt.subplots(figsize=(4.8, 3.8))
+    for r, t in tracked:
+        ax.plot([x["epoch"] for x in t], [x["track"]["inference_accuracy"] for x in t], marker="o", ms=3, label=_label(r))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("inference accuracy (confidence, oracle)")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=7)
+    paths += _save(fig, folder, "fig4_inference_over_training")
+    return paths
+
+
+def roc_curves(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    paths = []
+    for r in results:
+        curves = r["_audit"].score_curves()
+        fig, ax = plt.subplots(figsize=(4.6, 4.0))
+        floor = 1.0 / max(1, len(r["_signals"]["member"]))
+        for name, (fpr, tpr) in curves.items():
+            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=name, lw=1)
+        ax.plot([floor, 1], [floor, 1], color="grey", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"ROC, {_label(r)}", fontsize=9)
+        ax.legend(fontsize=6)
+        paths += _save(fig, folder, f"roc_{r['name']}")
+    return paths
+
+
+def write_figures(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return loss_histograms(results, folder) + precision_recall(results, folder) + over_training(results, folder) + roc_curves(results, folder)

@@ -1,0 +1,51 @@
+"""One self-contained page: tables, figures (embedded), findings and every run's settings."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+img { max-width: 560px; border: 1px solid #ddd; }
+.finding { background: #f6f9ff; border-left: 4px solid #5b8def; padding: 0.5em 1em; margin: 0.5em 0; }
+details pre { background: #f8f8f8; padding: 0.5em; font-size: 0.8em; }
+"""
+
+
+def _table(columns: list[str], rows: list[list[str]], caption: str) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.stem)}</figcaption></figure>'
+
+
+def write_html(
+    path: Path, title: str, description: str, tables: dict, figures: list[Path], findings: list[str], results: list[dict[str, Any]],
+    notes: list[str],
+) -> None:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>", "<h2>Findings</h2>"]
+    parts += [f"<p class='finding'>{html.escape(f)}</p>" for f in findings]
+    parts.append("<h2>How the numbers were obtained</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    parts.append("<h2>Tables</h2>")
+    parts += [_table(columns, rows, caption) for columns, rows, caption in tables.values()]
+    parts.append("<h2>Figures</h2>")
+    parts += [_figure(p) for p in figures if p.suffix == ".png"]
+    parts.append("<h2>Runs and their settings</h2>")
+    for r in results:
+        settings = json.dumps({"config": r["config"], "run": r["run"]}, indent=2, sort_keys=True)
+        parts.append(f"<details><summary>{html.escape(r['name'])}</summary><pre>{html.escape(settings)}</pre></details>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts))

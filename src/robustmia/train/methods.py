@@ -1,0 +1,17 @@
+"""Training-method names and their families, importable without numerical libraries."""
+
+# adversarial methods: default attack steps, step size as a fraction of eps, BatchNorm mode
+ADVERSARIAL: dict[str, tuple[int, float, str]] = {
+    "pgd": (7, 0.25, "train"),      # Madry et al.: 7 steps of 2/255 at 8/255, on the train-mode model
+    "trades": (10, 0.25, "eval"),   # Zhang et al.: 10 steps of ~2/255 at 8/255, attack in eval mode
+    "fgsm_rs": (1, 1.25, "train"),  # Wong et al. (2020): one step of 1.25 eps from a random start
+}
+
+# certified methods: bound used, default kappa start and end (weight of the clean loss)
+CERTIFIED: dict[str, tuple[str, float, float]] = {
+    "convex_dual": ("wong-kolter", 0.0, 0.0),  # Wong & Kolter: the robust loss alone
+    "ibp": ("ibp", 1.0, 0.5),                  # Gowal et al.: kappa 1 -> 0.5
+    "crown_ibp": ("crown-ibp", 1.0, 0.5),      # Zhang et al.: and beta 1 -> 0 mixes CROWN-IBP into IBP
+}
+
+METHODS: tuple[str, ...] = ("natural", *ADVERSARIAL, *CERTIFIED)
