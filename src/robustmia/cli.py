@@ -294,7 +294,8 @@ def attack(
     Attacks: confidence, loss, entropy, modified-entropy (and adv-* on PGD inputs,
     loss-increase), lira, lira-offline, lira-fixed, lira-offline-fixed, rmia, rmia-offline,
     shadow (Shokri et al.)."""
-    from robustmia.experiments.audit import AuditSettings, audit_run
+    from robustmia.experiments.audit import audit_run
+    from robustmia.experiments.settings import AuditSettings
     from robustmia.train.run import Run
     from robustmia.validation import validate
 

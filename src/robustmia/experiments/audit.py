@@ -20,14 +20,13 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from robustmia.data.datasets import ImageSet, load_dataset
-from robustmia.epsilon import Epsilon, StepSize
 from robustmia.errors import UserError
 from robustmia.io import atomic_write, write_json
 from robustmia.privacy.attacks import AttackInputs, run_attack
-from robustmia.privacy.attacks.registry import ATTACKS, THRESHOLD_ATTACKS, needs_adversarial, needs_references
+from robustmia.experiments.settings import AuditSettings
+from robustmia.privacy.attacks.registry import THRESHOLD_ATTACKS, needs_adversarial, needs_references
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.privacy.signals import model_signals
 from robustmia.progress import Progress, emit
@@ -36,43 +35,6 @@ from robustmia.train.loop import train
 from robustmia.train.run import Run, load_trained_model, resolve_device
 
 MIN_POPULATION = 100
-DEFAULT_ATTACKS = ("confidence", "loss", "entropy", "modified-entropy", "lira", "rmia", "shadow")
-
-
-class AuditSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
-    threshold: Literal["oracle", "shadow", "both"] = "oracle"
-    per_class: bool = False
-    references: int = Field(default=16, ge=2)
-    eval_size: Optional[int] = Field(default=None, ge=1)
-    population: int = Field(default=2000, ge=0)
-    eps: Optional[Epsilon] = None
-    attack_steps: int = Field(default=20, ge=1)
-    step_size: StepSize = None
-    bootstrap: int = Field(default=1000, ge=0)
-    seed: int = Field(default=0, ge=0)
-
-    @field_validator("attacks", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        return [a.strip() for a in v.split(",") if a.strip()] if isinstance(v, str) else v
-
-    @field_validator("attacks")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        unknown = [a for a in v if a not in ATTACKS]
-        if unknown or not v:
-            raise ValueError(f"unknown attack {', '.join(unknown) or '(none given)'}; choose from: {', '.join(ATTACKS)}")
-        return v
-
-    @field_validator("references")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even: every example is in exactly half the reference models")
-        return v
 
 
 def _seed(*parts: int) -> int:

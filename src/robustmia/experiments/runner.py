@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from robustmia.errors import UserError
-from robustmia.experiments.audit import Audit, AuditSettings
+from robustmia.experiments.audit import Audit
+from robustmia.experiments.settings import AuditSettings
+from robustmia.privacy.attacks.registry import needs_adversarial
 from robustmia.experiments.spec import StudySpec
 from robustmia.io import write_json
 from robustmia.privacy.metrics import evaluate_scores
@@ -78,11 +80,16 @@ def _tracker(config: TrainConfig, every: int) -> Callable[[torch.nn.Module, int,
 
 
 def _audit_settings(spec: StudySpec, config: TrainConfig) -> AuditSettings:
+    """The spec's audit for one target: attacks on PGD inputs only where the target has an eps,
+    and those inputs made as the evaluation makes them."""
     a = spec.audit
-    attacks = [x for x in a.attacks if not (x.startswith("adv-") or x == "loss-increase") or config.eps > 0]
-    return AuditSettings(attacks=attacks, threshold=a.threshold, per_class=a.per_class, references=a.references,
-                         eval_size=a.eval_size, population=a.population, bootstrap=a.bootstrap, seed=a.seed,
-                         attack_steps=spec.evaluation.attack_steps, step_size=spec.evaluation.step_size)
+    attacks = [x for x in a.attacks if not needs_adversarial(x) or config.eps > 0 or a.eps]
+    update = {"attacks": attacks}
+    if "attack_steps" not in a.model_fields_set:
+        update["attack_steps"] = spec.evaluation.attack_steps
+    if "step_size" not in a.model_fields_set:
+        update["step_size"] = spec.evaluation.step_size
+    return a.model_copy(update=update)
 
 
 def run_study(

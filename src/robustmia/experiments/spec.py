@@ -21,12 +21,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robustmia.data.locations import check_data_present
 from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
-from robustmia.privacy.attack_names import ATTACKS
+from robustmia.experiments.settings import AuditSettings
 from robustmia.train.config import TrainConfig
 from robustmia.validation import describe_errors, read_yaml, validate
 
@@ -49,35 +49,6 @@ class EvaluationSpec(BaseModel):
     max_examples: Optional[int] = Field(default=None, ge=1)
 
 
-class AuditSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    attacks: list[str] = Field(default_factory=lambda: ["confidence", "loss", "entropy", "modified-entropy", "adv-confidence",
-                                                        "lira", "rmia", "shadow"])
-    threshold: Literal["oracle", "shadow", "both"] = "both"
-    per_class: bool = False
-    references: int = Field(default=4, ge=2)
-    eval_size: Optional[int] = Field(default=None, ge=1)
-    population: int = Field(default=2000, ge=0)
-    bootstrap: int = Field(default=1000, ge=0)
-    seed: int = Field(default=0, ge=0)
-
-    @field_validator("attacks")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        unknown = [a for a in v if a not in ATTACKS]
-        if unknown or not v:
-            raise ValueError(f"unknown attack {', '.join(unknown) or '(none given)'}; choose from: {', '.join(ATTACKS)}")
-        return v
-
-    @field_validator("references")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even: every example is in exactly half the reference models")
-        return v
-
-
 class StudySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -86,7 +57,7 @@ class StudySpec(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     targets: list[TargetSpec] = Field(min_length=1)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    audit: AuditSpec = Field(default_factory=AuditSpec)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     track_every: Optional[int] = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -119,4 +90,4 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySp
     return spec, configs
 
 
-__all__ = ["AuditSpec", "EvaluationSpec", "StudySpec", "TargetSpec", "describe_errors", "load_spec"]
+__all__ = ["AuditSettings", "EvaluationSpec", "StudySpec", "TargetSpec", "describe_errors", "load_spec"]

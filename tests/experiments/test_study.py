@@ -1,0 +1,161 @@
+"""`robustmia run`: a small study end to end, resume after a kill, report.html in Chromium."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, assert_one_line_error, cli
+
+SPEC = """
+name: mini
+description: a small study for the tests
+defaults: {dataset: digits, model: digits-mlp, train_size: 100, batch_size: 32, epochs: 10}
+targets:
+  - {name: natural, tables: [I, II], train: {method: natural, eps: 0.1}}
+  - {name: pgd-0.1, tables: [I, II], train: {method: pgd, eps: 0.1}}
+  - {name: pgd-0.2, tables: [II], train: {method: pgd, eps: 0.2}}
+  - {name: ibp-0.1, tables: [III], train: {method: ibp, eps: 0.1}}
+evaluation: {attack_steps: 10}
+audit: {attacks: [confidence, loss, adv-confidence, lira, rmia, shadow], threshold: both, references: 4, bootstrap: 50}
+track_every: 5
+"""
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "mini.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(spec_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "out"
+    r = cli("run", str(spec_file), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _tables(out: Path) -> dict:
+    return {p.name: json.loads(p.read_text()) for p in sorted((out / "report" / "tables").glob("*.json"))}
+
+
+def test_study_writes_tables_figures_and_report(study):
+    report = study / "report"
+    tables = _tables(study)
+    assert set(tables) == {"table1.json", "table2.json", "table3.json", "modern.json"}
+    t2 = tables["table2.json"]
+    assert [row[2] for row in t2["rows"]] == ["natural", "pgd", "pgd"] * 2  # oracle rows, then shadow rows
+    assert all(row[16] in ("oracle", "shadow") for row in t2["rows"])
+    assert tables["table3.json"]["rows"][0][9] != ""  # verified test accuracy of the provable model
+    for name in ("table1.md", "table1.csv", "table1.tex", "modern.md"):
+        assert (report / "tables" / name).stat().st_size > 100
+    figures = {p.name for p in (report / "figures").iterdir()}
+    for stem in ("fig1_loss_histograms", "fig2_precision_recall", "fig3_accuracy_over_training",
+                 "fig4_inference_over_training", "roc_natural", "roc_pgd-0.1"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= figures
+    findings = (report / "findings.md").read_text()
+    assert "PGD training at eps 0.1" in findings and "95% intervals" in findings and "provable model ibp-0.1" in findings
+    results = json.loads((study / "results.json").read_text())
+    tracked = [x for x in results[1]["log"] if x.get("track")]
+    assert [x["epoch"] for x in tracked] == [5, 10]
+    assert (study / "study.log").read_text().count("train ") == 4
+
+
+def test_rerunning_trains_nothing_and_gives_the_same_tables(study, spec_file):
+    before = {p: p.stat().st_mtime_ns for p in study.glob("runs/*/checkpoint/model.safetensors")}
+    tables = _tables(study)
+    r = cli("run", str(spec_file), "--out", str(study), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert {p: p.stat().st_mtime_ns for p in study.glob("runs/*/checkpoint/model.safetensors")} == before
+    assert _tables(study) == tables
+
+
+def test_killed_study_resumes_to_the_same_tables(study, spec_file, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "robustmia", "run", str(spec_file), "--out", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(out.glob("runs/*/checkpoint/meta.json"))) >= 2:  # the first target is done, the second under way
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the study finished before it could be killed"
+    assert not (out / "results.json").exists()
+    r = cli("run", str(spec_file), "--out", str(out), "--quiet")
+    assert r.returncode == 2 and "--resume" in r.stderr  # an interrupted study is not silently restarted
+    r = cli("run", str(spec_file), "--out", str(out), "--resume", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert _tables(out) == _tables(study)
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda s: s.replace("references: 4", "referenses: 4"), "unknown key 'audit.referenses'"),
+        (lambda s: s.replace("method: pgd, eps: 0.2", "method: pgd, eps: 2"), "write 8/255, not 8"),
+        (lambda s: s.replace("dataset: digits,", "dataset: cifar10, data_dir: /nonexistent/cifar,"), "CIFAR-10 not found in /nonexistent/cifar"),
+    ],
+)
+def test_bad_specs_fail_fast_in_one_line_before_any_training(tmp_path, edit, fragment):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(edit(SPEC))
+    out = tmp_path / "out"
+    probe = (
+        "import sys\nfrom robustmia.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+        "    print('torch' in sys.modules, e.code)\n"
+    )
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", probe, "run", str(spec), "--out", str(out)], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert r.stdout.split() == ["False", "2"], (r.stdout, r.stderr)  # refused before torch was even imported
+    assert_one_line_error(2, "", r.stderr, fragment, str(spec))
+    assert not out.exists()
+    print(f"spec refused in {elapsed:.2f} s")
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("CI must install Debian's chromium (apt-get install chromium) for the report test")
+    pytest.skip("headless Chromium is not installed: apt-get install chromium")
+
+
+def test_report_renders_in_headless_chromium(study, tmp_path):
+    browser = _chromium()
+    page = tmp_path / "report.html"
+    probe = """<script>window.addEventListener('load', () => {
+      const imgs = [...document.images];
+      const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+      document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, rendered: ok,
+        tables: document.querySelectorAll('table').length, rows: document.querySelectorAll('tbody tr').length}));
+    });</script></body>"""
+    page.write_text((study / "report" / "report.html").read_text().replace("</body>", probe))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    marker = 'data-probe="'
+    assert marker in dom, dom[:500]
+    probe_data = json.loads(dom.split(marker, 1)[1].split('"', 1)[0].replace("&quot;", '"'))
+    assert probe_data["images"] >= 8 and probe_data["rendered"] == probe_data["images"], probe_data
+    assert probe_data["tables"] == 4 and probe_data["rows"] > 10
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "report.png"
+    subprocess.run([browser, *flags, "--window-size=1280,4000", f"--screenshot={shot}", (study / "report" / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 50_000  # a real picture of the page, kept as a test artifact
