@@ -17,9 +17,9 @@ $(VENV)/.dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1 convex-adversarial==0.4.4
 	touch $@
 
+# the whole paper at toy scale: tables, figures and runs/quick/report/report.html
 demo: $(VENV)/.installed
-	$(BIN)/robustmia train --dataset digits --model digits-cnn --epochs 30 --out runs/demo --resume
-	$(BIN)/robustmia evaluate runs/demo
+	$(BIN)/robustmia reproduce quick --out runs/quick --resume
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q

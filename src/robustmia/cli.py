@@ -370,7 +370,7 @@ def run_spec(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     out: Path = typer.Option(..., "--out", help="Study folder (runs, results, report)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted study."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the datasets lie (overrides the spec)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset (cifar10/, svhn/); overrides the spec."),
     device: str = typer.Option("auto"),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -384,7 +384,7 @@ def reproduce(
     list_presets: bool = typer.Option(False, "--list", help="List the presets."),
     out: Optional[Path] = typer.Option(None, "--out", help="Study folder (default runs/NAME)."),
     resume: bool = typer.Option(False, "--resume"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the datasets lie (e.g. ../shared/data/cifar10)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset, e.g. ../shared/data."),
     device: str = typer.Option("auto"),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:

@@ -159,3 +159,23 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     subprocess.run([browser, *flags, "--window-size=1280,4000", f"--screenshot={shot}", (study / "report" / "report.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 50_000  # a real picture of the page, kept as a test artifact
+
+
+def test_every_preset_is_a_valid_spec(tmp_path):
+    from robustmia.experiments.presets import list_presets, preset_path
+    from robustmia.experiments.spec import load_spec
+
+    # placeholders where the datasets would lie (only their presence is checked here)
+    (tmp_path / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
+    (tmp_path / "cifar10" / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
+    (tmp_path / "svhn").mkdir()
+    for name in ("train_32x32.mat", "test_32x32.mat"):
+        (tmp_path / "svhn" / name).write_bytes(b"")
+    presets = list_presets()
+    assert {"quick", "cifar10-cpu", "paper-table1", "paper-table2", "paper-table3"} <= set(presets)
+    for name in presets:
+        spec, configs = load_spec(preset_path(name), data_dir=str(tmp_path))
+        assert configs and all(c.dataset == "digits" or c.data_dir.startswith(str(tmp_path)) for c in configs.values())
+    _, table1 = load_spec(preset_path("paper-table1"), data_dir=str(tmp_path))
+    assert table1["cifar10-pgd8"].model == "wrn-34-10" and abs(table1["cifar10-pgd8"].eps - 8 / 255) < 1e-12
+    assert table1["svhn-pgd4"].model == "wrn-34-4" and table1["cifar10-pgd8"].lr_drops == [(40000, 0.01), (60000, 0.001)]

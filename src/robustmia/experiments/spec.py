@@ -12,8 +12,8 @@ audit: {attacks: [confidence, loss, lira, rmia, shadow], threshold: both, refere
 track_every: 10
 ```
 
-Every target's ``train`` block is merged over ``defaults`` and validated as a full
-training config. Validation imports no deep-learning code, so a typo fails at once.
+Every target's ``train`` block is merged over its ``recipe`` (if it names one) and the
+``defaults``, and validated as a full training config. Validation imports no deep-learning code, so a typo fails at once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
 from robustmia.experiments.settings import AuditSettings
 from robustmia.train.config import TrainConfig
+from robustmia.train.recipes import load_recipe
 from robustmia.validation import describe_errors, read_yaml, validate
 
 
@@ -36,6 +37,7 @@ class TargetSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
     tables: list[Literal["I", "II", "III"]] = Field(default_factory=lambda: ["I"])  # the paper's tables it appears in
+    recipe: Optional[str] = None  # a named training recipe (robustmia recipes) under ``train``
     train: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -67,21 +69,29 @@ class StudySpec(BaseModel):
             raise ValueError(f"target names must be unique, got {names}")
         return self
 
-    def train_configs(self, source: str) -> dict[str, TrainConfig]:
+    def train_configs(self, source: str, data_root: Optional[str] = None) -> dict[str, TrainConfig]:
+        """Each target's validated config; ``data_root`` (a folder with one sub-folder per dataset,
+        like ``$ROBUSTMIA_DATA_DIR``) overrides where the datasets lie."""
         configs = {}
         for i, t in enumerate(self.targets):
-            configs[t.name] = validate(TrainConfig, {**self.defaults, **t.train}, f"{source}: targets.{i} ({t.name}).train")
+            where = f"{source}: targets.{i} ({t.name})"
+            try:
+                recipe = load_recipe(t.recipe) if t.recipe else {}
+            except UserError as e:
+                raise UserError(f"{where}: {e}") from None
+            merged = {**self.defaults, **recipe, **t.train}
+            if data_root is not None and merged.get("dataset", "digits") != "digits":
+                merged["data_dir"] = str(Path(data_root) / merged["dataset"])
+            configs[t.name] = validate(TrainConfig, merged, f"{where}.train")
         return configs
 
 
 def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySpec, dict[str, TrainConfig]]:
     """Read, validate and check a spec file: every problem is one line naming the file and the key.
-    ``data_dir`` overrides where every non-embedded dataset lies."""
+    ``data_dir`` is a folder with one sub-folder per dataset (``cifar10/``, ``svhn/``)."""
     data = read_yaml(path)
     spec = validate(StudySpec, data, str(path))
-    if data_dir is not None:
-        spec = spec.model_copy(update={"defaults": {**spec.defaults, "data_dir": data_dir}})
-    configs = spec.train_configs(str(path))
+    configs = spec.train_configs(str(path), data_dir)
     for name, c in configs.items():
         try:
             check_data_present(c.dataset, c.data_dir)
