@@ -58,3 +58,20 @@ def assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> Non
     assert "Traceback" not in err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def train_recipes(root: Path, *recipes: str) -> Path:
+    """Train each named recipe into ``root/<recipe>`` through the real CLI."""
+    for recipe in recipes:
+        r = cli("train", "--recipe", recipe, "--out", str(root / recipe), "--quiet")
+        assert r.returncode == 0, r.stderr
+    return root
+
+
+def evaluate_json(run: Path, *flags: str) -> dict:
+    """``robustmia evaluate RUN --json`` through the real CLI, parsed."""
+    import json
+
+    r = cli("evaluate", str(run), "--json", *flags)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)

@@ -8,7 +8,7 @@ from robustmia.errors import UserError
 from robustmia.train.config import TrainConfig
 from robustmia.train.objectives import training_attack
 from robustmia.validation import validate
-from tests.conftest import assert_one_line_error, cli
+from tests.conftest import assert_one_line_error, evaluate_json, train_recipes
 
 
 def test_training_attack_defaults_follow_the_papers():
@@ -28,20 +28,12 @@ def test_adversarial_methods_need_an_eps():
 
 @pytest.fixture(scope="module")
 def digits_pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pair")
-    for recipe in ("cpu-digits-natural", "cpu-digits-pgd"):
-        r = cli("train", "--recipe", recipe, "--out", str(root / recipe), "--quiet")
-        assert r.returncode == 0, r.stderr
-    return root
+    return train_recipes(tmp_path_factory.mktemp("pair"), "cpu-digits-natural", "cpu-digits-pgd")
 
 
 def test_pgd_training_is_clearly_more_robust_on_digits(digits_pair):
-    res = {}
-    for recipe in ("cpu-digits-natural", "cpu-digits-pgd"):
-        r = cli("evaluate", str(digits_pair / recipe), "--json")  # both recipes store eps 0.1: the natural twin is attacked at it
-        assert r.returncode == 0, r.stderr
-        res[recipe] = json.loads(r.stdout)
-    nat, adv = res["cpu-digits-natural"], res["cpu-digits-pgd"]
+    # both recipes store eps 0.1: the natural twin is attacked at it
+    nat, adv = (evaluate_json(digits_pair / recipe) for recipe in ("cpu-digits-natural", "cpu-digits-pgd"))
     assert nat["attack"] == adv["attack"] and adv["attack"]["eps"] == 0.1 and adv["attack"]["steps"] == 20
     assert adv["adv_test_accuracy"] > nat["adv_test_accuracy"] + 0.15, (nat, adv)
     assert adv["test_accuracy"] > 0.9 and adv["adv_train_accuracy"] > 0.9

@@ -67,7 +67,7 @@ def _to_convex_adversarial(net):
     return DenseSequential(*layers)
 
 
-@pytest.mark.parametrize("shape, in_shape", [("wong-cnn", (3, 16, 16)), ("wong-resnet", (3, 16, 16)), ("wong-cnn", (1, 8, 8))])
+@pytest.mark.parametrize("shape, in_shape", [("wong-cnn", (3, 16, 16)), ("wong-resnet", (3, 8, 8)), ("wong-cnn", (1, 8, 8))])
 def test_wong_kolter_bound_equals_convex_adversarial(shape, in_shape):
     ca = pytest.importorskip("convex_adversarial", reason="the oracle: pip install --no-deps convex-adversarial==0.4.4")
     torch.manual_seed(2)

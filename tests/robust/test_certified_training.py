@@ -4,25 +4,17 @@ import json
 
 import pytest
 
-from tests.conftest import assert_one_line_error, cli
+from tests.conftest import assert_one_line_error, evaluate_json, train_recipes
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("certified")
-    for recipe in ("cpu-digits-crown-ibp", "cpu-digits-wong-natural"):
-        r = cli("train", "--recipe", recipe, "--out", str(root / recipe), "--quiet")
-        assert r.returncode == 0, r.stderr
-    return root
+    return train_recipes(tmp_path_factory.mktemp("certified"), "cpu-digits-crown-ibp", "cpu-digits-wong-natural")
 
 
 def test_crown_ibp_certifies_most_of_digits_and_natural_almost_nothing(runs):
-    res = {}
-    for recipe in ("cpu-digits-crown-ibp", "cpu-digits-wong-natural"):
-        r = cli("evaluate", str(runs / recipe), "--json")  # eps 0.1, stored by both recipes
-        assert r.returncode == 0, r.stderr
-        res[recipe] = json.loads(r.stdout)
-    cert, nat = res["cpu-digits-crown-ibp"], res["cpu-digits-wong-natural"]
+    # eps 0.1, stored by both recipes
+    cert, nat = (evaluate_json(runs / recipe) for recipe in ("cpu-digits-crown-ibp", "cpu-digits-wong-natural"))
     assert cert["verification"] == {"bound": "crown", "eps": 0.1}
     assert cert["verified_test_accuracy"] > 0.5, cert
     assert nat["verified_test_accuracy"] < 0.1, nat
