@@ -94,3 +94,22 @@ def test_bad_settings_raise():
     for bad in ({"eps": -0.1, "alpha": 0.1, "steps": 1}, {"eps": 0.1, "alpha": 0.0, "steps": 1}, {"eps": 0.1, "alpha": 0.1, "steps": 0}):
         with pytest.raises(ValueError):
             pgd(model, x, y, **bad)
+
+
+def test_autoattack_without_torchattacks_says_how_to_install(monkeypatch):
+    import builtins
+
+    from robustmia.errors import UserError
+    from robustmia.robust.autoattack import autoattack
+
+    real_import = builtins.__import__
+
+    def no_torchattacks(name, *args, **kwargs):
+        if name == "torchattacks":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torchattacks)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(UserError, match="pip install --no-deps torchattacks==3.5.1"):
+        autoattack(model, torch.rand(1, 1, 2, 2), torch.zeros(1, dtype=torch.long), eps=0.1, num_classes=2)
