@@ -181,3 +181,32 @@ def test_unsupported_layers_are_refused_by_name():
     bn.eval()
     x, y = torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3])
     assert torch.allclose(margin_bounds(bn, x, y, 0.0, "ibp"), _margins(bn, x, y), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", ["wong-cnn", "wong-resnet"])
+def test_random_projections_estimate_the_exact_dual(shape):
+    model = _shapes()[shape].eval()
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(4, 1, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g)
+    with torch.no_grad():
+        exact = margin_bounds(model, x, y, 0.03, "wong-kolter")
+        errors = []
+        for r in (20, 2000):
+            est = margin_bounds(model, x, y, 0.03, "wong-kolter", projections=r, generator=torch.Generator().manual_seed(0))
+            errors.append(((est - exact).abs().mean() / exact.abs().mean()).item())
+    # the median estimator converges to the exact bound (errors compound through the layers' slopes)
+    assert errors[1] < 0.15 and errors[1] < errors[0] / 3, errors
+
+
+def test_convex_dual_trains_with_projections(tmp_path, run_main):
+    import json
+
+    code, out, err = run_main("train", "--model", "wong-cnn", "--method", "convex_dual", "--eps", "0.05", "--epochs", "5",
+                              "--out", str(tmp_path / "p"), "--quiet", "--json")
+    assert code == 0, err
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("model: wong-cnn\nmethod: convex_dual\neps: 0.05\nepochs: 5\nprojections: 50\n")
+    code, out_p, err = run_main("train", "--config", str(cfg), "--out", str(tmp_path / "q"), "--quiet", "--json")
+    assert code == 0, err
+    exact, projected = json.loads(out)["test_accuracy"], json.loads(out_p)["test_accuracy"]
+    assert exact > 0.4 and projected > 0.4 and abs(exact - projected) < 0.15, (exact, projected)

@@ -199,7 +199,72 @@ def linear_bounds(nodes: list[Node], x_l: torch.Tensor, x_u: torch.Tensor, relax
     return bounds
 
 
-def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps: float, method: str) -> torch.Tensor:
+def _forward_map(node: Node, vals: dict[int, torch.Tensor], bias: bool) -> Optional[torch.Tensor]:
+    """An affine node applied to column values (B, R, *shape) of its inputs (absent inputs count as 0)."""
+    out = None
+    for i, m in zip(node.inputs, node.maps):
+        v = vals.get(i)
+        if v is None:
+            continue
+        b, r = v.shape[:2]
+        t = m.forward(v.reshape(b * r, *v.shape[2:]))
+        t = t.view(b, r, *t.shape[1:])
+        out = t if out is None else out + t
+    if bias and node.bias is not None and out is not None:
+        out = out + node.bias
+    return out
+
+
+def projected_bounds(nodes: list[Node], x_l: torch.Tensor, x_u: torch.Tensor, projections: int,
+                     generator: Optional[torch.Generator] = None) -> Bounds:
+    """Estimated Wong-Kolter bounds of every ReLU input, with random Cauchy projections
+    (Wong, Schmidt, Metzen & Kolter 2018), for training at scale. With each unstable ReLU
+    relaxed to z -> d z + [0, icpt], a neuron's bounds are (the relaxed network's value at the
+    box centre, with every ReLU adding icpt / 2) -/+ (sum |row of input weights| x box radius
+    + sum over ReLUs of |row| x icpt / 2). Each sum of absolute values is estimated as the
+    median of |row . c| over ``projections`` Cauchy vectors c, pushed forward through the
+    relaxed network once for all later layers. Estimates, not certificates: evaluate with an
+    exact method."""
+    batch = x_l.shape[0]
+    centre, radius = (x_u + x_l) / 2, (x_u - x_l) / 2
+    need = _pre_relu_nodes(nodes)
+    last_use = {i: k for k, nd in enumerate(nodes) for i in nd.inputs}
+
+    def cauchy(scale: torch.Tensor) -> torch.Tensor:
+        shape = (batch, projections, *scale.shape[1:])
+        u = torch.rand(shape, generator=generator, device=generator.device if generator is not None else scale.device)
+        return torch.tan(torch.pi * (u.to(scale.device) - 0.5)) * scale.unsqueeze(1)
+
+    # streams: (values per node, whether biases and icpt / 2 are added, whether it is a Cauchy stream)
+    streams: list[tuple[dict[int, torch.Tensor], bool, bool]] = [({0: centre.unsqueeze(1)}, True, False), ({0: cauchy(radius)}, False, True)]
+    bounds: Bounds = {0: (x_l, x_u)}
+    for k in range(1, len(nodes) - 1):
+        node = nodes[k]
+        if node.kind == "relu":
+            l, u = bounds[node.inputs[0]]
+            _, d, icpt = _relu_lines(l, u, "wong-kolter")
+            for vals, with_bias, _ in streams:
+                prev = vals.get(node.inputs[0])
+                if prev is not None:
+                    vals[k] = prev * d.unsqueeze(1) + ((icpt / 2).unsqueeze(1) if with_bias else 0)
+            streams.append(({k: cauchy(icpt / 2)}, False, True))  # this ReLU's own intercept terms
+        else:
+            for vals, with_bias, _ in streams:
+                v = _forward_map(node, vals, with_bias)
+                if v is not None:
+                    vals[k] = v
+        if k in need:
+            mid = streams[0][0][k].squeeze(1)
+            spread = sum(vals[k].abs().median(dim=1).values for vals, _, is_cauchy in streams if is_cauchy and k in vals)
+            bounds[k] = (mid - spread, mid + spread)
+        for vals, _, _ in streams:  # free what no later node reads
+            for i in [i for i in vals if last_use.get(i, -1) <= k and i != k]:
+                del vals[i]
+    return bounds
+
+
+def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps: float, method: str,
+                        projections: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     if method not in METHODS:
         raise ValueError(f"unknown bound method {method!r}; choose from {METHODS}")
     x_l, x_u = input_box(x, eps)
@@ -222,16 +287,23 @@ def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps
         lo, _ = backward_bound(nodes, out, spec, ibp, "crown")
         return lo
     relaxation = "wong-kolter" if method == "wong-kolter" else "crown"
-    bounds = linear_bounds(nodes, x_l, x_u, relaxation, tighten_with_ibp=method == "crown")
+    if projections is not None and method == "wong-kolter":
+        bounds = projected_bounds(nodes, x_l, x_u, projections, generator)
+    else:
+        bounds = linear_bounds(nodes, x_l, x_u, relaxation, tighten_with_ibp=method == "crown")
     lo, _ = backward_bound(nodes, out, spec, bounds, relaxation)
     if method == "crown":
         lo = torch.maximum(lo, graph_margin_bounds(nodes, x, y, eps, "ibp"))
     return lo
 
 
-def margin_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, method: Method = "crown") -> torch.Tensor:
-    """(B, K) lower bounds on f_y - f_j over the clipped eps-ball around each x (0 at j = y)."""
-    return graph_margin_bounds(to_graph(model, tuple(x.shape[1:]), allow_batchnorm=not model.training), x, y, eps, method)
+def margin_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, method: Method = "crown",
+                  projections: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """(B, K) lower bounds on f_y - f_j over the clipped eps-ball around each x (0 at j = y).
+    With ``projections`` (``wong-kolter`` only) the intermediate bounds are estimated by random
+    projections: fast enough to train on, but an estimate, not a certificate."""
+    nodes = to_graph(model, tuple(x.shape[1:]), allow_batchnorm=not model.training)
+    return graph_margin_bounds(nodes, x, y, eps, method, projections, generator)
 
 
 def worst_case_logits(margins: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
     ramp_end: float = Field(default=0.5, ge=0, le=1)
     kappa_start: Optional[float] = Field(default=None, ge=0, le=1)
     kappa_end: Optional[float] = Field(default=None, ge=0, le=1)
+    # convex_dual: estimate the intermediate bounds with this many random Cauchy projections
+    # (Wong et al. 2018 used 50 for their larger networks); None = exact
+    projections: Optional[int] = Field(default=None, ge=2)
 
     @field_validator("lr_drops", mode="before")
     @classmethod

@@ -121,7 +121,7 @@ def certified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, c
         if beta > 0:
             margins = beta * margin_bounds(model, x, y, eps, "crown-ibp") + (1 - beta) * margins
     else:
-        margins = margin_bounds(model, x, y, eps, bound)
+        margins = margin_bounds(model, x, y, eps, bound, projections=config.projections, generator=ctx.generator)
     robust = F.cross_entropy(worst_case_logits(margins), y)
     loss = robust if kappa == 0 else kappa * F.cross_entropy(logits, y) + (1 - kappa) * robust
     return StepOutput(loss, logits)
