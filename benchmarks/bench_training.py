@@ -3,7 +3,8 @@
 For each model (small CNN, WRN-16-4) at batch 128 on 32x32x3 inputs it times one SGD step
 of natural, PGD-7, TRADES-10, FGSM-RS training and of PGD-7 training built on torchattacks'
 PGD (the same attack settings, on the train-mode model as Madry et al.). The methods are
-interleaved round by round, so drift in the machine's speed hits them all alike; the
+interleaved round by round, in a fresh random order each round, so drift in the machine's
+speed and the after-effects of one method on the next hit them all alike; the
 median step time of the rounds after a warm-up round is reported, with the ratios:
 
 - ``pgd_over_natural``: PGD-7 step time / natural step time (target: <= 8.5);
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import platform
 import statistics
 import time
@@ -65,7 +67,9 @@ def main() -> None:
         y = torch.randint(0, 10, (args.batch_size,))
         times: dict[str, list[float]] = {m: [] for m in methods}
         for round_ in range(args.rounds + 1):
-            for method, (objective, settings) in methods.items():
+            # a fresh order each round, so that no method always follows the same one (caches, allocator)
+            for method in random.Random(round_).sample(list(methods), len(methods)):
+                objective, settings = methods[method]
                 config = TrainConfig(**settings)
                 generator = torch.Generator().manual_seed(round_)
                 model.train()
