@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from robustmia.data.datasets import DATASETS
 from robustmia.errors import UserError
 from robustmia.experiments.audit import Audit
 from robustmia.experiments.settings import AuditSettings
@@ -35,7 +36,7 @@ from robustmia.io import write_json
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.progress import Progress
 from robustmia.robust.evaluate import EvalAttack, evaluate_model
-from robustmia.train.config import TrainConfig
+from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.train.loop import train
 from robustmia.train.run import LOG_FILE, Run, read_config_dict
 
@@ -56,7 +57,7 @@ class StudyLog:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def _tracker(config: TrainConfig, every: int) -> Callable[[torch.nn.Module, int, Any, Any], dict[str, Any]]:
+def _tracker(config: TrainConfig, every: int, num_classes: int) -> Callable[[torch.nn.Module, int, Any, Any], dict[str, Any]]:
     """Figures 3 and 4: every ``every`` epochs, accuracies and membership inference accuracy."""
 
     def track(model, epoch, members, test) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def _tracker(config: TrainConfig, every: int) -> Callable[[torch.nn.Module, int,
         mem, non = members.subset(range(n)), test.subset(range(n))
         eps = config.eps or None
         attack = EvalAttack(eps=eps, steps=10) if eps else EvalAttack()
-        scores = evaluate_model(model, mem, non, attack, num_classes=10, bound=None)
+        scores = evaluate_model(model, mem, non, attack, num_classes=num_classes, bound=None)
         from robustmia.privacy.signals import model_signals
 
         conf = np.concatenate([model_signals(model, d)["confidence"] for d in (mem, non)])
@@ -123,7 +124,7 @@ def run_study(
             raise UserError(f"target {target.name} was interrupted in {run_dir}; continue the study with --resume")
         if not done:
             log(f"train {target.name} ({config.method}, eps {config.eps:g}) into {run_dir}")
-            hook = _tracker(config, spec.track_every) if spec.track_every else None
+            hook = _tracker(config, spec.track_every, DATASETS[config.dataset].num_classes) if spec.track_every else None
             train(config, run_dir, resume=True, device=device, progress=progress, epoch_hook=hook)
         else:
             log(f"reuse {target.name}: {run_dir} is finished")
@@ -150,13 +151,9 @@ def _finished(run_dir: Path) -> bool:
         return False
     m = json.loads(meta.read_text())
     config = TrainConfig.model_validate(m["config"])
-    import math
-
-    from robustmia.train.config import DEFAULT_EPOCHS
-
     if config.iterations is not None:
         return m["step"] >= config.iterations
-    return m["epoch"] >= (config.epochs or DEFAULT_EPOCHS) and not math.isnan(m["epoch"])
+    return m["epoch"] >= (config.epochs or DEFAULT_EPOCHS)
 
 
 def _evaluate(spec: StudySpec, run: Run, device: str, log: StudyLog) -> dict[str, Any]:

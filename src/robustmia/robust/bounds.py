@@ -80,10 +80,6 @@ def _relu_lines(l: torch.Tensor, u: torch.Tensor, relaxation: str):
     return lower, d, intercept
 
 
-def _sum_last(t: torch.Tensor, ndim: int) -> torch.Tensor:
-    return t.flatten(2).sum(-1) if ndim else t
-
-
 def _dot(lam: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """sum over the node's dimensions of lam * v: lam (B|1, S, *shape), v (B|1, *shape) -> (B, S)."""
     lam_f = lam.flatten(2)
