@@ -25,6 +25,16 @@ from robustmia.errors import UserError
 from robustmia.models.layers import Normalize, Residual
 
 
+DENSE_LIMIT = 1 << 18  # small convolutions (in x out entries) are transposed as one matrix product
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 class LinearMap:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
@@ -73,8 +83,22 @@ class ConvMap(LinearMap):
     def forward_abs(self, x):
         return self._conv(x, self.weight.abs())
 
+    def _dense(self) -> Optional[torch.Tensor]:
+        """The convolution as an (out, in) matrix, when small enough: one matrix product then
+        beats conv_transpose2d over a batch of many small coefficient maps."""
+        n_in, n_out = _numel(self.in_shape), _numel(self.out_shape)
+        if n_in * n_out > DENSE_LIMIT:
+            return None
+        if getattr(self, "_matrix", None) is None:
+            basis = torch.eye(n_in, device=self.weight.device, dtype=self.weight.dtype).view(n_in, *self.in_shape)
+            self._matrix = self._conv(basis, self.weight).reshape(n_in, n_out).t()
+        return self._matrix
+
     def transpose(self, lam):
         b, s = lam.shape[:2]
+        dense = self._dense()
+        if dense is not None:
+            return (lam.reshape(b, s, -1) @ dense).view(b, s, *self.in_shape)
         out = F.conv_transpose2d(lam.reshape(b * s, *self.out_shape), self.weight, None, self.stride, self.padding,
                                  self.output_padding, self.groups, self.dilation)
         return out.view(b, s, *self.in_shape)
