@@ -142,7 +142,7 @@ def _lp_lower_bound(net, x, eps, c, pre_bounds):
 
 
 def test_dual_bound_against_the_exact_lp_on_a_tiny_network():
-    from robustmia.robust.bounds import input_box, linear_bounds
+    from robustmia.robust.bounds import ibp_bounds, input_box, linear_bounds
 
     gaps = []
     for seed in range(5):
@@ -154,7 +154,7 @@ def test_dual_bound_against_the_exact_lp_on_a_tiny_network():
         nodes = to_graph(net, (4,))
         wk = graph_margin_bounds(nodes, x, y, eps, "wong-kolter").detach()[0]
         ibp = graph_margin_bounds(nodes, x, y, eps, "ibp").detach()[0]
-        pre = linear_bounds(nodes, *input_box(x, eps), "wong-kolter", tighten_with_ibp=False)
+        pre = linear_bounds(nodes, ibp_bounds(nodes, *input_box(x, eps)), "wong-kolter", tighten_with_ibp=False)
         pre_bounds = [pre[k] for k in sorted(pre) if k > 0]
         for j in (1, 2):
             c = np.zeros(3)

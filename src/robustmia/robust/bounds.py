@@ -178,10 +178,10 @@ def _interval_is_exact(nodes: list[Node], k: int) -> bool:
     return dense <= 1
 
 
-def linear_bounds(nodes: list[Node], x_l: torch.Tensor, x_u: torch.Tensor, relaxation: str, tighten_with_ibp: bool) -> Bounds:
-    """Bounds of every ReLU input by backward propagation, layer by layer."""
-    bounds: Bounds = {0: (x_l, x_u)}
-    ibp = ibp_bounds(nodes, x_l, x_u)
+def linear_bounds(nodes: list[Node], ibp: Bounds, relaxation: str, tighten_with_ibp: bool) -> Bounds:
+    """Bounds of every ReLU input by backward propagation, layer by layer, given the IBP bounds
+    ``ibp`` (exact on the first affine block, and intersected with the result if asked)."""
+    bounds: Bounds = {0: ibp[0]}
     need = _pre_relu_nodes(nodes)
     for k in range(1, len(nodes) - 1):
         if k in need:
@@ -266,19 +266,9 @@ def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps
     x_l, x_u = input_box(x, eps)
     out = len(nodes) - 1
     spec = margin_spec(y, nodes[out].shape[0]).to(x.dtype)
-    if method == "ibp" or method == "crown-ibp" or method == "crown":
-        ibp = ibp_bounds(nodes, x_l, x_u, upto=out - 1)
+    ibp = ibp_bounds(nodes, x_l, x_u, upto=out - 1)
     if method == "ibp":
-        # the margin specification merged into the last (affine) layer
-        last = nodes[out]
-        lo = torch.zeros(spec.shape[:2], device=x.device, dtype=x.dtype)
-        if last.bias is not None:
-            lo = lo + (spec * last.bias).flatten(2).sum(-1)
-        for i, m in zip(last.inputs, last.maps):
-            lam = m.transpose(spec)
-            l, u = (t.unsqueeze(1) for t in ibp[i])
-            lo = lo + (lam.clamp(min=0) * l + lam.clamp(max=0) * u).flatten(2).sum(-1)
-        return lo
+        return _ibp_margins(nodes, spec, ibp)
     if method == "crown-ibp":
         lo, _ = backward_bound(nodes, out, spec, ibp, "crown")
         return lo
@@ -286,10 +276,23 @@ def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps
     if projections is not None and method == "wong-kolter":
         bounds = projected_bounds(nodes, x_l, x_u, projections, generator)
     else:
-        bounds = linear_bounds(nodes, x_l, x_u, relaxation, tighten_with_ibp=method == "crown")
+        bounds = linear_bounds(nodes, ibp, relaxation, tighten_with_ibp=method == "crown")
     lo, _ = backward_bound(nodes, out, spec, bounds, relaxation)
     if method == "crown":
-        lo = torch.maximum(lo, graph_margin_bounds(nodes, x, y, eps, "ibp"))
+        lo = torch.maximum(lo, _ibp_margins(nodes, spec, ibp))
+    return lo
+
+
+def _ibp_margins(nodes: list[Node], spec: torch.Tensor, ibp: Bounds) -> torch.Tensor:
+    """IBP's margin bounds: the specification merged into the last (affine) layer, as is usual."""
+    last = nodes[-1]
+    lo = torch.zeros(spec.shape[:2], device=spec.device, dtype=spec.dtype)
+    if last.bias is not None:
+        lo = lo + (spec * last.bias).flatten(2).sum(-1)
+    for i, m in zip(last.inputs, last.maps):
+        lam = m.transpose(spec)
+        l, u = (t.unsqueeze(1) for t in ibp[i])
+        lo = lo + (lam.clamp(min=0) * l + lam.clamp(max=0) * u).flatten(2).sum(-1)
     return lo
 
 
