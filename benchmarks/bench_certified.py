@@ -38,7 +38,7 @@ def convex_adversarial_step(model, x, y, config, ctx):
 
     extra = {"proj": config.projections, "norm_type": "l1_median"} if config.projections else {}
     loss, _ = robust_loss(model, config.eps / 2, x, y, bounded_input=True, **extra)
-    return StepOutput(loss, model(x))
+    return StepOutput(loss.expand(len(y)), model(x))  # robust_loss gives the batch mean
 
 
 def main() -> None:
@@ -70,7 +70,7 @@ def main() -> None:
                 start = time.perf_counter()
                 out = objective(model, x, y, config, ctx)
                 optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                out.losses.mean().backward()
                 optimizer.step()
                 if round_ > 0:
                     times[method].append(time.perf_counter() - start)

@@ -40,7 +40,7 @@ def torchattacks_pgd(model, x, y, config, ctx):
     attack.set_model_training_mode(model_training=True, batchnorm_training=True)  # as ours: BatchNorm on batch statistics
     x_adv = attack(x, y)
     logits = model(x_adv)
-    return StepOutput(F.cross_entropy(logits, y), logits)
+    return StepOutput(F.cross_entropy(logits, y, reduction="none"), logits)
 
 
 def main() -> None:
@@ -76,7 +76,7 @@ def main() -> None:
                 start = time.perf_counter()
                 out = objective(model, x, y, config, StepContext(generator))
                 optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                out.losses.mean().backward()
                 optimizer.step()
                 elapsed = time.perf_counter() - start
                 if round_ > 0:

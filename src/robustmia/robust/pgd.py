@@ -24,6 +24,10 @@ from torch import nn
 Mode = Literal["eval", "train"]
 Norm = Literal["linf", "l2"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, y) -> per-example loss
+# draw(fn, shape, device): random numbers of ``shape`` made by ``fn`` (torch.rand, torch.randn) on
+# ``device``, one row per example. Training passes its own (see train.objectives.StepContext), so
+# that data-parallel shards and stacked models draw exactly what one process would.
+Draw = Callable[[Callable[..., torch.Tensor], tuple[int, ...], torch.device], torch.Tensor]
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -55,17 +59,21 @@ def _l2_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (t.dim() - 1)))
 
 
-def _draw(fn, shape, generator: Optional[torch.Generator], device: torch.device) -> torch.Tensor:
-    """Random numbers from ``generator`` (on its own device), moved to ``device``."""
-    return fn(shape, generator=generator, device=generator.device if generator is not None else device).to(device)
+def generator_draw(generator: Optional[torch.Generator]) -> Draw:
+    """The :data:`Draw` of one generator: its numbers are made on its own device, then moved."""
+
+    def draw(fn, shape, device: torch.device) -> torch.Tensor:
+        return fn(shape, generator=generator, device=generator.device if generator is not None else device).to(device)
+
+    return draw
 
 
-def _random_start(x: torch.Tensor, eps: float, norm: str, generator: Optional[torch.Generator]) -> torch.Tensor:
+def _random_start(x: torch.Tensor, eps: float, norm: str, draw: Draw) -> torch.Tensor:
     if norm == "linf":
-        delta = (_draw(torch.rand, x.shape, generator, x.device) * 2 - 1) * eps
+        delta = (draw(torch.rand, tuple(x.shape), x.device) * 2 - 1) * eps
     else:
-        d = _draw(torch.randn, x.shape, generator, x.device)
-        r = _draw(torch.rand, x.shape[:1], generator, x.device).view(-1, *([1] * (x.dim() - 1)))
+        d = draw(torch.randn, tuple(x.shape), x.device)
+        r = draw(torch.rand, tuple(x.shape[:1]), x.device).view(-1, *([1] * (x.dim() - 1)))
         delta = d / _l2_norm(d) * r * eps
     return (x + delta).clamp(0, 1)
 
@@ -105,11 +113,13 @@ def pgd(
     loss_fn: LossFn = cross_entropy,
     generator: Optional[torch.Generator] = None,
     start: Optional[torch.Tensor] = None,
+    draw: Optional[Draw] = None,
 ) -> torch.Tensor:
     """PGD (Madry et al.): ``steps`` ascent steps of size ``alpha`` on ``loss_fn`` (signed gradient
     for ``norm="linf"``, normalised gradient for ``"l2"``), each projected onto the ``eps`` ball
     around ``x`` and onto [0, 1]. The first point is ``start`` if given, else uniform in the ball
-    (``random_start``), else ``x``. With ``restarts`` > 1 the highest-loss point per example wins."""
+    (``random_start``, drawn from ``generator``, or by ``draw`` if given), else ``x``. With
+    ``restarts`` > 1 the highest-loss point per example wins."""
     if eps < 0 or alpha <= 0 or steps < 1 or restarts < 1 or norm not in ("linf", "l2"):
         raise ValueError(f"bad attack settings: eps={eps}, alpha={alpha}, steps={steps}, restarts={restarts}, norm={norm}")
     x = x.detach()
@@ -121,7 +131,7 @@ def pgd(
             if start is not None:
                 x0 = _project(x, start, eps, norm)
             elif random_start:
-                x0 = _random_start(x, eps, norm, generator)
+                x0 = _random_start(x, eps, norm, draw or generator_draw(generator))
             else:
                 x0 = x
             x_adv = _run(model, x, y, eps, alpha, steps, norm, x0, loss_fn)

@@ -4,6 +4,12 @@ Randomness is derived from ``(seed, epoch)`` alone: data order, augmentation and
 random start of an objective use a generator seeded per epoch, and the model's initial
 weights come from the seed. A run resumed from an epoch's checkpoint therefore ends with
 the same weights, bit for bit on the CPU, as one that was never interrupted.
+
+Started by ``torchrun`` (``WORLD_SIZE`` > 1) the same loop trains data-parallel: every
+process draws the same global batch and the same random numbers, keeps its own shard of
+them (``train.distributed``), and DistributedDataParallel averages the gradients. Only
+rank 0 writes the run folder. :class:`RunSession` is the per-run bookkeeping (folder,
+optimizer, checkpoint, log) that ``train.stacked`` shares when it trains K models at once.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -24,6 +31,8 @@ from robustmia.errors import UserError
 from robustmia.io import atomic_write, write_json
 from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import clean_scores
+from robustmia.robust.pgd import generator_draw
+from robustmia.train import distributed
 from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
 from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.train.objectives import OBJECTIVES, StepContext, check_model
@@ -63,6 +72,113 @@ def _truncate_log(path: Path, epochs_done: int) -> None:
         f.write("".join(line + "\n" for line in keep))
 
 
+EpochHook = Callable[[torch.nn.Module, int, ImageSet, ImageSet], dict[str, Any]]
+
+
+@dataclass
+class RunSession:
+    """One run being trained: its folder, model, optimizer and where it stands."""
+
+    config: TrainConfig
+    out: Path
+    members: ImageSet
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    epoch: int = 0
+    step: int = 0
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.members) / self.config.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.iterations or (self.config.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch
+
+    @property
+    def n_epochs(self) -> int:
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.n_epochs
+
+    def lr(self) -> float:
+        c = self.config
+        return piecewise_lr(c.lr, c.lr_drops, self.epoch if c.lr_unit == "epoch" else self.step)
+
+    def batches(self) -> tuple[torch.Generator, list[torch.Tensor]]:
+        """This epoch's generator, and the index batches it still trains on (the step budget may end it early)."""
+        generator = epoch_generator(self.config.seed, self.epoch)
+        order = torch.randperm(len(self.members), generator=generator)
+        chunks = list(order.split(self.config.batch_size))
+        return generator, chunks[: max(0, self.total_steps - self.step)]
+
+    @classmethod
+    def open(cls, config: TrainConfig, out: Path, *, resume: bool, train_set: ImageSet, test_set: ImageSet,
+             members: Optional[ImageSet], device: torch.device, writer: bool = True) -> "RunSession":
+        """Check ``out``, make the split (unless ``members`` is given: reference models train on
+        their own subsets and their folders hold no split), write the config, build the model
+        and optimizer, and load the last checkpoint of an interrupted run. Only a ``writer``
+        writes; the other ranks of a data-parallel run wait for it in between."""
+        info = dataset_info(config.dataset)
+        model = build_initial_model(config, info)  # also checks the model fits the data
+        check_model(config.method, model, info.shape)
+        continuing = _prepare_folder(out, config, resume)
+        split = None
+        if members is None:
+            if continuing:
+                split = load_split(out / SPLIT_FILE)
+            else:
+                split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
+            members = train_set.subset(split.members)
+        distributed.barrier()  # every rank has looked at the folder before rank 0 writes
+        if writer and not continuing:
+            out.mkdir(parents=True, exist_ok=True)
+            if split is not None:
+                save_split(split, out / SPLIT_FILE)
+            write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
+        model.to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        session = cls(config, out, members, model, optimizer)
+        ckpt = checkpoint_dir(out) if continuing else None
+        if ckpt is not None:
+            weights, optim_state, meta = load_checkpoint(ckpt)
+            load_weights(model, weights, ckpt)
+            optimizer.load_state_dict(optim_state)
+            session.epoch, session.step, session.record = meta["epoch"], meta["step"], meta.get("metrics", {})
+        if writer:
+            _truncate_log(out / LOG_FILE, session.epoch)
+        distributed.barrier()
+        return session
+
+    def end_epoch(self, test_set: ImageSet, *, lr: float, loss_sum: float, correct: int, seen: int, started: float,
+                  epoch_hook: Optional[EpochHook] = None) -> dict[str, Any]:
+        """Score the epoch, append it to the log and save the checkpoint (the writer's part)."""
+        self.epoch += 1
+        test = clean_scores(self.model, test_set, self.config.eval_batch_size)
+        record = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "lr": lr,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "test_loss": test.loss,
+            "test_accuracy": test.accuracy,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        if epoch_hook is not None:
+            record.update(epoch_hook(self.model, self.epoch, self.members, test_set))
+        with open(self.out / LOG_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        c = self.config
+        save_checkpoint(self.out, self.model, self.optimizer,
+                        {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step, "metrics": record})
+        self.record = record
+        return record
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -72,7 +188,7 @@ def train(
     download: bool = False,
     progress: Optional[Progress] = None,
     members: Optional[ImageSet] = None,
-    epoch_hook: Optional[Callable[[torch.nn.Module, int, ImageSet, ImageSet], dict[str, Any]]] = None,
+    epoch_hook: Optional[EpochHook] = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out``; return the last epoch's record.
 
@@ -80,92 +196,60 @@ def train(
     seed and saved as ``split.npz``), unless ``members`` is given: reference and shadow
     models train on their own subsets that way, and their folders hold no split.
     ``epoch_hook(model, epoch, members, test)`` may add figures to each epoch's record
-    (the study's privacy-over-training curves)."""
+    (the study's privacy-over-training curves). Under ``torchrun`` this is data-parallel."""
     out = Path(out)
-    dev = resolve_device(device)
-    info = dataset_info(config.dataset)
+    group = distributed.ProcessGroup.from_env(device)
+    dev = group.device if group is not None else resolve_device(device)
+    writer = group is None or group.rank == 0
     objective = OBJECTIVES[config.method]
-    model = build_initial_model(config, info)  # also checks the model fits the data
-    check_model(config.method, model, info.shape)
     train_set, test_set = load_dataset(config.dataset, config.data_dir, download)
-    continuing = _prepare_folder(out, config, resume)
-
-    split = None
-    if members is None:
-        if continuing:
-            split = load_split(out / SPLIT_FILE)
-        else:
-            split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
-        members = train_set.subset(split.members)
-    if not continuing:
-        out.mkdir(parents=True, exist_ok=True)
-        if split is not None:
-            save_split(split, out / SPLIT_FILE)
-        write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
-    kind = config.resolved_augment(info.augment)
-
-    model.to(dev)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(members) / config.batch_size)
-    total_steps = config.iterations or (config.epochs or DEFAULT_EPOCHS) * steps_per_epoch
-    n_epochs = math.ceil(total_steps / steps_per_epoch)
-    epoch, step, record = 0, 0, {}
-
-    ckpt = checkpoint_dir(out) if continuing else None
-    if ckpt is not None:
-        weights, optim_state, meta = load_checkpoint(ckpt)
-        load_weights(model, weights, ckpt)
-        optimizer.load_state_dict(optim_state)
-        epoch, step, record = meta["epoch"], meta["step"], meta.get("metrics", {})
-    _truncate_log(out / LOG_FILE, epoch)
-
-    x_all, y_all = members.images.to(dev), members.labels.to(dev)
-    emit(progress, "start", task=f"train {config.model} ({config.method})", total=total_steps, completed=step)
-    while epoch < n_epochs:
+    run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
+    if group is not None:
+        group.check_batches(len(run.members), config.batch_size)
+    net = group.wrap(run.model) if group is not None else run.model
+    kind = config.resolved_augment(dataset_info(config.dataset).augment)
+    x_all, y_all = run.members.images.to(dev), run.members.labels.to(dev)
+    if writer:
+        emit(progress, "start", task=f"train {config.model} ({config.method})", total=run.total_steps, completed=run.step)
+    while not run.done:
         started = time.perf_counter()
-        generator = epoch_generator(config.seed, epoch)
-        order = torch.randperm(len(members), generator=generator).to(dev)
-        model.train()
+        generator, batches = run.batches()
+        run.model.train()
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
-        seen = 0
-        for start in range(0, len(members), config.batch_size):
-            if step >= total_steps:
-                break
-            lr = piecewise_lr(config.lr, config.lr_drops, epoch if config.lr_unit == "epoch" else step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            idx = order[start : start + config.batch_size]
+        seen, lr = 0, run.lr()
+        for idx in batches:
+            lr = run.lr()
+            for g in run.optimizer.param_groups:
+                g["lr"] = lr
+            idx = idx.to(dev)
             x, y = augment(x_all[idx], kind, generator), y_all[idx]
-            out_step = objective(model, x, y, config, StepContext(generator, step, total_steps))
-            optimizer.zero_grad(set_to_none=True)
-            out_step.loss.backward()
-            optimizer.step()
-            loss_sum += out_step.loss.detach() * len(y)
+            draw = generator_draw(generator)
+            if group is not None:  # every rank draws the whole batch's numbers and keeps its shard's
+                rows = group.shard(len(y))
+                x, y, draw = x[rows], y[rows], group.shard_draw(draw, len(idx))
+            out_step = objective(net, x, y, config, StepContext(generator, run.step, run.total_steps, draw))
+            # the mean over the global batch: DDP averages the ranks' gradients, so each rank
+            # weighs its shard's sum by world / global batch size
+            scale = group.world / len(idx) if group is not None else 1 / len(idx)
+            run.optimizer.zero_grad(set_to_none=True)
+            (out_step.losses.sum() * scale).backward()
+            run.optimizer.step()
+            loss_sum += out_step.losses.detach().sum()
             correct += (out_step.logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            step += 1
-            emit(progress, "advance", steps=1)
-        epoch += 1
-        test = clean_scores(model, test_set, config.eval_batch_size)
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "lr": lr,
-            "train_loss": loss_sum.item() / seen,
-            "train_accuracy": correct.item() / seen,
-            "test_loss": test.loss,
-            "test_accuracy": test.accuracy,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        if epoch_hook is not None:
-            record.update(epoch_hook(model, epoch, members, test_set))
-        with open(out / LOG_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        save_checkpoint(
-            out, model, optimizer,
-            {"config": config.model_dump(mode="json"), "seed": config.seed, "epoch": epoch, "step": step, "metrics": record},
-        )
-        emit(progress, "record", **record)
-    emit(progress, "end")
-    return record
+            seen += len(idx)
+            run.step += 1
+            if writer:
+                emit(progress, "advance", steps=1)
+        if group is not None:
+            loss_sum, correct = group.sum(loss_sum), group.sum(correct)
+        if writer:
+            record = run.end_epoch(test_set, lr=lr, loss_sum=loss_sum.item(), correct=correct.item(), seen=seen,
+                                   started=started, epoch_hook=epoch_hook)
+            emit(progress, "record", **record)
+        else:
+            run.epoch += 1
+    if writer:
+        emit(progress, "end")
+    distributed.barrier()
+    return run.record

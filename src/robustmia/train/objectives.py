@@ -1,40 +1,49 @@
 """Training objectives: one function each, all plugged into the one loop in ``loop.py``.
 
 An objective takes the model (in train mode), a batch of pixels ``x`` in [0, 1] with labels
-``y``, the run's config and a :class:`StepContext` (the generator for any randomness it
-needs, and where training stands, for schedules such as an epsilon ramp), and returns the
-loss to minimise and the logits to score training accuracy on. Adversarial and certified
-objectives compute their perturbed inputs or bounds inside, and nothing else changes.
+``y``, the run's config and a :class:`StepContext` (where its random numbers come from, and
+where training stands, for schedules such as an epsilon ramp), and returns the loss of every
+example and the logits to score training accuracy on. The caller reduces the losses: the
+mean over the batch in one process, a shard's share of the global mean under data
+parallelism, and each model's own mean when K stacked models train at once
+(``train.stacked``). Adversarial and certified objectives compute their perturbed inputs or
+bounds inside, and nothing else changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from robustmia.robust.evaluate import eval_mode
-from robustmia.robust.pgd import pgd
+from robustmia.robust.pgd import Draw, generator_draw, pgd
 from robustmia.train.methods import ADVERSARIAL, CERTIFIED
 
 
 class StepOutput(NamedTuple):
-    loss: torch.Tensor
+    losses: torch.Tensor  # one per example
     logits: torch.Tensor
 
 
-class StepContext(NamedTuple):
+@dataclass(frozen=True)
+class StepContext:
     generator: torch.Generator
     step: int = 0  # optimisation steps done before this one
     total_steps: int = 1
+    draw: Optional[Draw] = None  # where random starts come from; default: ``generator``
 
     @property
     def progress(self) -> float:
         """The fraction of training done, in [0, 1)."""
         return self.step / max(self.total_steps, 1)
+
+    @property
+    def random(self) -> Draw:
+        return self.draw or generator_draw(self.generator)
 
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, Any, StepContext], StepOutput]
@@ -42,7 +51,7 @@ Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, Any, StepContext], 
 
 def natural(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
     logits = model(x)
-    return StepOutput(F.cross_entropy(logits, y), logits)
+    return StepOutput(F.cross_entropy(logits, y, reduction="none"), logits)
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,9 @@ def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any,
     """Minimise the loss on the training-time attack's points: PGD for ``pgd`` (Madry et al.),
     FGSM from a random start for ``fgsm_rs`` (Wong et al., 2020); see :data:`ADVERSARIAL`."""
     a = training_attack(config)
-    x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, generator=ctx.generator)
+    x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, draw=ctx.random)
     logits = model(x_adv)
-    return StepOutput(F.cross_entropy(logits, y), logits)
+    return StepOutput(F.cross_entropy(logits, y, reduction="none"), logits)
 
 
 def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
@@ -86,12 +95,12 @@ def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx:
     with torch.no_grad(), eval_mode(model):
         clean_probs = F.softmax(model(x), dim=1)
     kl = lambda logits, _y: F.kl_div(F.log_softmax(logits, dim=1), clean_probs, reduction="none").sum(1)  # noqa: E731
-    noise = torch.randn(x.shape, generator=ctx.generator).to(x.device)
+    noise = ctx.random(torch.randn, tuple(x.shape), x.device)
     start = x + 0.001 * noise if a.random_start else x
     x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, mode=a.mode, loss_fn=kl, start=start)
     logits_clean, logits_adv = model(x), model(x_adv)
-    robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="batchmean")
-    return StepOutput(F.cross_entropy(logits_clean, y) + config.trades_beta * robust, logits_adv)
+    robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="none").sum(1)
+    return StepOutput(F.cross_entropy(logits_clean, y, reduction="none") + config.trades_beta * robust, logits_adv)
 
 
 def ramp(config: Any, progress: float) -> float:
@@ -115,16 +124,22 @@ def certified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, c
     kappa += t * ((config.kappa_end if config.kappa_end is not None else k1) - kappa)
     eps = config.eps * t
     logits = model(x)
+    net = unwrap(model)  # the bounds walk the plain network, not a data-parallel wrapper
     if config.method == "crown_ibp":
         beta = 1.0 - t
-        margins = margin_bounds(model, x, y, eps, "ibp")
+        margins = margin_bounds(net, x, y, eps, "ibp")
         if beta > 0:
-            margins = beta * margin_bounds(model, x, y, eps, "crown-ibp") + (1 - beta) * margins
+            margins = beta * margin_bounds(net, x, y, eps, "crown-ibp") + (1 - beta) * margins
     else:
-        margins = margin_bounds(model, x, y, eps, bound, projections=config.projections, generator=ctx.generator)
-    robust = F.cross_entropy(worst_case_logits(margins), y)
-    loss = robust if kappa == 0 else kappa * F.cross_entropy(logits, y) + (1 - kappa) * robust
-    return StepOutput(loss, logits)
+        margins = margin_bounds(net, x, y, eps, bound, projections=config.projections, generator=ctx.generator)
+    robust = F.cross_entropy(worst_case_logits(margins), y, reduction="none")
+    losses = robust if kappa == 0 else kappa * F.cross_entropy(logits, y, reduction="none") + (1 - kappa) * robust
+    return StepOutput(losses, logits)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def check_model(method: str, model: nn.Module, in_shape: tuple[int, ...]) -> None:
