@@ -7,6 +7,7 @@ interrupted run ends with exit code 130 and says how to resume.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -188,7 +189,8 @@ def train(
     if given:
         sources.append("flags")
     cfg = validate(TrainConfig, settings, " + ".join(sources) or "defaults")
-    bar: Optional[Progress] = None if quiet else _ProgressBar()
+    lead = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
+    bar: Optional[Progress] = None if quiet or not lead else _ProgressBar()
     try:
         record = run_training(cfg, out, resume=resume, device=device, download=download, progress=bar)
     except KeyboardInterrupt:
@@ -196,7 +198,7 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    if as_json:
+    if as_json and lead:
         _print_json(record)
     elif not quiet:
         typer.echo(f"trained {cfg.model} on {cfg.dataset} into {out}: train accuracy {record['train_accuracy']:.4f}, "
@@ -278,6 +280,8 @@ def attack(
     threshold: str = typer.Option("oracle", help="Threshold selection of threshold attacks: oracle, shadow or both."),
     per_class: bool = typer.Option(False, "--per-class", help="One threshold per class."),
     references: int = typer.Option(16, help="Reference/shadow models, trained with the target's recipe (even)."),
+    stack_references: int = typer.Option(16, "--stack-references",
+                                         help="Train reference models in stacks of this many at once where it pays off (1: one by one)."),
     eval_size: Optional[int] = typer.Option(None, "--eval-size", help="Members (and as many non-members) to evaluate on."),
     population: int = typer.Option(2000, help="Population examples for RMIA."),
     eps: Optional[str] = typer.Option(None, help="Epsilon of the PGD inputs for adv-* attacks (default: the run's)."),
@@ -301,7 +305,8 @@ def attack(
 
     run = Run.open(run_dir)
     settings = validate(AuditSettings, dict(
-        attacks=attacks, threshold=threshold, per_class=per_class, references=references, eval_size=eval_size,
+        attacks=attacks, threshold=threshold, per_class=per_class, references=references,
+        stack_references=stack_references, eval_size=eval_size,
         population=population, eps=eps, attack_steps=attack_steps, step_size=step_size, bootstrap=bootstrap, seed=seed,
     ), "attack options")
     bar: Optional[Progress] = None if quiet or as_json else _ProgressBar()
@@ -402,7 +407,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         rc = app(args=argv, prog_name="robustmia", standalone_mode=False)
     except UserError as e:
-        typer.echo(f"robustmia: error: {e}", err=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 (all ranks hit the same error)
+            typer.echo(f"robustmia: error: {e}", err=True)
         sys.exit(2)
     except click_exc.NoArgsIsHelpError as e:
         typer.echo(e.format_message(), err=True)

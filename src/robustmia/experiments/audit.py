@@ -6,7 +6,9 @@
    through the one training loop, each on a random half of the evaluation set (balanced
    keep masks: every example is in exactly K/2 of them), and their signals on the
    evaluation set and on a population of examples that no model trained on (RMIA's z).
-   A robust target gets robust reference models, since they share its recipe.
+   A robust target gets robust reference models, since they share its recipe. They train
+   in groups of ``stack_references``, each group stacked into one batched computation
+   where that pays off (``train.stacked``); a group is also one task of a Ray cluster.
 4. Each attack turns the signals into scores; the metrics are computed the same way for all.
 
 Everything is cached under ``RUN_DIR/audit/``: a re-run trains and computes nothing twice.
@@ -31,8 +33,10 @@ from robustmia.privacy.metrics import evaluate_scores
 from robustmia.privacy.signals import model_signals
 from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import EvalAttack
+from robustmia.train.config import TrainConfig
 from robustmia.train.loop import train
 from robustmia.train.run import Run, load_trained_model, resolve_device
+from robustmia.train.stacked import stacking_pays, train_stacked
 
 MIN_POPULATION = 100
 
@@ -113,22 +117,46 @@ class Audit:
 
     # --- reference models ----------------------------------------------------------------
 
-    def _reference_models(self) -> tuple[np.ndarray, list[dict], Optional[list[dict]]]:
+    def _keep(self) -> np.ndarray:
         k = self.settings.references
-        keep = balanced_keep(k, 2 * self.n, _seed(self.settings.seed, 2, k))
+        return balanced_keep(k, 2 * self.n, _seed(self.settings.seed, 2, k))
+
+    def _reference(self, j: int) -> tuple[TrainConfig, Path]:
+        folder = self.folder / f"references-{self.settings.references}" / f"model-{j:03d}"
+        return self.run.config.model_copy(update={"seed": _seed(self.settings.seed, 3, j) % (2**31)}), folder
+
+    def reference_groups(self) -> list[list[int]]:
+        """The reference models in the groups they train in (each group one task)."""
+        k, size = self.settings.references, self.settings.stack_references
+        return [list(range(i, min(i + size, k))) for i in range(0, k, size)] if self.wants_refs else []
+
+    def train_references(self, group: list[int]) -> None:
+        """Train (or finish) the reference models of one group: stacked where that pays off."""
+        keep = self._keep()
+        jobs = [(*self._reference(j), self.candidates.subset(np.flatnonzero(keep[j]))) for j in group]
+        if len(jobs) > 1 and stacking_pays(self.run.config, self.device):
+            configs, folders, members = zip(*jobs)
+            train_stacked(configs, folders, members, device=str(self.device))
+            emit(self.progress, "advance", steps=len(jobs))
+        else:
+            for config, folder, members in jobs:
+                train(config, folder, resume=True, device=str(self.device), members=members)
+                emit(self.progress, "advance", steps=1)
+
+    def _reference_models(self) -> tuple[np.ndarray, list[dict], Optional[list[dict]]]:
+        groups = self.reference_groups()
+        emit(self.progress, "start", task=f"reference models ({self.run.config.method})", total=self.settings.references)
+        for group in groups:  # a no-op for groups a cluster has trained already
+            self.train_references(group)
+        emit(self.progress, "end")
         refs, ref_pop = [], []
-        emit(self.progress, "start", task=f"reference models ({self.run.config.method})", total=k)
-        for j in range(k):
-            folder = self.folder / f"references-{k}" / f"model-{j:03d}"
-            config = self.run.config.model_copy(update={"seed": _seed(self.settings.seed, 3, j) % (2**31)})
-            train(config, folder, resume=True, device=str(self.device), members=self.candidates.subset(np.flatnonzero(keep[j])))
+        for j in range(self.settings.references):
+            config, folder = self._reference(j)
             model = load_trained_model(folder, config, self.run.info, self.device)
             refs.append(self._signals(folder, model, self.candidates, "eval"))
             if self.population is not None:
                 ref_pop.append(self._signals(folder, model, self.population, "population"))
-            emit(self.progress, "advance", steps=1)
-        emit(self.progress, "end")
-        return keep, refs, ref_pop or None
+        return self._keep(), refs, ref_pop or None
 
     # --- attacks -------------------------------------------------------------------------
 

@@ -27,6 +27,10 @@ class AuditSettings(BaseModel):
     step_size: StepSize = None
     bootstrap: int = Field(default=1000, ge=0)
     seed: int = Field(default=0, ge=0)
+    # reference models train in stacks of up to this many at once where that pays off
+    # (robustmia.train.stacked); 1 trains them one by one. The stacks are also the units a
+    # Ray cluster spreads over its workers.
+    stack_references: int = Field(default=16, ge=1)
 
     @field_validator("attacks", mode="before")
     @classmethod

@@ -93,3 +93,8 @@ class ProcessGroup:
         t = t.clone()
         dist.all_reduce(t)
         return t
+
+    def close(self) -> None:
+        """Wait for every rank (rank 0 may still be writing), then leave the group."""
+        dist.barrier()
+        dist.destroy_process_group()

@@ -251,5 +251,6 @@ def train(
             run.epoch += 1
     if writer:
         emit(progress, "end")
-    distributed.barrier()
+    if group is not None:
+        group.close()
     return run.record

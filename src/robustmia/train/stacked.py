@@ -1,0 +1,233 @@
+"""K models of one architecture and recipe, trained at once as one batched computation.
+
+Reference models (LiRA, RMIA, shadow thresholds) share the target's recipe and differ only in
+their seed and training subset. :class:`StackedModels` holds the K models' parameters
+stacked along a new first dimension and runs them with ``torch.func`` (``functional_call``
+under ``vmap``): one forward and one backward pass serve all K, so small models stop paying
+Python and kernel-launch overhead K times. The objectives are the loop's own: they see one
+model on a batch of K x B rows, model k taking rows k*B to (k+1)*B.
+
+Everything else stays per model, exactly as ``train.loop`` does it one by one: the seed of
+the initial weights, the per-epoch generator, data order, augmentation and random starts
+(drawn from model k's generator for its rows only), the learning rate, the momentum and the
+run folder with its log and checkpoints. The weights therefore equal those of one-by-one
+training up to floating-point rounding (tested to 1e-5), and a stacked group resumes from
+checkpoints that either way of training wrote. Models whose training sets differ in size
+run their last, smaller batches padded and masked, and sit out the steps they do not have.
+
+Stackable: networks without BatchNorm (batch statistics would couple the stacked models'
+examples, and vmap cannot update running statistics in place) or dropout, trained with
+``natural``, ``pgd``, ``fgsm_rs`` or ``trades``. Certified objectives walk one network's graph
+and train one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from robustmia.data.datasets import ImageSet, dataset_info, load_dataset
+from robustmia.data.transforms import augment
+from robustmia.progress import Progress, emit
+from robustmia.robust.pgd import Draw, generator_draw
+from robustmia.train.config import TrainConfig
+from robustmia.train.loop import RunSession
+from robustmia.train.objectives import OBJECTIVES, StepContext
+from robustmia.train.run import build_initial_model, resolve_device
+
+STACKABLE_METHODS = ("natural", "pgd", "fgsm_rs", "trades")
+_COUPLING = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.GroupNorm, nn.LayerNorm)
+
+
+def stackable(config: TrainConfig) -> bool:
+    """Can K models of this recipe train stacked? (See the module's docstring.)"""
+    if config.method not in STACKABLE_METHODS:
+        return False
+    model = build_initial_model(config, dataset_info(config.dataset))
+    return not any(isinstance(m, _COUPLING) for m in model.modules())
+
+
+def stacking_pays(config: TrainConfig, device: torch.device) -> bool:
+    """Stack where it is faster: on GPUs (K small kernel launches become one) and, on CPUs, for
+    networks without convolutions. vmap runs K convolutions as one grouped convolution, which
+    the CPU kernels run slower than K separate ones (0.7x for the digits CNN, benchmarks/bench_scale.py)."""
+    if not stackable(config):
+        return False
+    if device.type == "cuda":
+        return True
+    model = build_initial_model(config, dataset_info(config.dataset))
+    return not any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+class StackedModels(nn.Module):
+    """K networks of one architecture as one module: rows k*B to (k+1)*B of a batch of K x B go to model k."""
+
+    def __init__(self, models: Sequence[nn.Module]):
+        super().__init__()
+        params, buffers = stack_module_state(list(models))
+        self.k = len(models)
+        self.names = list(params)
+        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in self.names])
+        self.buffer_values = {n: b.detach().clone() for n, b in buffers.items()}
+        self.base = copy.deepcopy(models[0]).to("meta")
+
+    def _apply_one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.base, {**params, **buffers}, (x,))
+
+    def _params(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.stacked))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs = x.view(self.k, -1, *x.shape[1:])
+        out = vmap(self._apply_one)(self._params(), self.buffer_values, xs)
+        return out.reshape(-1, *out.shape[2:])
+
+    def model_state(self, k: int) -> dict[str, torch.Tensor]:
+        return {n: p[k].detach() for n, p in zip(self.names, self.stacked)}
+
+
+def _pad(t: torch.Tensor, rows: int) -> torch.Tensor:
+    return F.pad(t, (0, 0) * (t.dim() - 1) + (0, rows - len(t))) if len(t) < rows else t
+
+
+def _stacked_draw(draws: list[Optional[Draw]], counts: list[int], rows: int) -> Draw:
+    """Model k's random numbers for its ``counts[k]`` rows from its own generator, padded to ``rows``."""
+
+    def draw(fn, shape, device):
+        parts = []
+        for d, n in zip(draws, counts):
+            part = d(fn, (n, *shape[1:]), device) if d is not None and n else torch.zeros((0, *shape[1:]), device=device)
+            parts.append(_pad(part, rows))
+        return torch.cat(parts)
+
+    return draw
+
+
+class _StackedSGD:
+    """torch.optim.SGD (momentum, weight decay, no dampening or Nesterov) on stacked parameters,
+    with each model's own learning rate, and models without a batch this step left alone."""
+
+    def __init__(self, stack: StackedModels, runs: Sequence[RunSession]):
+        self.stack = stack
+        self.momentum, self.wd = runs[0].config.momentum, runs[0].config.weight_decay
+        self.bufs = [torch.zeros_like(p) for p in stack.stacked]
+        self.started = torch.zeros(stack.k, dtype=torch.bool, device=self.bufs[0].device)
+        for k, run in enumerate(runs):  # resumed runs bring their momentum
+            state = [run.optimizer.state.get(p, {}).get("momentum_buffer") for p in run.model.parameters()]
+            if all(s is not None for s in state):
+                for buf, s in zip(self.bufs, state):
+                    buf[k] = s
+                self.started[k] = True
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor, active: torch.Tensor) -> None:
+        for p, buf in zip(self.stack.stacked, self.bufs):
+            view = (-1,) + (1,) * (p.dim() - 1)
+            d = p.grad.add(p, alpha=self.wd) if self.wd else p.grad
+            if self.momentum:
+                d = torch.where(self.started.view(view), buf * self.momentum + d, d)
+                buf.copy_(torch.where(active.view(view), d, buf))
+            p.copy_(torch.where(active.view(view), p - lr.view(view) * d, p))
+        self.started |= active
+
+    def write_back(self, k: int, run: RunSession, lr: float) -> None:
+        """Model k's weights and momentum into its own module and torch optimizer (to checkpoint)."""
+        with torch.no_grad():  # stack_module_state keeps the order of named_parameters
+            for p, stacked in zip(run.model.parameters(), self.stack.stacked):
+                p.copy_(stacked[k])
+        if self.momentum and self.started[k]:
+            for p, buf in zip(run.model.parameters(), self.bufs):
+                run.optimizer.state[p]["momentum_buffer"] = buf[k].clone()
+        for g in run.optimizer.param_groups:
+            g["lr"] = lr
+
+
+def train_stacked(
+    configs: Sequence[TrainConfig],
+    outs: Sequence[str | Path],
+    members: Sequence[ImageSet],
+    *,
+    device: str = "auto",
+    progress: Optional[Progress] = None,
+) -> list[dict[str, Any]]:
+    """Train ``configs[k]`` on ``members[k]`` into ``outs[k]`` for every k, stacked; a folder that
+    holds a finished or interrupted run of its config is resumed. Returns each last epoch's record.
+    The configs must be one recipe (they may differ in their seed only)."""
+    recipe = {k: v for k, v in configs[0].identity().items() if k != "seed"}
+    if any({k: v for k, v in c.identity().items() if k != "seed"} != recipe for c in configs):
+        raise ValueError("stacked models must share one recipe (all but the seed)")
+    if not stackable(configs[0]):
+        raise ValueError(f"{configs[0].model} with {configs[0].method} cannot train stacked; train the models one by one")
+    dev = resolve_device(device)
+    config = configs[0]
+    train_set, test_set = load_dataset(config.dataset, config.data_dir)
+    runs = [RunSession.open(c, Path(o), resume=True, train_set=train_set, test_set=test_set, members=m, device=dev)
+            for c, o, m in zip(configs, outs, members)]
+    todo = [r for r in runs if not r.done]
+    if todo:
+        _train(todo, test_set, dev, progress)
+    return [r.record for r in runs]
+
+
+def _train(runs: list[RunSession], test_set: ImageSet, dev: torch.device, progress: Optional[Progress]) -> None:
+    config = runs[0].config
+    objective = OBJECTIVES[config.method]
+    kind = config.resolved_augment(dataset_info(config.dataset).augment)
+    rows, k_models = config.batch_size, len(runs)
+    stack = StackedModels([r.model for r in runs])
+    optimizer = _StackedSGD(stack, runs)
+    emit(progress, "start", task=f"{k_models} stacked {config.model} ({config.method})",
+         total=sum(r.total_steps for r in runs), completed=sum(r.step for r in runs))
+    while not all(r.done for r in runs):
+        started = time.perf_counter()
+        epoch = [r.batches() if not r.done else (None, []) for r in runs]
+        loss_sum = torch.zeros(k_models, device=dev)
+        correct = torch.zeros(k_models, device=dev, dtype=torch.long)
+        seen = [0] * k_models
+        lrs = [r.lr() for r in runs]
+        trained = [bool(batches) for _, batches in epoch]
+        stack.train()
+        for s in range(max(len(b) for _, b in epoch)):
+            xs, ys, counts, draws = [], [], [], []
+            for k, (run, (generator, batches)) in enumerate(zip(runs, epoch)):
+                if s < len(batches):
+                    idx = batches[s]
+                    xs.append(augment(run.members.images[idx], kind, generator))
+                    ys.append(run.members.labels[idx])
+                    draws.append(generator_draw(generator))
+                    lrs[k] = run.lr()
+                else:
+                    xs.append(run.members.images[:0])
+                    ys.append(run.members.labels[:0])
+                    draws.append(None)
+                counts.append(len(ys[-1]))
+            x = torch.cat([_pad(t, rows) for t in xs]).to(dev)
+            y = torch.cat([_pad(t, rows) for t in ys]).to(dev)
+            n = torch.tensor(counts, device=dev)
+            mask = torch.arange(rows, device=dev)[None, :] < n[:, None]
+            lead = next(r for r, c in zip(runs, counts) if c)
+            out = objective(stack, x, y, config, StepContext(None, lead.step, lead.total_steps, _stacked_draw(draws, counts, rows)))
+            losses = out.losses.view(k_models, rows) * mask
+            stack.zero_grad(set_to_none=True)
+            (losses.sum(1) / n.clamp_min(1)).sum().backward()
+            optimizer.step(torch.tensor(lrs, device=dev), n > 0)
+            loss_sum += losses.detach().sum(1)
+            correct += ((out.logits.detach().argmax(1).view(k_models, rows) == y.view(k_models, rows)) & mask).sum(1)
+            for k, c in enumerate(counts):
+                if c:
+                    seen[k] += c
+                    runs[k].step += 1
+            emit(progress, "advance", steps=int((n > 0).sum()))
+        for k, run in enumerate(runs):
+            if trained[k]:
+                optimizer.write_back(k, run, lrs[k])
+                record = run.end_epoch(test_set, lr=lrs[k], loss_sum=loss_sum[k].item(), correct=int(correct[k]), seen=seen[k], started=started)
+                emit(progress, "record", **record)
+    emit(progress, "end")
