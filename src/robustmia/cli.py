@@ -348,21 +348,36 @@ def audit_scores(
         _metrics_table(f"membership inference from {file}", records)
 
 
-def _run_study(spec_path: Path, out: Path, *, resume: bool, device: str, quiet: bool, data_dir: Optional[str]) -> None:
+class ScaleOptions:
+    """The options of `run` and `reproduce` that say where a study's tasks run."""
+
+    backend = typer.Option("local", "--backend", help="local (this process) or ray (a Ray cluster; pip install 'robustmia[ray]').")
+    address = typer.Option(None, "--address", help="Ray: the cluster's address (`ray start --head` prints it); default: start a local one.")
+    workers = typer.Option(None, "--workers", min=1, help="Ray without --address: CPUs of the local cluster (default: all).")
+    threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (Ray default 1; CPUs per task). Same --threads, same numbers on either backend.")
+
+
+def _run_study(spec_path: Path, out: Path, *, resume: bool, device: str, quiet: bool, data_dir: Optional[str],
+               backend: str = "local", address: Optional[str] = None, workers: Optional[int] = None, threads: Optional[int] = None) -> None:
     from robustmia.experiments.spec import load_spec
 
     spec, configs = load_spec(spec_path, data_dir)  # validated in full before anything heavy is imported
+    from robustmia.experiments.backends import make_backend
     from robustmia.experiments.runner import run_study
     from robustmia.report.build import write_report
 
     bar: Optional[Progress] = None if quiet else _ProgressBar()
+    tasks = None
     try:
-        results = run_study(spec, configs, spec_path, out, resume=resume, device=device, progress=bar)
+        tasks = make_backend(backend, address=address, workers=workers, threads=threads, device=device, progress=bar)
+        results = run_study(spec, configs, spec_path, out, resume=resume, device=device, progress=bar, backend=tasks)
     except KeyboardInterrupt:
         raise UserError(f"interrupted; continue the study with --resume (--out {out})") from None
     finally:
         if bar is not None:
             bar.close()
+        if tasks is not None:
+            tasks.close()
     summary = write_report(spec.name, spec.description, results, out / "report")
     if not quiet:
         for line in summary["findings"]:
@@ -378,9 +393,14 @@ def run_spec(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset (cifar10/, svhn/); overrides the spec."),
     device: str = typer.Option("auto"),
     quiet: bool = typer.Option(False, "--quiet"),
+    backend: str = ScaleOptions.backend,
+    address: Optional[str] = ScaleOptions.address,
+    workers: Optional[int] = ScaleOptions.workers,
+    threads: Optional[int] = ScaleOptions.threads,
 ) -> None:
     """Run a study: train what is missing, evaluate, attack, and write the report."""
-    _run_study(spec, out, resume=resume, device=device, quiet=quiet, data_dir=data_dir)
+    _run_study(spec, out, resume=resume, device=device, quiet=quiet, data_dir=data_dir,
+               backend=backend, address=address, workers=workers, threads=threads)
 
 
 @app.command()
@@ -392,6 +412,10 @@ def reproduce(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset, e.g. ../shared/data."),
     device: str = typer.Option("auto"),
     quiet: bool = typer.Option(False, "--quiet"),
+    backend: str = ScaleOptions.backend,
+    address: Optional[str] = ScaleOptions.address,
+    workers: Optional[int] = ScaleOptions.workers,
+    threads: Optional[int] = ScaleOptions.threads,
 ) -> None:
     """Reproduce the paper's experiments from a named preset (quick: the whole paper on digits in minutes)."""
     from robustmia.experiments.presets import list_presets as presets, preset_path
@@ -400,7 +424,8 @@ def reproduce(
         _table("presets", ["name", "what"], [[k, v] for k, v in presets().items()])
         return
     path = preset_path(name)
-    _run_study(path, out or Path("runs") / name, resume=resume, device=device, quiet=quiet, data_dir=data_dir)
+    _run_study(path, out or Path("runs") / name, resume=resume, device=device, quiet=quiet, data_dir=data_dir,
+               backend=backend, address=address, workers=workers, threads=threads)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -16,9 +16,9 @@ Everything is cached under ``RUN_DIR/audit/``: a re-run trains and computes noth
 
 from __future__ import annotations
 
-import json
+import functools
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -106,12 +106,13 @@ class Audit:
         a = self.eval_attack
         return "clean" if a is None else f"pgd-eps{a.eps:.6g}-steps{a.steps}-alpha{a.alpha:.6g}-seed{a.seed}"
 
-    def _signals(self, folder: Path, model: torch.nn.Module, data: ImageSet, name: str) -> dict[str, np.ndarray]:
+    def _signals(self, folder: Path, model: Callable[[], torch.nn.Module], data: ImageSet, name: str) -> dict[str, np.ndarray]:
+        """The signals of ``model()`` on ``data``, cached in ``folder`` (the model is loaded only to compute them)."""
         path = folder / f"signals-{name}-{self._signal_key()}.npz"
         cached = _load_arrays(path)
         if cached is None:
             attack = self.eval_attack.pgd if self.eval_attack is not None else None
-            cached = model_signals(model, data, attack=attack, batch_size=self.run.config.eval_batch_size)
+            cached = model_signals(model(), data, attack=attack, batch_size=self.run.config.eval_batch_size)
             _save_arrays(path, cached)
         return cached
 
@@ -143,25 +144,30 @@ class Audit:
                 train(config, folder, resume=True, device=str(self.device), members=members)
                 emit(self.progress, "advance", steps=1)
 
+    def _reference_signals(self, j: int) -> tuple[dict[str, np.ndarray], Optional[dict[str, np.ndarray]]]:
+        config, folder = self._reference(j)
+        model = functools.cache(lambda: load_trained_model(folder, config, self.run.info, self.device))
+        pop = self._signals(folder, model, self.population, "population") if self.population is not None else None
+        return self._signals(folder, model, self.candidates, "eval"), pop
+
+    def prepare_references(self, group: list[int]) -> None:
+        """Train one group of reference models and cache their signals (one task of a study)."""
+        self.train_references(group)
+        for j in group:
+            self._reference_signals(j)
+
     def _reference_models(self) -> tuple[np.ndarray, list[dict], Optional[list[dict]]]:
-        groups = self.reference_groups()
         emit(self.progress, "start", task=f"reference models ({self.run.config.method})", total=self.settings.references)
-        for group in groups:  # a no-op for groups a cluster has trained already
+        for group in self.reference_groups():  # nothing to do for groups a study's tasks have prepared
             self.train_references(group)
         emit(self.progress, "end")
-        refs, ref_pop = [], []
-        for j in range(self.settings.references):
-            config, folder = self._reference(j)
-            model = load_trained_model(folder, config, self.run.info, self.device)
-            refs.append(self._signals(folder, model, self.candidates, "eval"))
-            if self.population is not None:
-                ref_pop.append(self._signals(folder, model, self.population, "population"))
-        return self._keep(), refs, ref_pop or None
+        refs, ref_pop = zip(*(self._reference_signals(j) for j in range(self.settings.references)))
+        return self._keep(), list(refs), (list(ref_pop) if self.population is not None else None)
 
     # --- attacks -------------------------------------------------------------------------
 
     def inputs(self) -> AttackInputs:
-        model = self.run.load_model(self.device)
+        model = functools.cache(lambda: self.run.load_model(self.device))
         target = self._signals(self.folder, model, self.candidates, "target")
         population = self._signals(self.folder, model, self.population, "target-population") if self.population is not None else None
         inputs = AttackInputs(target=target, labels=self.candidates.labels.numpy(), population=population)

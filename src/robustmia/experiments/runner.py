@@ -5,13 +5,16 @@ OUT/
   spec.yaml           the spec as given
   study.log           what was done, when
   runs/<hash>/        one run folder per distinct training config (hash of the config), shared
-                      by every target and every study with the same recipe in this OUT
+                      by every target and every study with the same recipe in this OUT;
+                      trained in runs/<hash>.partial/ and renamed when finished
   results.json        per target: config, evaluation, attack records, training log
   report/             tables, figures and report.html (robustmia.report)
 ```
 
 A finished run is never trained again; an interrupted one continues from its last
 checkpoint with ``resume=True``; evaluations and audits are cached beside their runs.
+The independent tasks (targets; evaluations and groups of reference models) go to a
+backend (``experiments.backends``): this process, or a Ray cluster.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import torch
 from robustmia.data.datasets import DATASETS
 from robustmia.errors import UserError
 from robustmia.experiments.audit import Audit
+from robustmia.experiments.backends import LocalBackend
 from robustmia.experiments.settings import AuditSettings
 from robustmia.privacy.attacks.registry import needs_adversarial
-from robustmia.experiments.spec import StudySpec
+from robustmia.experiments.spec import EvaluationSpec, StudySpec
 from robustmia.io import write_json
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.progress import Progress
@@ -102,8 +106,13 @@ def run_study(
     resume: bool = False,
     device: str = "auto",
     progress: Optional[Progress] = None,
+    backend: Optional[Any] = None,
 ) -> list[dict[str, Any]]:
+    """Run the study in three phases: train the targets; evaluate them and train their reference
+    models; audit. The tasks of a phase are independent, and ``backend`` (default: this process)
+    runs them; the audits, which only read what the tasks cached, run here."""
     out = Path(out)
+    backend = backend or LocalBackend(progress=progress)
     stored_spec = out / "spec.yaml"
     if out.exists() and any(out.iterdir()):
         if not stored_spec.is_file():
@@ -113,36 +122,88 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(spec_path, stored_spec)
     log = StudyLog(out / "study.log")
-    log(f"study {spec.name}: {len(configs)} targets")
-    results = []
-    for target in spec.targets:
-        config = configs[target.name]
-        run_dir = out / "runs" / run_hash(config)
-        stored = read_config_dict(run_dir)
-        done = _finished(run_dir)
-        if stored is not None and not done and not resume:
-            raise UserError(f"target {target.name} was interrupted in {run_dir}; continue the study with --resume")
-        if not done:
-            log(f"train {target.name} ({config.method}, eps {config.eps:g}) into {run_dir}")
-            hook = _tracker(config, spec.track_every, DATASETS[config.dataset].num_classes) if spec.track_every else None
-            train(config, run_dir, resume=True, device=device, progress=progress, epoch_hook=hook)
-        else:
+    log(f"study {spec.name}: {len(configs)} targets, {backend.name} backend")
+    targets = [(t, configs[t.name], out / "runs" / run_hash(configs[t.name])) for t in spec.targets]
+
+    training: dict[Path, Any] = {}
+    for target, config, run_dir in targets:
+        if _finished(run_dir):
             log(f"reuse {target.name}: {run_dir} is finished")
+            continue
+        if (_staging(run_dir).exists() or run_dir.exists()) and not resume:
+            raise UserError(f"target {target.name} was interrupted in {_staging(run_dir)}; continue the study with --resume")
+        log(f"train {target.name} ({config.method}, eps {config.eps:g}) into {run_dir}")
+        training.setdefault(run_dir, (train_target, (config, str(run_dir), spec.track_every, device)))
+    backend.run(list(training.values()))
+
+    tasks: dict[tuple, Any] = {}
+    for target, config, run_dir in targets:
+        tasks.setdefault(("evaluate", run_dir), (evaluate_target, (spec.evaluation, str(run_dir), device)))
+        settings = _audit_settings(spec, config)
+        for group in Audit(Run.open(run_dir), settings, device="cpu").reference_groups():
+            key = ("references", run_dir, settings.model_dump_json(), tuple(group))
+            tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device)))
+    done = dict(zip(tasks, backend.run(list(tasks.values()))))
+    log(f"evaluated {len(targets)} targets; {sum(k[0] == 'references' for k in tasks)} groups of reference models ready")
+
+    results = []
+    for target, config, run_dir in targets:
         run = Run.open(run_dir)
-        evaluation = _evaluate(spec, run, device, log)
         audit = Audit(run, _audit_settings(spec, config), device=device, progress=progress)
         records = audit.run_attacks()
         signals = audit.target_inputs.target
         log(f"audited {target.name}: {len(records)} attack records")
         results.append({
             "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)), "config": config.model_dump(mode="json"),
-            "evaluation": evaluation, "attacks": records, "log": _read_log(run_dir),
+            "evaluation": done[("evaluate", run_dir)], "attacks": records, "log": _read_log(run_dir),
             "_signals": {"loss": signals["loss"], "confidence": signals["confidence"], "member": audit.member},
             "_audit": audit,
         })
     write_json(out / "results.json", [{k: v for k, v in r.items() if not k.startswith("_")} for r in results])
     log("results written")
     return results
+
+
+# --- tasks: top-level functions of plain arguments, so that a Ray worker can run them ------------
+
+
+def _staging(run_dir: Path) -> Path:
+    return run_dir.with_name(run_dir.name + ".partial")
+
+
+def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], device: str, progress: Optional[Progress] = None) -> None:
+    """Train one target in ``RUN.partial/`` and rename it to ``RUN/`` when finished, so a run
+    folder is there whole or not at all; an interrupted (or retried) task resumes the staging folder."""
+    final = Path(run_dir)
+    if _finished(final):
+        return
+    staging = _staging(final)
+    if final.exists():  # an interrupted run of an earlier version, trained in place
+        final.rename(staging)
+    hook = _tracker(config, track_every, DATASETS[config.dataset].num_classes) if track_every else None
+    train(config, staging, resume=True, device=device, progress=progress, epoch_hook=hook)
+    staging.rename(final)
+
+
+def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Clean, PGD and verified accuracy of one target, cached beside its run."""
+    run = Run.open(run_dir)
+    attack = EvalAttack(eps=run.config.eps or None, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
+    key = hashlib.sha256(json.dumps([attack.describe(), e.bound, e.max_examples], sort_keys=True).encode()).hexdigest()[:12]
+    path = run.path / f"evaluation-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    model = run.load_model(device)
+    members, test = run.data()
+    result = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, max_examples=e.max_examples,
+                            bound=None if e.bound == "none" else e.bound)
+    write_json(path, result)
+    return result
+
+
+def prepare_references(run_dir: str, settings: AuditSettings, group: list[int], device: str, progress: Optional[Progress] = None) -> None:
+    """Train one group of a target's reference models and cache their signals."""
+    Audit(Run.open(run_dir), settings, device=device).prepare_references(group)
 
 
 def _finished(run_dir: Path) -> bool:
@@ -154,22 +215,6 @@ def _finished(run_dir: Path) -> bool:
     if config.iterations is not None:
         return m["step"] >= config.iterations
     return m["epoch"] >= (config.epochs or DEFAULT_EPOCHS)
-
-
-def _evaluate(spec: StudySpec, run: Run, device: str, log: StudyLog) -> dict[str, Any]:
-    e = spec.evaluation
-    attack = EvalAttack(eps=run.config.eps or None, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
-    key = hashlib.sha256(json.dumps([attack.describe(), e.bound, e.max_examples], sort_keys=True).encode()).hexdigest()[:12]
-    path = run.path / f"evaluation-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    model = run.load_model(device)
-    members, test = run.data()
-    result = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, max_examples=e.max_examples,
-                            bound=None if e.bound == "none" else e.bound)
-    write_json(path, result)
-    log(f"evaluated {run.path.name}")
-    return result
 
 
 def _read_log(run_dir: Path) -> list[dict[str, Any]]:

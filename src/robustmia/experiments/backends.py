@@ -1,0 +1,130 @@
+"""Where a study's independent tasks run: in this process (``local``) or on a Ray cluster (``ray``).
+
+A task is a plain top-level function and its plain arguments (configs, paths, settings);
+it reads and writes only the study folder, so on a cluster ``--out`` must be storage that
+every node sees. Tasks are idempotent: a finished piece of work is found in the folder and
+skipped, an interrupted one resumes from its last checkpoint. That is what makes Ray's
+retry of a task whose worker died safe, and a re-run of a study cheap.
+
+Floating-point sums depend on the number of threads. Each task runs with ``threads`` torch
+threads (Ray: one task per ``threads`` CPUs of the cluster; default 1), so the same spec run
+with the same ``--threads`` gives bit-identical runs, and identical tables, on either backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from robustmia.errors import UserError
+from robustmia.progress import Progress
+
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
+MAX_RETRIES = 3
+
+
+@contextlib.contextmanager
+def torch_threads(threads: Optional[int]) -> Iterator[None]:
+    import torch
+
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_task(fn: Callable[..., Any], args: tuple[Any, ...], threads: Optional[int], progress: Optional[Progress] = None) -> Any:
+    with torch_threads(threads):
+        return fn(*args, progress=progress)
+
+
+class LocalBackend:
+    """Every task in this process, one after another, with the progress bar."""
+
+    name = "local"
+
+    def __init__(self, threads: Optional[int] = None, progress: Optional[Progress] = None):
+        self.threads, self.progress = threads, progress
+
+    def run(self, tasks: Sequence[Task]) -> list[Any]:
+        return [run_task(fn, args, self.threads, self.progress) for fn, args in tasks]
+
+    def close(self) -> None:
+        pass
+
+
+class RayBackend:
+    """Tasks spread over a Ray cluster: the one at ``address`` (``ray start --head`` prints it),
+    or, without one, a local cluster of ``workers`` CPUs started for this study."""
+
+    name = "ray"
+
+    def __init__(self, address: Optional[str] = None, workers: Optional[int] = None, threads: Optional[int] = None,
+                 gpus_per_task: float = 0):
+        try:
+            import ray
+        except ImportError:
+            raise UserError("the ray backend needs Ray: pip install 'robustmia[ray]'") from None
+        self.ray = ray
+        self.threads = threads or 1
+        self.gpus = gpus_per_task
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if address and address != "auto":
+            _check_reachable(address)
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=workers, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            detail = " ".join(str(e).split())[:200]
+            raise UserError(f"cannot reach a Ray cluster at {address or 'a new local cluster'} ({detail}); "
+                            "start one with `ray start --head` and pass the address it prints") from None
+        self._remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(run_task)
+
+    def run(self, tasks: Sequence[Task]) -> list[Any]:
+        # a task's worker process is titled ray::<function> (train_target, evaluate_target, prepare_references)
+        refs = [self._remote.options(name=fn.__name__, num_cpus=self.threads, num_gpus=self.gpus).remote(fn, args, self.threads)
+                for fn, args in tasks]
+        try:
+            return self.ray.get(refs)
+        except self.ray.exceptions.RayTaskError as e:
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, UserError):  # a user's mistake found inside a task: its one line
+                raise UserError(cause.args[0] if cause.args else str(cause)) from None
+            raise
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Ray's minutes of reconnecting, when nothing listens at ``address``."""
+    import socket
+
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            return
+    except (OSError, ValueError):
+        raise UserError(f"cannot reach a Ray cluster at {address}; start one with `ray start --head` "
+                        "and pass the address it prints (host:port)") from None
+
+
+BACKENDS = ("local", "ray")
+
+
+def make_backend(name: str, *, address: Optional[str] = None, workers: Optional[int] = None, threads: Optional[int] = None,
+                 device: str = "auto", progress: Optional[Progress] = None):
+    if name == "local":
+        if address or workers:
+            raise UserError("--address and --workers are options of --backend ray")
+        return LocalBackend(threads, progress)
+    if name == "ray":
+        return RayBackend(address, workers, threads, gpus_per_task=1 if device.startswith("cuda") else 0)
+    raise UserError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
