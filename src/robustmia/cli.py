@@ -151,6 +151,9 @@ def train(
     random_start: Optional[bool] = typer.Option(None, "--random-start/--no-random-start", help="Random start of the training-time attack."),
     attack_mode: Optional[str] = typer.Option(None, "--attack-mode", help="BatchNorm mode of the training-time attack: train or eval."),
     trades_beta: Optional[float] = typer.Option(None, "--trades-beta", help="TRADES robustness weight (default 6)."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="off, or bf16: autocast the training step (evaluation stays float32)."),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="channels_last memory format (GPUs)."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model for training."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or epoch lines."),
@@ -179,7 +182,7 @@ def train(
         batch_size=batch_size, lr=lr, lr_drops=lr_drops, lr_unit=lr_unit, momentum=momentum,
         weight_decay=weight_decay, augment=augment, train_size=train_size, seed=seed, eps=eps,
         attack_steps=attack_steps, step_size=step_size, random_start=random_start, attack_mode=attack_mode,
-        trades_beta=trades_beta,
+        trades_beta=trades_beta, amp=amp, channels_last=channels_last, compile=compile_model,
     )
     given = {k: v for k, v in flags.items() if v is not None}
     if given.get("epochs") is not None or given.get("iterations") is not None:

@@ -48,6 +48,11 @@ class TrainConfig(BaseModel):
     # convex_dual: estimate the intermediate bounds with this many random Cauchy projections
     # (Wong et al. 2018 used 50 for their larger networks); None = exact
     projections: Optional[int] = Field(default=None, ge=2)
+    # GPU speed (see train/loop.py): bf16 autocast of the training step changes the arithmetic, so
+    # it is part of the recipe; channels_last and torch.compile only change how it is computed
+    amp: Literal["off", "bf16"] = "off"
+    channels_last: bool = False
+    compile: bool = False
 
     @field_validator("lr_drops", mode="before")
     @classmethod
@@ -85,5 +90,7 @@ class TrainConfig(BaseModel):
         return dataset_default if self.augment == "auto" else self.augment
 
     def identity(self) -> dict[str, Any]:
-        """What determines the trained weights (so not where the data happens to lie)."""
-        return self.model_dump(mode="json", exclude={"data_dir", "eval_batch_size"})
+        """What determines the trained weights (so not where the data lies, nor how fast it is computed).
+        ``amp`` counts only when on, so runs made before it existed keep their identity (and study hashes)."""
+        exclude = {"data_dir", "eval_batch_size", "channels_last", "compile"} | ({"amp"} if self.amp == "off" else set())
+        return self.model_dump(mode="json", exclude=exclude)

@@ -75,6 +75,29 @@ def _truncate_log(path: Path, epochs_done: int) -> None:
 EpochHook = Callable[[torch.nn.Module, int, ImageSet, ImageSet], dict[str, Any]]
 
 
+def autocast(config: TrainConfig, device: torch.device):
+    """The training step's precision: bf16 autocast with ``amp: bf16``, else full precision.
+
+    Under autocast the model's forward and backward passes (of the step and of the training-time
+    attack) run in bf16. Kept in float32: the inputs, the adversarial perturbation, its sign step
+    and its projection (so every training point is inside the eps-ball and [0, 1]), the
+    cross-entropy (autocast computes it in float32), the optimizer and the weights; the certified
+    bounds (they turn autocast off, since a bound rounded in bf16 is no longer sound); and all of
+    evaluation: accuracies, attacks and membership signals never use bf16."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
+
+
+def prepare_model(model: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
+    """The training view of the model: channels_last weights, and torch.compile'd when asked."""
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if config.compile else model
+
+
+def prepare_batch(x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if config.channels_last and x.dim() == 4 else x
+
+
 @dataclass
 class RunSession:
     """One run being trained: its folder, model, optimizer and where it stands."""
@@ -206,7 +229,8 @@ def train(
     run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
     if group is not None:
         group.check_batches(len(run.members), config.batch_size)
-    net = group.wrap(run.model) if group is not None else run.model
+    net = prepare_model(run.model, config)
+    net = group.wrap(net) if group is not None else net
     kind = config.resolved_augment(dataset_info(config.dataset).augment)
     x_all, y_all = run.members.images.to(dev), run.members.labels.to(dev)
     if writer:
@@ -223,12 +247,13 @@ def train(
             for g in run.optimizer.param_groups:
                 g["lr"] = lr
             idx = idx.to(dev)
-            x, y = augment(x_all[idx], kind, generator), y_all[idx]
+            x, y = prepare_batch(augment(x_all[idx], kind, generator), config), y_all[idx]
             draw = generator_draw(generator)
             if group is not None:  # every rank draws the whole batch's numbers and keeps its shard's
                 rows = group.shard(len(y))
                 x, y, draw = x[rows], y[rows], group.shard_draw(draw, len(idx))
-            out_step = objective(net, x, y, config, StepContext(generator, run.step, run.total_steps, draw))
+            with autocast(config, dev):
+                out_step = objective(net, x, y, config, StepContext(generator, run.step, run.total_steps, draw))
             # the mean over the global batch: DDP averages the ranks' gradients, so each rank
             # weighs its shard's sum by world / global batch size
             scale = group.world / len(idx) if group is not None else 1 / len(idx)

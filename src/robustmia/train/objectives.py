@@ -124,22 +124,29 @@ def certified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, c
     kappa += t * ((config.kappa_end if config.kappa_end is not None else k1) - kappa)
     eps = config.eps * t
     logits = model(x)
-    net = unwrap(model)  # the bounds walk the plain network, not a data-parallel wrapper
-    if config.method == "crown_ibp":
-        beta = 1.0 - t
-        margins = margin_bounds(net, x, y, eps, "ibp")
-        if beta > 0:
-            margins = beta * margin_bounds(net, x, y, eps, "crown-ibp") + (1 - beta) * margins
-    else:
-        margins = margin_bounds(net, x, y, eps, bound, projections=config.projections, generator=ctx.generator)
+    net = unwrap(model)  # the bounds walk the plain network, not a data-parallel or compiled wrapper
+    with torch.autocast(x.device.type, enabled=False):  # a bound rounded in bf16 is not sound
+        if config.method == "crown_ibp":
+            beta = 1.0 - t
+            margins = margin_bounds(net, x, y, eps, "ibp")
+            if beta > 0:
+                margins = beta * margin_bounds(net, x, y, eps, "crown-ibp") + (1 - beta) * margins
+        else:
+            margins = margin_bounds(net, x, y, eps, bound, projections=config.projections, generator=ctx.generator)
     robust = F.cross_entropy(worst_case_logits(margins), y, reduction="none")
     losses = robust if kappa == 0 else kappa * F.cross_entropy(logits, y, reduction="none") + (1 - kappa) * robust
     return StepOutput(losses, logits)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    """The network inside DistributedDataParallel and torch.compile wrappers (or the model itself)."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
 
 
 def check_model(method: str, model: nn.Module, in_shape: tuple[int, ...]) -> None:

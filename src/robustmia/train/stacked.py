@@ -18,7 +18,8 @@ run their last, smaller batches padded and masked, and sit out the steps they do
 Stackable: networks without BatchNorm (batch statistics would couple the stacked models'
 examples, and vmap cannot update running statistics in place) or dropout, trained with
 ``natural``, ``pgd``, ``fgsm_rs`` or ``trades``. Certified objectives walk one network's graph
-and train one by one.
+and train one by one. The ``amp`` and ``channels_last`` switches apply to a stack as to one
+model; ``compile`` does not (the stack runs eagerly).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from robustmia.data.transforms import augment
 from robustmia.progress import Progress, emit
 from robustmia.robust.pgd import Draw, generator_draw
 from robustmia.train.config import TrainConfig
-from robustmia.train.loop import RunSession
+from robustmia.train.loop import RunSession, autocast, prepare_batch
 from robustmia.train.objectives import OBJECTIVES, StepContext
 from robustmia.train.run import build_initial_model, resolve_device
 
@@ -183,6 +184,7 @@ def _train(runs: list[RunSession], test_set: ImageSet, dev: torch.device, progre
     rows, k_models = config.batch_size, len(runs)
     stack = StackedModels([r.model for r in runs])
     optimizer = _StackedSGD(stack, runs)
+    data = [(r.members.images.to(dev), r.members.labels.to(dev)) for r in runs]  # on the device, as in the loop
     emit(progress, "start", task=f"{k_models} stacked {config.model} ({config.method})",
          total=sum(r.total_steps for r in runs), completed=sum(r.step for r in runs))
     while not all(r.done for r in runs):
@@ -196,24 +198,21 @@ def _train(runs: list[RunSession], test_set: ImageSet, dev: torch.device, progre
         stack.train()
         for s in range(max(len(b) for _, b in epoch)):
             xs, ys, counts, draws = [], [], [], []
-            for k, (run, (generator, batches)) in enumerate(zip(runs, epoch)):
-                if s < len(batches):
-                    idx = batches[s]
-                    xs.append(augment(run.members.images[idx], kind, generator))
-                    ys.append(run.members.labels[idx])
-                    draws.append(generator_draw(generator))
+            for k, (run, (generator, batches), (images, labels)) in enumerate(zip(runs, epoch, data)):
+                idx = batches[s].to(dev) if s < len(batches) else torch.zeros(0, dtype=torch.long, device=dev)
+                xs.append(augment(images[idx], kind, generator) if len(idx) else images[idx])
+                ys.append(labels[idx])
+                draws.append(generator_draw(generator) if len(idx) else None)
+                if len(idx):
                     lrs[k] = run.lr()
-                else:
-                    xs.append(run.members.images[:0])
-                    ys.append(run.members.labels[:0])
-                    draws.append(None)
-                counts.append(len(ys[-1]))
-            x = torch.cat([_pad(t, rows) for t in xs]).to(dev)
-            y = torch.cat([_pad(t, rows) for t in ys]).to(dev)
+                counts.append(len(idx))
+            x = prepare_batch(torch.cat([_pad(t, rows) for t in xs]), config)
+            y = torch.cat([_pad(t, rows) for t in ys])
             n = torch.tensor(counts, device=dev)
             mask = torch.arange(rows, device=dev)[None, :] < n[:, None]
             lead = next(r for r, c in zip(runs, counts) if c)
-            out = objective(stack, x, y, config, StepContext(None, lead.step, lead.total_steps, _stacked_draw(draws, counts, rows)))
+            with autocast(config, dev):
+                out = objective(stack, x, y, config, StepContext(None, lead.step, lead.total_steps, _stacked_draw(draws, counts, rows)))
             losses = out.losses.view(k_models, rows) * mask
             stack.zero_grad(set_to_none=True)
             (losses.sum(1) / n.clamp_min(1)).sum().backward()
