@@ -1,0 +1,122 @@
+"""Scale-out throughput, side by side in one run: stacked reference models, and a Ray cluster.
+
+1. ``stacked``: K=16 digits reference models with PGD-7 training (eps 0.1, step 0.025), each
+   on its own random half of 600 evaluation images (as the audit gives them) with its own
+   seed, trained one by one through the loop and then as one stack (train.stacked), for the
+   MLP and the CNN of digits. Reported: both wall times, the speed-up, and the largest weight
+   difference between the two ways (they should agree to float rounding). The CNN is stacked
+   here on purpose although the audit would not stack it on a CPU (see train.stacked).
+2. ``ray``: 8 independent runs (a study's target-training tasks: digits CNN, PGD-7, 300
+   members, seeds 0-7) through the local backend with 1 thread, the local backend with the
+   machine's default threads, and a local Ray cluster of 2 workers with 1 thread each. The
+   Ray time includes starting the cluster and its workers (each imports torch). Reported:
+   the speed-ups, and whether Ray's weights are bit-identical to the local 1-thread ones.
+
+Targets: stacked at least 3x faster than one by one; Ray with 2 workers at least 1.6x faster
+than the local backend with 1.
+
+    python benchmarks/bench_scale.py [--k 16] [--epochs 10] [--run-epochs 60] [--skip-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robustmia.data.datasets import ImageSet, load_dataset
+from robustmia.experiments.audit import balanced_keep
+from robustmia.experiments.runner import train_target
+from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint
+from robustmia.train.config import TrainConfig
+from robustmia.train.loop import train
+from robustmia.train.stacked import train_stacked
+
+def _stacked(model: str, k: int, epochs: int, folder: Path) -> dict:
+    train_set, test_set = load_dataset("digits")
+    candidates = ImageSet.concat(train_set.subset(range(300)), test_set.subset(range(300)))
+    keep = balanced_keep(k, len(candidates), seed=0)
+    members = [candidates.subset(np.flatnonzero(keep[j])) for j in range(k)]
+    configs = [TrainConfig(model=model, method="pgd", eps=0.1, step_size=0.025, attack_steps=7, batch_size=64, epochs=epochs, seed=j)
+               for j in range(k)]
+    start = time.perf_counter()
+    for j in range(k):
+        train(configs[j], folder / f"{model}-one-{j}", members=members[j])
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    train_stacked(configs, [folder / f"{model}-stacked-{j}" for j in range(k)], members)
+    stacked = time.perf_counter() - start
+    diffs = []
+    for j in range(k):
+        a = load_checkpoint(checkpoint_dir(folder / f"{model}-one-{j}"), with_optimizer=False)[0]
+        b = load_checkpoint(checkpoint_dir(folder / f"{model}-stacked-{j}"), with_optimizer=False)[0]
+        diffs.append(max((a[n] - b[n]).abs().max().item() for n in a))
+    return {"one_by_one_s": round(one, 2), "stacked_s": round(stacked, 2), "speedup": round(one / stacked, 2),
+            "max_weight_difference": float(max(diffs)), "models_within_1e-5": sum(d < 1e-5 for d in diffs)}
+
+
+def _runs(backend, configs: list[TrainConfig], folder: Path) -> float:
+    start = time.perf_counter()
+    backend.run([(train_target, (c, str(folder / f"run-{i}"), None, "cpu")) for i, c in enumerate(configs)])
+    backend.close()
+    return time.perf_counter() - start
+
+
+def _ray(epochs: int, folder: Path) -> dict:
+    from robustmia.experiments.backends import LocalBackend, RayBackend
+
+    configs = [TrainConfig(model="digits-cnn", method="pgd", eps=0.1, step_size=0.025, train_size=300, batch_size=64,
+                           epochs=epochs, seed=i) for i in range(8)]
+    one_thread = _runs(LocalBackend(threads=1), configs, folder / "local-1-thread")
+    default = _runs(LocalBackend(), configs, folder / "local-default-threads")
+    start = time.perf_counter()
+    _runs(RayBackend(workers=2, threads=1), configs, folder / "ray")
+    ray_total = time.perf_counter() - start
+    same = all(
+        all(torch.equal(a[n], b[n]) for n in a)
+        for a, b in ((load_checkpoint(checkpoint_dir(folder / w / f"run-{i}"), with_optimizer=False)[0] for w in ("ray", "local-1-thread"))
+                     for i in range(8))
+    )
+    return {
+        "runs": len(configs),
+        "local_1_thread_s": round(one_thread, 2),
+        "local_default_threads_s": round(default, 2),
+        "default_threads": torch.get_num_threads(),
+        "ray_2_workers_s": round(ray_total, 2),
+        "speedup_over_local_1_thread": round(one_thread / ray_total, 2),
+        "speedup_over_local_default_threads": round(default / ray_total, 2),
+        "weights_identical_to_local_1_thread": same,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of each reference model")
+    parser.add_argument("--run-epochs", type=int, default=60, help="epochs of each of the 8 independent runs")
+    parser.add_argument("--skip-ray", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        stacked = {m: _stacked(m, args.k, args.epochs, folder) for m in ("digits-mlp", "digits-cnn")}
+        ray = None if args.skip_ray else _ray(args.run_epochs, folder)
+    print(json.dumps({
+        "benchmark": "scale",
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "targets": {"stacked_speedup": ">= 3", "ray_2_workers_over_local_1": ">= 1.6"},
+        "stacked": {"k": args.k, "epochs": args.epochs, **stacked},
+        "ray": ray,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
