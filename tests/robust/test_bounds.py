@@ -67,9 +67,15 @@ def _to_convex_adversarial(net):
     return DenseSequential(*layers)
 
 
+@pytest.mark.parametrize("path", ["backward", "forward"])
 @pytest.mark.parametrize("shape, in_shape", [("wong-cnn", (3, 16, 16)), ("wong-resnet", (3, 8, 8)), ("wong-cnn", (1, 8, 8))])
-def test_wong_kolter_bound_equals_convex_adversarial(shape, in_shape):
+def test_wong_kolter_bound_equals_convex_adversarial(shape, in_shape, path, monkeypatch):
+    """Both ways of computing the exact intermediate bounds (rows backward, or per-example
+    identity columns forward, which linear_bounds picks by cost) give convex-adversarial's bound."""
     ca = pytest.importorskip("convex_adversarial", reason="the oracle: pip install --no-deps convex-adversarial==0.4.4")
+    from robustmia.robust import bounds
+
+    monkeypatch.setattr(bounds, "_forward_is_cheaper", lambda nodes, ibp: path == "forward")
     torch.manual_seed(2)
     builder = wong_cnn if shape == "wong-cnn" else wong_resnet
     net = builder(*in_shape, 10)
@@ -81,6 +87,17 @@ def test_wong_kolter_bound_equals_convex_adversarial(shape, in_shape):
             ours = margin_bounds(net, x, y, eps, "wong-kolter")
             theirs = ca.DualNetwork(theirs_net, x, eps, bounded_input=True)(margin_spec(y, 10))
         assert (ours - theirs).abs().max() < 1e-4, (eps, (ours - theirs).abs().max())
+
+
+def test_exact_bounds_go_forward_on_small_inputs_and_backward_on_large_ones():
+    from robustmia.robust.bounds import _forward_is_cheaper, ibp_bounds, input_box
+
+    torch.manual_seed(0)
+    for in_shape, forward in (((1, 8, 8), True), ((3, 32, 32), False)):
+        nodes = to_graph(wong_cnn(*in_shape, 10), in_shape)
+        x = torch.rand(50, *in_shape)
+        ibp = ibp_bounds(nodes, *input_box(x, 2 / 255), upto=len(nodes) - 2)
+        assert _forward_is_cheaper(nodes, ibp) is forward, in_shape
 
 
 def _lp_lower_bound(net, x, eps, c, pre_bounds):

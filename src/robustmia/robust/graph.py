@@ -48,6 +48,10 @@ class LinearMap:
     def transpose(self, lam: torch.Tensor) -> torch.Tensor:  # (B, S, *out) -> (B, S, *in)
         raise NotImplementedError
 
+    def cost(self) -> int:
+        """Multiply-adds per vector it maps (forward or transposed): what bound propagation pays."""
+        raise NotImplementedError
+
 
 class DenseMap(LinearMap):
     def __init__(self, weight: torch.Tensor, in_shape, out_shape):
@@ -61,6 +65,9 @@ class DenseMap(LinearMap):
 
     def transpose(self, lam):
         return lam @ self.weight
+
+    def cost(self):
+        return self.weight.numel()
 
 
 class ConvMap(LinearMap):
@@ -103,6 +110,10 @@ class ConvMap(LinearMap):
                                  self.output_padding, self.groups, self.dilation)
         return out.view(b, s, *self.in_shape)
 
+    def cost(self):
+        n_in, n_out = _numel(self.in_shape), _numel(self.out_shape)
+        return n_in * n_out if n_in * n_out <= DENSE_LIMIT else _numel(self.out_shape) * self.weight[0].numel()
+
 
 class ScaleMap(LinearMap):
     """Per-channel scaling (normalisation, eval-mode BatchNorm)."""
@@ -120,6 +131,9 @@ class ScaleMap(LinearMap):
     def transpose(self, lam):
         return lam * self.scale
 
+    def cost(self):
+        return _numel(self.in_shape)
+
 
 class ReshapeMap(LinearMap):
     def __init__(self, in_shape, out_shape):
@@ -132,6 +146,9 @@ class ReshapeMap(LinearMap):
 
     def transpose(self, lam):
         return lam.reshape(*lam.shape[:2], *self.in_shape)
+
+    def cost(self):
+        return 0
 
 
 @dataclass
