@@ -98,3 +98,17 @@ def test_ray_options_need_the_ray_backend(run_main, tmp_path):
     spec.write_text(SPEC)
     code, out, err = run_main("run", str(spec), "--out", str(tmp_path / "o"), "--workers", "2")
     assert_one_line_error(code, out, err, "--backend ray")
+
+
+def test_a_users_mistake_inside_a_task_comes_back_as_its_one_line():
+    from robustmia.errors import UserError
+    from robustmia.experiments.backends import RayBackend
+    from robustmia.experiments.runner import evaluate_target
+
+    backend = RayBackend(workers=1)
+    try:
+        with pytest.raises(UserError) as e:
+            backend.run([(evaluate_target, (None, "/nonexistent/run", "cpu"))])
+    finally:
+        backend.close()
+    assert str(e.value) == "run folder /nonexistent/run does not exist; pass the --out folder of `robustmia train`"
