@@ -88,3 +88,27 @@ def test_rmia_without_population_says_how_to_fix(tmp_path, run_main):
     code, _, err = run_main("train", "--model", "digits-mlp", "--epochs", "1", "--out", str(tmp_path / "full"), "--quiet")
     assert code == 0, err
     assert_one_line_error(*run_main("attack", str(tmp_path / "full"), "--attacks", "rmia"), "population", "--eval-size")
+
+
+def test_the_audit_stacks_reference_models_and_stacking_does_not_change_the_attack(tmp_path, monkeypatch):
+    import shutil
+
+    from robustmia.experiments import audit as audit_module
+    from robustmia.experiments.audit import Audit
+    from robustmia.experiments.settings import AuditSettings
+    from robustmia.train.run import Run
+
+    r = cli("train", "--model", "digits-mlp", "--method", "pgd", "--eps", "0.1", "--attack-steps", "3", "--epochs", "3",
+            "--train-size", "120", "--out", str(tmp_path / "stacked"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    shutil.copytree(tmp_path / "stacked", tmp_path / "one-by-one")
+    stacks = []
+    real = audit_module.train_stacked
+    monkeypatch.setattr(audit_module, "train_stacked", lambda configs, *a, **k: stacks.append(len(configs)) or real(configs, *a, **k))
+    records = {}
+    for name, size in (("stacked", 4), ("one-by-one", 1)):
+        settings = AuditSettings(attacks=["lira", "lira-offline"], references=8, stack_references=size, bootstrap=0, eval_size=60)
+        records[name] = {x["attack"]: x for x in Audit(Run.open(tmp_path / name), settings, device="cpu").run_attacks()}
+    assert stacks == [4, 4]  # 8 reference models in two stacks of 4; none stacked with --stack-references 1
+    for attack in ("lira", "lira-offline"):
+        assert records["stacked"][attack]["roc_auc"] == pytest.approx(records["one-by-one"][attack]["roc_auc"], abs=1e-3)
