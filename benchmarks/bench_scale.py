@@ -15,7 +15,7 @@
 Targets: stacked at least 3x faster than one by one; Ray with 2 workers at least 1.6x faster
 than the local backend with 1.
 
-    python benchmarks/bench_scale.py [--k 16] [--epochs 10] [--run-epochs 120] [--skip-ray]
+    python benchmarks/bench_scale.py [--k 16] [--epochs 10] [--run-epochs 120] [--skip-ray] [--device cuda]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from robustmia.train.config import TrainConfig
 from robustmia.train.loop import train
 from robustmia.train.stacked import train_stacked
 
-def _stacked(model: str, k: int, epochs: int, folder: Path) -> dict:
+def _stacked(model: str, k: int, epochs: int, folder: Path, device: str) -> dict:
     train_set, test_set = load_dataset("digits")
     candidates = ImageSet.concat(train_set.subset(range(300)), test_set.subset(range(300)))
     keep = balanced_keep(k, len(candidates), seed=0)
@@ -48,10 +48,10 @@ def _stacked(model: str, k: int, epochs: int, folder: Path) -> dict:
                for j in range(k)]
     start = time.perf_counter()
     for j in range(k):
-        train(configs[j], folder / f"{model}-one-{j}", members=members[j])
+        train(configs[j], folder / f"{model}-one-{j}", members=members[j], device=device)
     one = time.perf_counter() - start
     start = time.perf_counter()
-    train_stacked(configs, [folder / f"{model}-stacked-{j}" for j in range(k)], members)
+    train_stacked(configs, [folder / f"{model}-stacked-{j}" for j in range(k)], members, device=device)
     stacked = time.perf_counter() - start
     diffs = []
     for j in range(k):
@@ -105,10 +105,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="epochs of each reference model")
     parser.add_argument("--run-epochs", type=int, default=120, help="epochs of each of the 8 independent runs (about 18 s each)")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--device", default="cpu", help="device of the stacked comparison (cuda on a GPU machine); Ray runs on CPUs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        stacked = {m: _stacked(m, args.k, args.epochs, folder) for m in ("digits-mlp", "digits-cnn")}
+        stacked = {m: _stacked(m, args.k, args.epochs, folder, args.device) for m in ("digits-mlp", "digits-cnn")}
         ray = None if args.skip_ray else _ray(args.run_epochs, folder)
     print(json.dumps({
         "benchmark": "scale",
@@ -116,7 +117,7 @@ def main() -> None:
         "torch": torch.__version__,
         "machine": platform.machine(),
         "targets": {"stacked_speedup": ">= 3", "ray_2_workers_over_local_1": ">= 1.6"},
-        "stacked": {"k": args.k, "epochs": args.epochs, **stacked},
+        "stacked": {"k": args.k, "epochs": args.epochs, "device": args.device, **stacked},
         "ray": ray,
     }, indent=2))
 
