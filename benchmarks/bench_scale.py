@@ -46,6 +46,10 @@ def _stacked(model: str, k: int, epochs: int, folder: Path, device: str) -> dict
     members = [candidates.subset(np.flatnonzero(keep[j])) for j in range(k)]
     configs = [TrainConfig(model=model, method="pgd", eps=0.1, step_size=0.025, attack_steps=7, batch_size=64, epochs=epochs, seed=j)
                for j in range(k)]
+    # warm-up, untimed: the first training of a process pays one-off imports and allocations
+    warm = [c.model_copy(update={"epochs": 1}) for c in configs[:2]]
+    train(warm[0], folder / f"{model}-warm-one", members=members[0], device=device)
+    train_stacked(warm, [folder / f"{model}-warm-stacked-{j}" for j in range(2)], members[:2], device=device)
     start = time.perf_counter()
     for j in range(k):
         train(configs[j], folder / f"{model}-one-{j}", members=members[j], device=device)

@@ -129,9 +129,34 @@ class _StackedSGD:
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor, active: torch.Tensor) -> None:
-        for p, buf in zip(self.stack.stacked, self.bufs):
+        params = list(self.stack.stacked)
+        grads = [p.grad for p in params]
+        if not bool(active.all()):  # some models have no batch this step: update the others only
+            self._masked_step(params, grads, lr, active)
+            return
+        # every model steps: torch.optim.SGD's own foreach arithmetic, with per-model learning rates
+        if self.wd:
+            grads = torch._foreach_add(grads, params, alpha=self.wd)
+        if self.momentum:
+            if bool(self.started.all()):
+                torch._foreach_mul_(self.bufs, self.momentum)
+                torch._foreach_add_(self.bufs, grads)
+            else:
+                for buf, d in zip(self.bufs, grads):
+                    view = (-1,) + (1,) * (d.dim() - 1)
+                    buf.copy_(torch.where(self.started.view(view), buf * self.momentum + d, d))
+            grads = self.bufs
+            self.started[:] = True
+        if bool((lr == lr[0]).all()):
+            torch._foreach_add_(params, grads, alpha=-float(lr[0]))
+        else:
+            for p, d in zip(params, grads):
+                p.sub_(lr.view((-1,) + (1,) * (p.dim() - 1)) * d)
+
+    def _masked_step(self, params, grads, lr: torch.Tensor, active: torch.Tensor) -> None:
+        for p, g, buf in zip(params, grads, self.bufs):
             view = (-1,) + (1,) * (p.dim() - 1)
-            d = p.grad.add(p, alpha=self.wd) if self.wd else p.grad
+            d = g.add(p, alpha=self.wd) if self.wd else g
             if self.momentum:
                 d = torch.where(self.started.view(view), buf * self.momentum + d, d)
                 buf.copy_(torch.where(active.view(view), d, buf))
