@@ -112,3 +112,12 @@ def test_a_users_mistake_inside_a_task_comes_back_as_its_one_line():
     finally:
         backend.close()
     assert str(e.value) == "run folder /nonexistent/run does not exist; pass the --out folder of `robustmia train`"
+
+
+def test_without_ray_installed_the_backend_says_how_to_get_it(run_main, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails, as where the extra is missing
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    code, out, err = run_main("run", str(spec), "--out", str(tmp_path / "o"), "--quiet", "--backend", "ray")
+    assert_one_line_error(code, out, err, "pip install 'robustmia[ray]'")
+    assert not (tmp_path / "o").exists()
