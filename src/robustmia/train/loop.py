@@ -87,11 +87,14 @@ def autocast(config: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
 
 
-def prepare_model(model: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
-    """The training view of the model: channels_last weights, and torch.compile'd when asked."""
+def prepare_model(model: torch.nn.Module, config: TrainConfig,
+                  wrap: Optional[Callable[[torch.nn.Module], torch.nn.Module]] = None) -> torch.nn.Module:
+    """The training view of the model: channels_last weights, then the data-parallel ``wrap``
+    if any, then torch.compile when asked (compiling the DDP wrapper, as PyTorch recommends)."""
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if config.compile else model
+    net = wrap(model) if wrap is not None else model
+    return torch.compile(net) if config.compile else net
 
 
 def prepare_batch(x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
@@ -229,8 +232,7 @@ def train(
     run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
     if group is not None:
         group.check_batches(len(run.members), config.batch_size)
-    net = prepare_model(run.model, config)
-    net = group.wrap(net) if group is not None else net
+    net = prepare_model(run.model, config, group.wrap if group is not None else None)
     kind = config.resolved_augment(dataset_info(config.dataset).augment)
     x_all, y_all = run.members.images.to(dev), run.members.labels.to(dev)
     if writer:
