@@ -24,7 +24,6 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from robustmia.models.convex import wong_cnn
 from robustmia.train.config import TrainConfig

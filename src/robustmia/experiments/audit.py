@@ -35,7 +35,7 @@ from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import EvalAttack
 from robustmia.train.config import TrainConfig
 from robustmia.train.loop import train
-from robustmia.train.run import Run, load_trained_model, resolve_device
+from robustmia.train.run import Run, load_trained_model, resolve_device, run_finished
 from robustmia.train.stacked import stacking_pays, train_stacked
 
 MIN_POPULATION = 100
@@ -67,6 +67,15 @@ def _load_arrays(path: Path) -> Optional[dict[str, np.ndarray]]:
         return None  # a damaged cache entry is recomputed
 
 
+def reference_groups(settings: AuditSettings) -> list[list[int]]:
+    """The reference models the attacks need, in the groups they train in (each group one
+    task of a study): none if no attack needs them."""
+    if not any(needs_references(a, settings.threshold) for a in settings.attacks):
+        return []
+    k, size = settings.references, settings.stack_references
+    return [list(range(i, min(i + size, k))) for i in range(0, k, size)]
+
+
 class Audit:
     def __init__(self, run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None):
         self.run, self.settings, self.progress = run, settings, progress
@@ -77,7 +86,6 @@ class Audit:
             raise UserError("adversarial-input attacks need an epsilon: pass --eps (e.g. 8/255); the run was trained with none")
         self.eval_attack = EvalAttack(eps=eps, steps=settings.attack_steps, step_size=settings.step_size, seed=settings.seed) if self.wants_adv else None
         self.shadow = settings.threshold in ("shadow", "both")
-        self.wants_refs = any(needs_references(a, settings.threshold) for a in settings.attacks)
 
         train_set, test_set = load_dataset(run.config.dataset, run.config.data_dir)
         split = run.split
@@ -118,7 +126,9 @@ class Audit:
 
     # --- reference models ----------------------------------------------------------------
 
-    def _keep(self) -> np.ndarray:
+    @functools.cached_property
+    def keep(self) -> np.ndarray:
+        """(K, 2n): which evaluation examples each reference model trains on."""
         k = self.settings.references
         return balanced_keep(k, 2 * self.n, _seed(self.settings.seed, 2, k))
 
@@ -126,15 +136,12 @@ class Audit:
         folder = self.folder / f"references-{self.settings.references}" / f"model-{j:03d}"
         return self.run.config.model_copy(update={"seed": _seed(self.settings.seed, 3, j) % (2**31)}), folder
 
-    def reference_groups(self) -> list[list[int]]:
-        """The reference models in the groups they train in (each group one task)."""
-        k, size = self.settings.references, self.settings.stack_references
-        return [list(range(i, min(i + size, k))) for i in range(0, k, size)] if self.wants_refs else []
-
     def train_references(self, group: list[int]) -> None:
-        """Train (or finish) the reference models of one group: stacked where that pays off."""
-        keep = self._keep()
-        jobs = [(*self._reference(j), self.candidates.subset(np.flatnonzero(keep[j]))) for j in group]
+        """Train (or finish) the reference models of one group: stacked where that pays off.
+        Finished ones are left alone without opening them (a study's tasks may have trained them)."""
+        pending = [j for j in group if not run_finished(self._reference(j)[1])]
+        emit(self.progress, "advance", steps=len(group) - len(pending))
+        jobs = [(*self._reference(j), self.candidates.subset(np.flatnonzero(self.keep[j]))) for j in pending]
         if len(jobs) > 1 and stacking_pays(self.run.config, self.device):
             configs, folders, members = zip(*jobs)
             train_stacked(configs, folders, members, device=str(self.device))
@@ -158,11 +165,11 @@ class Audit:
 
     def _reference_models(self) -> tuple[np.ndarray, list[dict], Optional[list[dict]]]:
         emit(self.progress, "start", task=f"reference models ({self.run.config.method})", total=self.settings.references)
-        for group in self.reference_groups():  # nothing to do for groups a study's tasks have prepared
+        for group in reference_groups(self.settings):
             self.train_references(group)
         emit(self.progress, "end")
         refs, ref_pop = zip(*(self._reference_signals(j) for j in range(self.settings.references)))
-        return self._keep(), list(refs), (list(ref_pop) if self.population is not None else None)
+        return self.keep, list(refs), (list(ref_pop) if self.population is not None else None)
 
     # --- attacks -------------------------------------------------------------------------
 
@@ -171,7 +178,7 @@ class Audit:
         target = self._signals(self.folder, model, self.candidates, "target")
         population = self._signals(self.folder, model, self.population, "target-population") if self.population is not None else None
         inputs = AttackInputs(target=target, labels=self.candidates.labels.numpy(), population=population)
-        if self.wants_refs:
+        if reference_groups(self.settings):
             inputs.keep, inputs.references, inputs.ref_population = self._reference_models()
         return inputs
 

@@ -31,7 +31,7 @@ import torch
 
 from robustmia.data.datasets import DATASETS
 from robustmia.errors import UserError
-from robustmia.experiments.audit import Audit
+from robustmia.experiments.audit import Audit, reference_groups
 from robustmia.experiments.backends import LocalBackend
 from robustmia.experiments.settings import AuditSettings
 from robustmia.privacy.attacks.registry import needs_adversarial
@@ -40,9 +40,9 @@ from robustmia.io import write_json
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.progress import Progress
 from robustmia.robust.evaluate import EvalAttack, evaluate_model
-from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
+from robustmia.train.config import TrainConfig
 from robustmia.train.loop import train
-from robustmia.train.run import LOG_FILE, Run, read_config_dict
+from robustmia.train.run import LOG_FILE, Run, run_finished
 
 TRACK_EXAMPLES = 300  # per side, for the over-training curves
 
@@ -127,7 +127,7 @@ def run_study(
 
     training: dict[Path, Any] = {}
     for target, config, run_dir in targets:
-        if _finished(run_dir):
+        if run_finished(run_dir):
             log(f"reuse {target.name}: {run_dir} is finished")
             continue
         if (_staging(run_dir).exists() or run_dir.exists()) and not resume:
@@ -140,7 +140,7 @@ def run_study(
     for target, config, run_dir in targets:
         tasks.setdefault(("evaluate", run_dir), (evaluate_target, (spec.evaluation, str(run_dir), device)))
         settings = _audit_settings(spec, config)
-        for group in Audit(Run.open(run_dir), settings, device="cpu").reference_groups():
+        for group in reference_groups(settings):
             key = ("references", run_dir, settings.model_dump_json(), tuple(group))
             tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device)))
     done = dict(zip(tasks, backend.run(list(tasks.values()))))
@@ -175,7 +175,7 @@ def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], 
     """Train one target in ``RUN.partial/`` and rename it to ``RUN/`` when finished, so a run
     folder is there whole or not at all; an interrupted (or retried) task resumes the staging folder."""
     final = Path(run_dir)
-    if _finished(final):
+    if run_finished(final):
         return
     staging = _staging(final)
     if final.exists():  # an interrupted run of an earlier version, trained in place
@@ -204,17 +204,6 @@ def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Opti
 def prepare_references(run_dir: str, settings: AuditSettings, group: list[int], device: str, progress: Optional[Progress] = None) -> None:
     """Train one group of a target's reference models and cache their signals."""
     Audit(Run.open(run_dir), settings, device=device).prepare_references(group)
-
-
-def _finished(run_dir: Path) -> bool:
-    meta = run_dir / "checkpoint" / "meta.json"
-    if not meta.is_file():
-        return False
-    m = json.loads(meta.read_text())
-    config = TrainConfig.model_validate(m["config"])
-    if config.iterations is not None:
-        return m["step"] >= config.iterations
-    return m["epoch"] >= (config.epochs or DEFAULT_EPOCHS)
 
 
 def _read_log(run_dir: Path) -> list[dict[str, Any]]:

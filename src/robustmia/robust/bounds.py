@@ -27,7 +27,8 @@ from typing import Callable, Literal, Optional
 import torch
 from torch import nn
 
-from robustmia.robust.graph import ConvMap, DenseMap, Node, to_graph
+from robustmia.robust.graph import ConvMap, DenseMap, Node, numel, to_graph
+from robustmia.robust.pgd import generator_draw
 
 Method = Literal["ibp", "wong-kolter", "crown", "crown-ibp"]
 METHODS: tuple[str, ...] = ("ibp", "wong-kolter", "crown", "crown-ibp")
@@ -140,8 +141,8 @@ def _node_bounds(nodes: list[Node], k: int, bounds: Bounds, relaxation: str) -> 
     """Bounds of every neuron of node k by backward propagation with identity specifications."""
     x_l = bounds[0][0]
     batch, shape = x_l.shape[0], nodes[k].shape
-    n = int(torch.tensor(shape).prod())
-    widest = max(int(torch.tensor(nd.shape).prod()) for nd in nodes[: k + 1])
+    n = numel(shape)
+    widest = max(numel(nd.shape) for nd in nodes[: k + 1])
     chunk = max(1, CHUNK_FLOATS // max(1, batch * widest))
     eye = torch.eye(n, device=x_l.device, dtype=x_l.dtype)
     lows, highs = [], []
@@ -294,10 +295,11 @@ def projected_bounds(nodes: list[Node], x_l: torch.Tensor, x_u: torch.Tensor, pr
     is estimated as the median of |row . c| over ``projections`` Cauchy vectors c. Estimates,
     not certificates: evaluate with an exact method."""
 
+    draw = generator_draw(generator)
+
     def cauchy(scale: torch.Tensor) -> torch.Tensor:
-        shape = (scale.shape[0], projections, *scale.shape[1:])
-        u = torch.rand(shape, generator=generator, device=generator.device if generator is not None else scale.device)
-        return torch.tan(torch.pi * (u.to(scale.device) - 0.5)) * scale.unsqueeze(1)
+        u = draw(torch.rand, (scale.shape[0], projections, *scale.shape[1:]), scale.device)
+        return torch.tan(torch.pi * (u - 0.5)) * scale.unsqueeze(1)
 
     return forward_bounds(nodes, x_l, x_u, cauchy, lambda cols: cols.abs().median(dim=1).values)
 
@@ -313,8 +315,8 @@ def _forward_is_cheaper(nodes: list[Node], ibp: Bounds) -> bool:
     if not need:
         return False
     last = need[-1]
-    backward = sum(_numel_of(nodes[k]) * sum(cost[: k + 1]) for k in need)
-    columns = _numel_of(nodes[0])
+    backward = sum(numel(nodes[k].shape) * sum(cost[: k + 1]) for k in need)
+    columns = numel(nodes[0].shape)
     forward = columns * sum(cost[: last + 1])
     for k, nd in enumerate(nodes[: last + 1]):
         if nd.kind == "relu":
@@ -323,12 +325,8 @@ def _forward_is_cheaper(nodes: list[Node], ibp: Bounds) -> bool:
             forward += unstable * sum(cost[k + 1 : last + 1])
             columns += unstable
     # forward holds all columns at once (backward works in chunks): keep it within the same budget
-    fits = ibp[0][0].shape[0] * columns * max(_numel_of(nd) for nd in nodes) <= CHUNK_FLOATS
+    fits = ibp[0][0].shape[0] * columns * max(numel(nd.shape) for nd in nodes) <= CHUNK_FLOATS
     return fits and forward < backward
-
-
-def _numel_of(node: Node) -> int:
-    return int(torch.tensor(node.shape).prod())
 
 
 def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps: float, method: str,

@@ -28,7 +28,7 @@ from robustmia.models.layers import Normalize, Residual
 DENSE_LIMIT = 1 << 18  # small convolutions (in x out entries) are transposed as one matrix product
 
 
-def _numel(shape) -> int:
+def numel(shape) -> int:
     n = 1
     for d in shape:
         n *= int(d)
@@ -93,7 +93,7 @@ class ConvMap(LinearMap):
     def _dense(self) -> Optional[torch.Tensor]:
         """The convolution as an (out, in) matrix, when small enough: one matrix product then
         beats conv_transpose2d over a batch of many small coefficient maps."""
-        n_in, n_out = _numel(self.in_shape), _numel(self.out_shape)
+        n_in, n_out = numel(self.in_shape), numel(self.out_shape)
         if n_in * n_out > DENSE_LIMIT:
             return None
         if getattr(self, "_matrix", None) is None:
@@ -111,8 +111,8 @@ class ConvMap(LinearMap):
         return out.view(b, s, *self.in_shape)
 
     def cost(self):
-        n_in, n_out = _numel(self.in_shape), _numel(self.out_shape)
-        return n_in * n_out if n_in * n_out <= DENSE_LIMIT else _numel(self.out_shape) * self.weight[0].numel()
+        n_in, n_out = numel(self.in_shape), numel(self.out_shape)
+        return n_in * n_out if n_in * n_out <= DENSE_LIMIT else numel(self.out_shape) * self.weight[0].numel()
 
 
 class ScaleMap(LinearMap):
@@ -132,7 +132,7 @@ class ScaleMap(LinearMap):
         return lam * self.scale
 
     def cost(self):
-        return _numel(self.in_shape)
+        return numel(self.in_shape)
 
 
 class ReshapeMap(LinearMap):
@@ -214,7 +214,7 @@ class _Builder:
         if isinstance(module, nn.Flatten):
             if module.start_dim != 1 or module.end_dim != -1:
                 raise UserError(f"cannot certify: Flatten layer {name} must flatten from dimension 1")
-            out = (int(torch.tensor(shape).prod()),)
+            out = (numel(shape),)
             return ReshapeMap(shape, out), None, out
         if isinstance(module, Normalize):
             scale = 1.0 / module.std.flatten()

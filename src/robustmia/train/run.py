@@ -24,7 +24,7 @@ from robustmia.data.splits import Split, load_split
 from robustmia.errors import UserError
 from robustmia.models import build_model
 from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint, load_weights
-from robustmia.train.config import TrainConfig
+from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.validation import validate
 
 CONFIG_FILE, SPLIT_FILE, LOG_FILE = "config.json", "split.npz", "log.jsonl"
@@ -52,6 +52,18 @@ def read_config_dict(run_dir: Path) -> Optional[dict[str, Any]]:
     except (OSError, json.JSONDecodeError):
         raise UserError(f"{path} is unreadable or not JSON; the run folder is damaged") from None
     return data
+
+
+def run_finished(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has a checkpoint at the end of its training (read from its meta.json alone)."""
+    meta = Path(run_dir) / "checkpoint" / "meta.json"
+    if not meta.is_file():
+        return False
+    m = json.loads(meta.read_text())
+    config = TrainConfig.model_validate(m["config"])
+    if config.iterations is not None:
+        return m["step"] >= config.iterations
+    return m["epoch"] >= (config.epochs or DEFAULT_EPOCHS)
 
 
 def build_initial_model(config: TrainConfig, info: DatasetInfo) -> nn.Module:

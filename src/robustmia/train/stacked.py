@@ -47,24 +47,25 @@ STACKABLE_METHODS = ("natural", "pgd", "fgsm_rs", "trades")
 _COUPLING = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.GroupNorm, nn.LayerNorm)
 
 
-def stackable(config: TrainConfig) -> bool:
+def _modules(config: TrainConfig) -> list[nn.Module]:
+    return list(build_initial_model(config, dataset_info(config.dataset)).modules())
+
+
+def stackable(config: TrainConfig, modules: Optional[list[nn.Module]] = None) -> bool:
     """Can K models of this recipe train stacked? (See the module's docstring.)"""
     if config.method not in STACKABLE_METHODS:
         return False
-    model = build_initial_model(config, dataset_info(config.dataset))
-    return not any(isinstance(m, _COUPLING) for m in model.modules())
+    return not any(isinstance(m, _COUPLING) for m in (modules if modules is not None else _modules(config)))
 
 
 def stacking_pays(config: TrainConfig, device: torch.device) -> bool:
     """Stack where it is faster: on GPUs (K small kernel launches become one) and, on CPUs, for
     networks without convolutions. vmap runs K convolutions as one grouped convolution, which
     the CPU kernels run slower than K separate ones (0.7x for the digits CNN, benchmarks/bench_scale.py)."""
-    if not stackable(config):
+    if config.method not in STACKABLE_METHODS:
         return False
-    if device.type == "cuda":
-        return True
-    model = build_initial_model(config, dataset_info(config.dataset))
-    return not any(isinstance(m, nn.Conv2d) for m in model.modules())
+    modules = _modules(config)
+    return stackable(config, modules) and (device.type == "cuda" or not any(isinstance(m, nn.Conv2d) for m in modules))
 
 
 class StackedModels(nn.Module):
@@ -90,8 +91,10 @@ class StackedModels(nn.Module):
         out = vmap(self._apply_one)(self._params(), self.buffer_values, xs)
         return out.reshape(-1, *out.shape[2:])
 
-    def model_state(self, k: int) -> dict[str, torch.Tensor]:
-        return {n: p[k].detach() for n, p in zip(self.names, self.stacked)}
+
+def _per_model(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (K,) vector shaped to broadcast over stacked tensors like ``like`` (K, ...)."""
+    return v.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _pad(t: torch.Tensor, rows: int) -> torch.Tensor:
@@ -103,9 +106,8 @@ def _stacked_draw(draws: list[Optional[Draw]], counts: list[int], rows: int) -> 
 
     def draw(fn, shape, device):
         parts = []
-        for d, n in zip(draws, counts):
-            part = d(fn, (n, *shape[1:]), device) if d is not None and n else torch.zeros((0, *shape[1:]), device=device)
-            parts.append(_pad(part, rows))
+        for d, n in zip(draws, counts):  # d is None where a model has no batch this step
+            parts.append(_pad(d(fn, (n, *shape[1:]), device), rows) if d is not None else torch.zeros((rows, *shape[1:]), device=device))
         return torch.cat(parts)
 
     return draw
@@ -143,24 +145,23 @@ class _StackedSGD:
                 torch._foreach_add_(self.bufs, grads)
             else:
                 for buf, d in zip(self.bufs, grads):
-                    view = (-1,) + (1,) * (d.dim() - 1)
-                    buf.copy_(torch.where(self.started.view(view), buf * self.momentum + d, d))
+                    buf.copy_(torch.where(_per_model(self.started, d), buf * self.momentum + d, d))
             grads = self.bufs
             self.started[:] = True
         if bool((lr == lr[0]).all()):
             torch._foreach_add_(params, grads, alpha=-float(lr[0]))
         else:
             for p, d in zip(params, grads):
-                p.sub_(lr.view((-1,) + (1,) * (p.dim() - 1)) * d)
+                p.sub_(_per_model(lr, p) * d)
 
     def _masked_step(self, params, grads, lr: torch.Tensor, active: torch.Tensor) -> None:
         for p, g, buf in zip(params, grads, self.bufs):
-            view = (-1,) + (1,) * (p.dim() - 1)
+            on = _per_model(active, p)
             d = g.add(p, alpha=self.wd) if self.wd else g
             if self.momentum:
-                d = torch.where(self.started.view(view), buf * self.momentum + d, d)
-                buf.copy_(torch.where(active.view(view), d, buf))
-            p.copy_(torch.where(active.view(view), p - lr.view(view) * d, p))
+                d = torch.where(_per_model(self.started, p), buf * self.momentum + d, d)
+                buf.copy_(torch.where(on, d, buf))
+            p.copy_(torch.where(on, p - _per_model(lr, p) * d, p))
         self.started |= active
 
     def write_back(self, k: int, run: RunSession, lr: float) -> None:
