@@ -26,8 +26,8 @@ import time
 import torch
 
 from robustmia.models.convex import wong_cnn
-from robustmia.train.config import TrainConfig
-from robustmia.train.objectives import OBJECTIVES, StepContext, StepOutput
+from robustmia.training.config import TrainConfig
+from robustmia.training.objectives import OBJECTIVES, StepContext, StepOutput
 
 EPS = 4 / 255  # the target; half of it is in force at the measured step
 

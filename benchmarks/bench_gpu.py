@@ -35,9 +35,9 @@ import torch
 
 from robustmia.data.datasets import DATASETS
 from robustmia.models import build_model
-from robustmia.train.config import TrainConfig
-from robustmia.train.loop import autocast, prepare_batch, prepare_model
-from robustmia.train.objectives import OBJECTIVES, StepContext
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import autocast, prepare_batch, prepare_model
+from robustmia.training.objectives import OBJECTIVES, StepContext
 
 SETTINGS = {
     "baseline": {},

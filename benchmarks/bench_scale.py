@@ -34,10 +34,10 @@ import torch
 from robustmia.data.datasets import ImageSet, load_dataset
 from robustmia.experiments.audit import balanced_keep
 from robustmia.experiments.runner import train_target
-from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint
-from robustmia.train.config import TrainConfig
-from robustmia.train.loop import train
-from robustmia.train.stacked import train_stacked
+from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import train
+from robustmia.training.stacked import train_stacked
 
 def _stacked(model: str, k: int, epochs: int, folder: Path, device: str) -> dict:
     train_set, test_set = load_dataset("digits")

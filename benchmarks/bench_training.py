@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from robustmia.data.datasets import DATASETS
 from robustmia.models import build_model
-from robustmia.train.config import TrainConfig
-from robustmia.train.objectives import OBJECTIVES, StepContext, StepOutput
+from robustmia.training.config import TrainConfig
+from robustmia.training.objectives import OBJECTIVES, StepContext, StepOutput
 
 EPS, ALPHA = 8 / 255, 2 / 255
 

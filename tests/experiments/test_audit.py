@@ -62,7 +62,9 @@ def test_reference_models_follow_the_target_recipe_and_are_cached(targets, recor
     assert len(refs) == 16
     config = json.loads((refs[0] / "config.json").read_text())
     target = json.loads((targets / "pgd" / "config.json").read_text())
-    assert {k: v for k, v in config.items() if k != "seed"} == {k: v for k, v in target.items() if k != "seed"}
+    # the target's recipe; only the seed differs, and a reference model logs no test metrics (eval_every 0)
+    assert {k: v for k, v in config.items() if k not in ("seed", "eval_every")} == {k: v for k, v in target.items() if k not in ("seed", "eval_every")}
+    assert config["eval_every"] == 0 and "test_accuracy" not in json.loads((refs[0] / "log.jsonl").read_text().splitlines()[-1])
     stamp = (refs[3] / "checkpoint" / "model.safetensors").stat().st_mtime_ns
     r = cli("attack", str(targets / "pgd"), "--attacks", "lira", "--references", "16", "--bootstrap", "0", "--json")
     assert r.returncode == 0, r.stderr
@@ -96,7 +98,7 @@ def test_the_audit_stacks_reference_models_and_stacking_does_not_change_the_atta
     from robustmia.experiments import audit as audit_module
     from robustmia.experiments.audit import Audit
     from robustmia.experiments.settings import AuditSettings
-    from robustmia.train.run import Run
+    from robustmia.training.run import Run
 
     r = cli("train", "--model", "digits-mlp", "--method", "pgd", "--eps", "0.1", "--attack-steps", "3", "--epochs", "3",
             "--train-size", "120", "--out", str(tmp_path / "stacked"), "--quiet")
@@ -108,7 +110,7 @@ def test_the_audit_stacks_reference_models_and_stacking_does_not_change_the_atta
     records = {}
     for name, size in (("stacked", 4), ("one-by-one", 1)):
         settings = AuditSettings(attacks=["lira", "lira-offline"], references=8, stack_references=size, bootstrap=0, eval_size=60)
-        records[name] = {x["attack"]: x for x in Audit(Run.open(tmp_path / name), settings, device="cpu").run_attacks()}
+        records[name] = {x["attack"]: x for x in Audit(Run.open(tmp_path / name), settings, device="cpu").run_attacks().records()}
     assert stacks == [4, 4]  # 8 reference models in two stacks of 4; none stacked with --stack-references 1
     for attack in ("lira", "lira-offline"):
         assert records["stacked"][attack]["roc_auc"] == pytest.approx(records["one-by-one"][attack]["roc_auc"], abs=1e-3)

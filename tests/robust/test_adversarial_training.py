@@ -5,8 +5,8 @@ import json
 import pytest
 
 from robustmia.errors import UserError
-from robustmia.train.config import TrainConfig
-from robustmia.train.objectives import training_attack
+from robustmia.training.config import TrainConfig
+from robustmia.training.objectives import training_attack
 from robustmia.validation import validate
 from tests.conftest import assert_one_line_error, evaluate_json, train_recipes
 
@@ -34,7 +34,7 @@ def digits_pair(tmp_path_factory):
 def test_pgd_training_is_clearly_more_robust_on_digits(digits_pair):
     # both recipes store eps 0.1: the natural twin is attacked at it
     nat, adv = (evaluate_json(digits_pair / recipe) for recipe in ("cpu-digits-natural", "cpu-digits-pgd"))
-    assert nat["attack"] == adv["attack"] and adv["attack"]["eps"] == 0.1 and adv["attack"]["steps"] == 20
+    assert nat["perturbation"] == adv["perturbation"] and adv["perturbation"]["eps"] == 0.1 and adv["perturbation"]["steps"] == 20
     assert adv["adv_test_accuracy"] > nat["adv_test_accuracy"] + 0.15, (nat, adv)
     assert adv["test_accuracy"] > 0.9 and adv["adv_train_accuracy"] > 0.9
     for key in ("train_accuracy", "test_accuracy", "adv_train_accuracy", "adv_test_accuracy"):

@@ -18,32 +18,26 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
 from robustmia.data.datasets import ImageSet, load_dataset
 from robustmia.errors import UserError
-from robustmia.io import atomic_write, write_json
-from robustmia.privacy.attacks import AttackInputs, run_attack
+from robustmia.io import atomic_write
 from robustmia.experiments.settings import AuditSettings
-from robustmia.privacy.attacks.registry import THRESHOLD_ATTACKS, needs_adversarial, needs_references
-from robustmia.privacy.metrics import evaluate_scores
+from robustmia.privacy.attacks import ATTACKS, AttackInputs, needs_adversarial, needs_references
+from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
 from robustmia.privacy.signals import model_signals
 from robustmia.progress import Progress, emit
-from robustmia.robust.evaluate import EvalAttack
-from robustmia.train.config import TrainConfig
-from robustmia.train.loop import train
-from robustmia.train.run import Run, load_trained_model, resolve_device, run_finished
-from robustmia.train.stacked import stacking_pays, train_stacked
-
-MIN_POPULATION = 100
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
-
+from robustmia.robust.evaluate import Perturbation
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import train
+from robustmia.models.inference import resolve_device
+from robustmia.seeding import derive_seed
+from robustmia.training.run import Run, load_trained_model, run_finished
+from robustmia.training.stacked import stacking_pays, train_stacked
 
 def balanced_keep(k: int, n: int, seed: int) -> np.ndarray:
     """(k, n) bool: every column has exactly k/2 True, drawn at random."""
@@ -80,16 +74,17 @@ class Audit:
     def __init__(self, run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None):
         self.run, self.settings, self.progress = run, settings, progress
         self.device = resolve_device(device)
-        eps = settings.eps if settings.eps is not None else (run.config.eps or None)
-        self.wants_adv = any(needs_adversarial(a) for a in settings.attacks)
-        if self.wants_adv and not eps:
-            raise UserError("adversarial-input attacks need an epsilon: pass --eps (e.g. 8/255); the run was trained with none")
-        self.eval_attack = EvalAttack(eps=eps, steps=settings.attack_steps, step_size=settings.step_size, seed=settings.seed) if self.wants_adv else None
+        self.perturbation = None
+        if any(needs_adversarial(a) for a in settings.attacks):
+            self.perturbation = Perturbation.for_run(run.config.eps, settings.eps, steps=settings.attack_steps,
+                                                     step_size=settings.step_size, seed=settings.seed)
+            if self.perturbation.eps is None:
+                raise UserError("adversarial-input attacks need an epsilon: pass --eps (e.g. 8/255); the run was trained with none")
         self.shadow = settings.threshold in ("shadow", "both")
 
         train_set, test_set = load_dataset(run.config.dataset, run.config.data_dir)
         split = run.split
-        rng = np.random.default_rng(_seed(settings.seed, 1))
+        rng = np.random.default_rng(derive_seed(settings.seed, 1))
         n = min(len(split.members), len(split.nonmembers), settings.eval_size or len(split.members))
         mem_idx = np.sort(rng.permutation(split.members)[:n])
         non_perm = rng.permutation(split.nonmembers)
@@ -102,16 +97,18 @@ class Audit:
         self.folder = run.path / "audit" / f"n{n}-seed{settings.seed}"
         self.n = n
         have = 0 if self.population is None else len(self.population)
-        if any(a.startswith("rmia") for a in settings.attacks) and have < MIN_POPULATION:
+        need = max((ATTACKS[a].population for a in settings.attacks), default=0)
+        if have < need:
             raise UserError(
-                f"rmia needs at least {MIN_POPULATION} population examples that no model trains on, but this run leaves {have}: "
+                f"{', '.join(a for a in settings.attacks if ATTACKS[a].population)} need at least {need} population examples "
+                f"that no model trains on, but this run leaves {have}: "
                 f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size"
             )
 
     # --- signals -------------------------------------------------------------------------
 
     def _signal_key(self) -> str:
-        a = self.eval_attack
+        a = self.perturbation
         return "clean" if a is None else f"pgd-eps{a.eps:.6g}-steps{a.steps}-alpha{a.alpha:.6g}-seed{a.seed}"
 
     def _signals(self, folder: Path, model: Callable[[], torch.nn.Module], data: ImageSet, name: str) -> dict[str, np.ndarray]:
@@ -119,7 +116,7 @@ class Audit:
         path = folder / f"signals-{name}-{self._signal_key()}.npz"
         cached = _load_arrays(path)
         if cached is None:
-            attack = self.eval_attack.pgd if self.eval_attack is not None else None
+            attack = self.perturbation.pgd if self.perturbation is not None else None
             cached = model_signals(model(), data, attack=attack, batch_size=self.run.config.eval_batch_size)
             _save_arrays(path, cached)
         return cached
@@ -130,11 +127,13 @@ class Audit:
     def keep(self) -> np.ndarray:
         """(K, 2n): which evaluation examples each reference model trains on."""
         k = self.settings.references
-        return balanced_keep(k, 2 * self.n, _seed(self.settings.seed, 2, k))
+        return balanced_keep(k, 2 * self.n, derive_seed(self.settings.seed, 2, k))
 
     def _reference(self, j: int) -> tuple[TrainConfig, Path]:
         folder = self.folder / f"references-{self.settings.references}" / f"model-{j:03d}"
-        return self.run.config.model_copy(update={"seed": _seed(self.settings.seed, 3, j) % (2**31)}), folder
+        # a reference model's own test accuracy is read by nobody: it logs none (and loads no dataset)
+        update = {"seed": derive_seed(self.settings.seed, 3, j) % (2**31), "eval_every": 0}
+        return self.run.config.model_copy(update=update), folder
 
     def train_references(self, group: list[int]) -> None:
         """Train (or finish) the reference models of one group: stacked where that pays off.
@@ -182,46 +181,17 @@ class Audit:
             inputs.keep, inputs.references, inputs.ref_population = self._reference_models()
         return inputs
 
-    def run_attacks(self) -> list[dict[str, Any]]:
-        inputs = self.target_inputs = self.inputs()
-        s = self.settings
-        records = []
-        self.scores: dict[str, np.ndarray] = {}
-        for name in s.attacks:
-            selections = (["oracle", "shadow"] if s.threshold == "both" else [s.threshold]) if name in THRESHOLD_ATTACKS else ["oracle"]
-            for selection in selections:
-                try:
-                    result = run_attack(name, inputs, threshold=selection, per_class=s.per_class, oracle_member=self.member)
-                except ValueError as e:
-                    raise UserError(f"attack {name}: {e}") from None
-                if selection == "oracle":
-                    self.scores[name] = result.scores
-                losses = inputs.target["adv_loss" if needs_adversarial(name) else "loss"]
-                m = evaluate_scores(result.scores, self.member, attack=name, threshold=result.threshold, losses=losses,
-                                    n_bootstrap=s.bootstrap, seed=s.seed)
-                m.threshold_selection = result.threshold_selection
-                record = m.to_dict()
-                record.update({
-                    "per_class": s.per_class and name in THRESHOLD_ATTACKS,
-                    "n_references": s.references if needs_references(name, selection) else 0,
-                    "inputs": "pgd" if needs_adversarial(name) else "clean",
-                })
-                if needs_adversarial(name):
-                    record["eval_attack"] = self.eval_attack.describe()
-                records.append(record)
-        write_json(self.folder / "attacks.json", records)
-        return records
-
-    def score_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """ROC curve (fpr, tpr) of every attack's scores from the last :meth:`run_attacks`."""
-        from robustmia.privacy.metrics import operating_points
-
-        curves = {}
-        for name, scores in self.scores.items():
-            p = operating_points(scores.astype(np.float64), self.member)
-            curves[name] = (p.fpr, p.tpr)
-        return curves
+    def run_attacks(self) -> AuditResult:
+        """Every attack of the settings, saved (``attacks.json``, ``scores.npz``) in the audit folder."""
+        inputs, s = self.inputs(), self.settings
+        attacks = run_attacks(inputs, s.attacks, self.member, threshold=s.threshold, per_class=s.per_class,
+                              bootstrap=s.bootstrap, seed=s.seed, n_references=s.references,
+                              perturbation=self.perturbation.describe() if self.perturbation is not None else None)
+        signals = {k: inputs.target[k] for k in FIGURE_SIGNALS}
+        result = AuditResult(attacks, self.member, signals, {"run": str(self.run.path), "settings": s.model_dump(mode="json")})
+        result.save(self.folder)
+        return result
 
 
-def audit_run(run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None) -> list[dict[str, Any]]:
+def audit_run(run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None) -> AuditResult:
     return Audit(run, settings, device=device, progress=progress).run_attacks()

@@ -8,7 +8,7 @@ OUT/
                       by every target and every study with the same recipe in this OUT;
                       trained in runs/<hash>.partial/ and renamed when finished
   results.json        per target: config, evaluation, attack records, training log
-  report/             tables, figures and report.html (robustmia.report)
+  report/             tables, figures and report.html (robustmia.reporting)
 ```
 
 A finished run is never trained again; an interrupted one continues from its last
@@ -34,15 +34,16 @@ from robustmia.errors import UserError
 from robustmia.experiments.audit import Audit, reference_groups
 from robustmia.experiments.backends import LocalBackend
 from robustmia.experiments.settings import AuditSettings
-from robustmia.privacy.attacks.registry import needs_adversarial
+from robustmia.privacy.attacks import needs_adversarial
 from robustmia.experiments.spec import EvaluationSpec, StudySpec
 from robustmia.io import write_json
+from robustmia.experiments.layout import AUDITS_FOLDER, LOG_FILE as STUDY_LOG, RESULTS_FILE, RUNS_FOLDER, SPEC_FILE
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.progress import Progress
-from robustmia.robust.evaluate import EvalAttack, evaluate_model
-from robustmia.train.config import TrainConfig
-from robustmia.train.loop import train
-from robustmia.train.run import LOG_FILE, Run, run_finished
+from robustmia.robust.evaluate import Perturbation, evaluate_model
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import train
+from robustmia.training.run import LOG_FILE, Run, run_finished
 
 TRACK_EXAMPLES = 300  # per side, for the over-training curves
 
@@ -69,8 +70,7 @@ def _tracker(config: TrainConfig, every: int, num_classes: int) -> Callable[[tor
             return {}
         n = min(TRACK_EXAMPLES, len(members), len(test))
         mem, non = members.subset(range(n)), test.subset(range(n))
-        eps = config.eps or None
-        attack = EvalAttack(eps=eps, steps=10) if eps else EvalAttack()
+        attack = Perturbation.for_run(config.eps, steps=10)
         scores = evaluate_model(model, mem, non, attack, num_classes=num_classes, bound=None)
         from robustmia.privacy.signals import model_signals
 
@@ -97,6 +97,45 @@ def _audit_settings(spec: StudySpec, config: TrainConfig) -> AuditSettings:
     return a.model_copy(update=update)
 
 
+def _open_study(spec_path: Path, out: Path, resume: bool) -> None:
+    """Check ``out`` can take this study (empty, or a study of the same spec, or --resume) and copy the spec in."""
+    stored_spec = out / SPEC_FILE
+    if out.exists() and any(out.iterdir()):
+        if not stored_spec.is_file():
+            raise UserError(f"{out} exists and holds no study; choose another --out")
+        if stored_spec.read_text() != Path(spec_path).read_text() and not resume:
+            raise UserError(f"{out} holds a study of another spec; choose another --out, or pass --resume to continue with this spec")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(spec_path, stored_spec)
+
+
+def _train_targets(spec: StudySpec, targets: list, backend: Any, log: StudyLog, resume: bool, device: str) -> None:
+    """Phase 1: every target that is not finished trains (a run shared by two targets once)."""
+    training: dict[Path, Any] = {}
+    for target, config, run_dir in targets:
+        if run_finished(run_dir):
+            log(f"reuse {target.name}: {run_dir} is finished")
+            continue
+        if (_staging(run_dir).exists() or run_dir.exists()) and not resume:
+            raise UserError(f"target {target.name} was interrupted in {_staging(run_dir)}; continue the study with --resume")
+        log(f"train {target.name} ({config.method}, eps {config.eps:g}) into {run_dir}")
+        training.setdefault(run_dir, (train_target, (config, str(run_dir), spec.track_every, device)))
+    backend.run(list(training.values()))
+
+
+def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: str) -> dict[Path, dict[str, Any]]:
+    """Phase 2: evaluate every target and train every group of its reference models; return the evaluations."""
+    tasks: dict[tuple, Any] = {}
+    for target, config, run_dir in targets:
+        tasks.setdefault(("evaluate", run_dir), (evaluate_target, (spec.evaluation, str(run_dir), device)))
+        settings = _audit_settings(spec, config)
+        for group in reference_groups(settings):
+            key = ("references", run_dir, settings.model_dump_json(), tuple(group))
+            tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device)))
+    done = dict(zip(tasks, backend.run(list(tasks.values()))))
+    return {key[1]: value for key, value in done.items() if key[0] == "evaluate"}
+
+
 def run_study(
     spec: StudySpec,
     configs: dict[str, TrainConfig],
@@ -110,56 +149,29 @@ def run_study(
 ) -> list[dict[str, Any]]:
     """Run the study in three phases: train the targets; evaluate them and train their reference
     models; audit. The tasks of a phase are independent, and ``backend`` (default: this process)
-    runs them; the audits, which only read what the tasks cached, run here."""
+    runs them; the audits, which only read what the tasks cached, run here. Each target's audit
+    is saved in ``OUT/audits/<target>/`` and ``OUT/results.json`` lists the targets: the report
+    (robustmia.reporting) is built from these files alone."""
     out = Path(out)
     backend = backend or LocalBackend(progress=progress)
-    stored_spec = out / "spec.yaml"
-    if out.exists() and any(out.iterdir()):
-        if not stored_spec.is_file():
-            raise UserError(f"{out} exists and holds no study; choose another --out")
-        if stored_spec.read_text() != Path(spec_path).read_text() and not resume:
-            raise UserError(f"{out} holds a study of another spec; choose another --out, or pass --resume to continue with this spec")
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(spec_path, stored_spec)
-    log = StudyLog(out / "study.log")
+    _open_study(spec_path, out, resume)
+    log = StudyLog(out / STUDY_LOG)
     log(f"study {spec.name}: {len(configs)} targets, {backend.name} backend")
-    targets = [(t, configs[t.name], out / "runs" / run_hash(configs[t.name])) for t in spec.targets]
-
-    training: dict[Path, Any] = {}
-    for target, config, run_dir in targets:
-        if run_finished(run_dir):
-            log(f"reuse {target.name}: {run_dir} is finished")
-            continue
-        if (_staging(run_dir).exists() or run_dir.exists()) and not resume:
-            raise UserError(f"target {target.name} was interrupted in {_staging(run_dir)}; continue the study with --resume")
-        log(f"train {target.name} ({config.method}, eps {config.eps:g}) into {run_dir}")
-        training.setdefault(run_dir, (train_target, (config, str(run_dir), spec.track_every, device)))
-    backend.run(list(training.values()))
-
-    tasks: dict[tuple, Any] = {}
-    for target, config, run_dir in targets:
-        tasks.setdefault(("evaluate", run_dir), (evaluate_target, (spec.evaluation, str(run_dir), device)))
-        settings = _audit_settings(spec, config)
-        for group in reference_groups(settings):
-            key = ("references", run_dir, settings.model_dump_json(), tuple(group))
-            tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device)))
-    done = dict(zip(tasks, backend.run(list(tasks.values()))))
-    log(f"evaluated {len(targets)} targets; {sum(k[0] == 'references' for k in tasks)} groups of reference models ready")
-
+    targets = [(t, configs[t.name], out / RUNS_FOLDER / run_hash(configs[t.name])) for t in spec.targets]
+    _train_targets(spec, targets, backend, log, resume, device)
+    evaluations = _evaluate_and_prepare(spec, targets, backend, device)
+    log(f"evaluated {len(targets)} targets; their reference models are ready")
     results = []
     for target, config, run_dir in targets:
-        run = Run.open(run_dir)
-        audit = Audit(run, _audit_settings(spec, config), device=device, progress=progress)
-        records = audit.run_attacks()
-        signals = audit.target_inputs.target
-        log(f"audited {target.name}: {len(records)} attack records")
+        audit = Audit(Run.open(run_dir), _audit_settings(spec, config), device=device, progress=progress).run_attacks()
+        folder = audit.save(out / AUDITS_FOLDER / target.name)
+        log(f"audited {target.name}: {len(audit.attacks)} attack records")
         results.append({
             "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)), "config": config.model_dump(mode="json"),
-            "evaluation": done[("evaluate", run_dir)], "attacks": records, "log": _read_log(run_dir),
-            "_signals": {"loss": signals["loss"], "confidence": signals["confidence"], "member": audit.member},
-            "_audit": audit,
+            "evaluation": evaluations[run_dir], "attacks": audit.records(), "audit": str(folder.relative_to(out)),
+            "log": _read_log(run_dir),
         })
-    write_json(out / "results.json", [{k: v for k, v in r.items() if not k.startswith("_")} for r in results])
+    write_json(out / RESULTS_FILE, results)
     log("results written")
     return results
 
@@ -188,7 +200,7 @@ def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], 
 def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
     """Clean, PGD and verified accuracy of one target, cached beside its run."""
     run = Run.open(run_dir)
-    attack = EvalAttack(eps=run.config.eps or None, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
+    attack = Perturbation.for_run(run.config.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
     key = hashlib.sha256(json.dumps([attack.describe(), e.bound, e.max_examples], sort_keys=True).encode()).hexdigest()[:12]
     path = run.path / f"evaluation-{key}.json"
     if path.is_file():

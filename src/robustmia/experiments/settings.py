@@ -8,15 +8,13 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustmia.epsilon import Epsilon, StepSize
-from robustmia.privacy.attack_names import ATTACKS, check_references
-
-DEFAULT_ATTACKS = ("confidence", "loss", "entropy", "modified-entropy", "lira", "rmia", "shadow")
+from robustmia.privacy.attacks.registry import ATTACKS, check_references, default_attacks
 
 
 class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
+    attacks: list[str] = Field(default_factory=default_attacks)
     threshold: Literal["oracle", "shadow", "both"] = "oracle"
     per_class: bool = False
     references: int = Field(default=16, ge=2)
@@ -28,7 +26,7 @@ class AuditSettings(BaseModel):
     bootstrap: int = Field(default=1000, ge=0)
     seed: int = Field(default=0, ge=0)
     # reference models train in stacks of up to this many at once where that pays off
-    # (robustmia.train.stacked); 1 trains them one by one. The stacks are also the units a
+    # (robustmia.training.stacked); 1 trains them one by one. The stacks are also the units a
     # Ray cluster spreads over its workers.
     stack_references: int = Field(default=16, ge=1)
 

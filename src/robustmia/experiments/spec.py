@@ -21,14 +21,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustmia.data.locations import check_data_present
 from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
+from robustmia.robust.bound_names import BOUNDS, NO_BOUND
 from robustmia.experiments.settings import AuditSettings
-from robustmia.train.config import TrainConfig
-from robustmia.train.recipes import load_recipe
+from robustmia.training.config import TrainConfig
+from robustmia.training.recipes import load_recipe
 from robustmia.validation import describe_errors, read_yaml, validate
 
 
@@ -47,8 +48,16 @@ class EvaluationSpec(BaseModel):
     attack_steps: int = Field(default=20, ge=1)
     step_size: StepSize = None
     restarts: int = Field(default=1, ge=1)
-    bound: Literal["crown", "wong-kolter", "crown-ibp", "ibp", "none"] = "crown"
+    bound: str = "crown"  # a name of robustmia.robust.bound_names.BOUNDS, or none
     max_examples: Optional[int] = Field(default=None, ge=1)
+
+
+    @field_validator("bound")
+    @classmethod
+    def _known_bound(cls, v: str) -> str:
+        if v not in BOUNDS and v != NO_BOUND:
+            raise ValueError(f"unknown bound; choose one of: {', '.join(BOUNDS)}, {NO_BOUND}")
+        return v
 
 
 class StudySpec(BaseModel):

@@ -24,10 +24,7 @@ import torch
 from torch import nn
 
 from robustmia.data.datasets import ImageSet
-from robustmia.robust.evaluate import eval_mode, logits_of, model_device
-
-BASE_SIGNALS = ("confidence", "loss", "entropy", "mentropy", "lira")
-
+from robustmia.models.inference import eval_mode, logits_of, model_device
 
 def _log_complement(z: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
     """log(1 - F_i) for every class: log1p(-F_i) where F_i <= 1/2, and for the top class

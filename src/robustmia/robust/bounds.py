@@ -27,11 +27,12 @@ from typing import Callable, Literal, Optional
 import torch
 from torch import nn
 
+from robustmia.robust.bound_names import BOUNDS, check_bound  # noqa: F401  (re-exported)
 from robustmia.robust.graph import ConvMap, DenseMap, Node, numel, to_graph
-from robustmia.robust.pgd import generator_draw
+from robustmia.seeding import generator_draw
 
 Method = Literal["ibp", "wong-kolter", "crown", "crown-ibp"]
-METHODS: tuple[str, ...] = ("ibp", "wong-kolter", "crown", "crown-ibp")
+METHODS: tuple[str, ...] = tuple(BOUNDS)
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
 # budget for one backward pass of intermediate bounds: batch x specs x largest node (floats)

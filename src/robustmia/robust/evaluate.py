@@ -6,8 +6,7 @@ is never updated) and restores the mode it found.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -16,48 +15,27 @@ from torch import nn
 
 from robustmia.data.datasets import ImageSet
 from robustmia.epsilon import Epsilon, StepSize
+from robustmia.models.inference import eval_mode, logits_of, model_device
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+class Accuracy(NamedTuple):
+    """Accuracy and mean cross-entropy loss on ``n`` examples (a robustness record, not membership scores)."""
 
-
-def model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-class Scores(NamedTuple):
     accuracy: float
     loss: float
     n: int
 
 
-@torch.no_grad()
-def logits_of(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """All logits of ``images`` (on the CPU), computed in eval mode, batch by batch."""
-    device = model_device(model)
-    with eval_mode(model):
-        return torch.cat([model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)])
-
-
-def clean_scores(model: nn.Module, data: ImageSet, batch_size: int = 500) -> Scores:
+def clean_accuracy(model: nn.Module, data: ImageSet, batch_size: int = 500) -> Accuracy:
     logits = logits_of(model, data.images, batch_size)
     loss = F.cross_entropy(logits, data.labels).item()
     accuracy = (logits.argmax(1) == data.labels).float().mean().item()
-    return Scores(accuracy, loss, len(data))
+    return Accuracy(accuracy, loss, len(data))
 
 
-def adversarial_scores(
+def adversarial_accuracy(
     model: nn.Module, data: ImageSet, attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor], batch_size: int = 500
-) -> Scores:
+) -> Accuracy:
     """Accuracy and loss on ``attack(model, x, y)`` for every batch of ``data`` (model in eval mode)."""
     device = model_device(model)
     correct, loss_sum = 0, 0.0
@@ -69,12 +47,14 @@ def adversarial_scores(
                 logits = model(x_adv).float()
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-    return Scores(correct / len(data), loss_sum / len(data), len(data))
+    return Accuracy(correct / len(data), loss_sum / len(data), len(data))
 
 
-class EvalAttack(BaseModel):
-    """The evaluation attack: PGD-``steps`` in eval mode at ``eps``, step ``eps/8`` unless given
-    (1/255 at 8/255, as in Madry et al.'s evaluation), optionally AutoAttack too."""
+class Perturbation(BaseModel):
+    """How a model's robustness is measured: PGD-``steps`` in eval mode at ``eps``, step ``eps/8``
+    unless given (1/255 at 8/255, as in Madry et al.'s evaluation), optionally AutoAttack too.
+    ``eps=None`` measures clean accuracy only. (Robustness "perturbations" here; membership
+    "attacks" live in robustmia.privacy.)"""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,12 +67,14 @@ class EvalAttack(BaseModel):
     autoattack: bool = False
 
     @classmethod
-    def from_options(cls, *, eps: Any, default_eps: float, **options: Any) -> "EvalAttack":
+    def for_run(cls, run_eps: float, eps: Any = None, **options: Any) -> "Perturbation":
+        """The one rule for a run: the given ``eps``, else the run's training eps (a natural run
+        stores its robust twin's), else none (clean accuracy only). Options are validated."""
         from robustmia.validation import validate
 
-        if eps is None and default_eps > 0:
-            eps = default_eps
-        return validate(cls, {"eps": eps, **options}, "evaluation attack")
+        if eps is None and run_eps > 0:
+            eps = run_eps
+        return validate(cls, {"eps": eps, **options}, "evaluation perturbation")
 
     @property
     def alpha(self) -> float:
@@ -127,7 +109,7 @@ def evaluate_model(
     model: nn.Module,
     members: ImageSet,
     test: ImageSet,
-    attack: EvalAttack,
+    attack: Perturbation,
     *,
     num_classes: int,
     batch_size: int = 500,
@@ -137,22 +119,22 @@ def evaluate_model(
     """The four accuracy columns of the paper's Tables I and III (train, test, adv-train,
     adv-test), with losses and sample counts; AutoAttack accuracies when asked; verified
     train and test accuracy under ``bound`` when the model is certifiable."""
-    tr, te = clean_scores(model, members, batch_size), clean_scores(model, test, batch_size)
+    tr, te = clean_accuracy(model, members, batch_size), clean_accuracy(model, test, batch_size)
     result: dict[str, Any] = {"train_accuracy": tr.accuracy, "test_accuracy": te.accuracy, "train_loss": tr.loss,
                               "test_loss": te.loss, "n_train": tr.n, "n_test": te.n}
     if attack.eps is None:
         return result
     if max_examples is not None:
         members, test = members.subset(range(min(max_examples, len(members)))), test.subset(range(min(max_examples, len(test))))
-    adv_tr, adv_te = (adversarial_scores(model, d, attack.pgd, batch_size) for d in (members, test))
+    adv_tr, adv_te = (adversarial_accuracy(model, d, attack.pgd, batch_size) for d in (members, test))
     result.update({"adv_train_accuracy": adv_tr.accuracy, "adv_test_accuracy": adv_te.accuracy, "adv_train_loss": adv_tr.loss,
                    "adv_test_loss": adv_te.loss, "n_attacked_train": adv_tr.n, "n_attacked_test": adv_te.n,
-                   "attack": attack.describe()})
+                   "perturbation": attack.describe()})
     if attack.autoattack:
         from robustmia.robust.autoattack import autoattack
 
         aa = lambda m, x, y: autoattack(m, x, y, eps=attack.eps, num_classes=num_classes, seed=attack.seed)  # noqa: E731
-        aa_tr, aa_te = (adversarial_scores(model, d, aa, batch_size) for d in (members, test))
+        aa_tr, aa_te = (adversarial_accuracy(model, d, aa, batch_size) for d in (members, test))
         result.update({"autoattack_train_accuracy": aa_tr.accuracy, "autoattack_test_accuracy": aa_te.accuracy})
     if bound is not None and attack.eps > 0:
         from robustmia.robust.graph import is_certifiable

@@ -21,13 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustmia.seeding import Draw, generator_draw
+
 Mode = Literal["eval", "train"]
 Norm = Literal["linf", "l2"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, y) -> per-example loss
-# draw(fn, shape, device): random numbers of ``shape`` made by ``fn`` (torch.rand, torch.randn) on
-# ``device``, one row per example. Training passes its own (see train.objectives.StepContext), so
-# that data-parallel shards and stacked models draw exactly what one process would.
-Draw = Callable[[Callable[..., torch.Tensor], tuple[int, ...], torch.device], torch.Tensor]
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -57,15 +55,6 @@ def attack_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
 
 def _l2_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (t.dim() - 1)))
-
-
-def generator_draw(generator: Optional[torch.Generator]) -> Draw:
-    """The :data:`Draw` of one generator: its numbers are made on its own device, then moved."""
-
-    def draw(fn, shape, device: torch.device) -> torch.Tensor:
-        return fn(shape, generator=generator, device=generator.device if generator is not None else device).to(device)
-
-    return draw
 
 
 def _random_start(x: torch.Tensor, eps: float, norm: str, draw: Draw) -> torch.Tensor:
@@ -158,5 +147,3 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, alph
     ``alpha = 1.25 * eps`` it is the attack of fast adversarial training (Wong et al., 2020)."""
     return pgd(model, x, y, eps=eps, alpha=eps if alpha is None else alpha, steps=1, random_start=random_start, **settings)
 
-
-ATTACKS = {"pgd": pgd, "pgd-l2": pgd_l2, "fgsm": fgsm}

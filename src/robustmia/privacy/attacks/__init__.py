@@ -2,10 +2,32 @@
 
 Attacks are pure functions of arrays: they never train or query a model and never see
 the true membership of the examples they score. Reference and shadow models are trained
-elsewhere (robustmia.experiments.audit) and reach the attacks as arrays of signals.
+elsewhere (robustmia.experiments.audit) and reach the attacks as arrays of signals. Each
+attack registers itself (``registry.register_attack``); importing this package registers
+the built-in ones and the modules named in ``$ROBUSTMIA_PLUGINS``.
 """
 
-from robustmia.privacy.attacks.base import AttackInputs, AttackResult
-from robustmia.privacy.attacks.registry import ATTACKS, needs_references, run_attack
+import importlib
+import os
 
-__all__ = ["ATTACKS", "AttackInputs", "AttackResult", "needs_references", "run_attack"]
+from robustmia.privacy.attacks.base import AttackInputs, AttackOptions, AttackScores
+from robustmia.privacy.attacks.registry import (
+    ATTACKS, AttackSpec, attack_spec, default_attacks, needs_adversarial, needs_references, register_attack, run_attack,
+)
+from robustmia.privacy.attacks import threshold, lira, rmia, shadow  # noqa: E402,F401  (they register themselves)
+
+
+def _load_plugins() -> None:
+    from robustmia.errors import UserError
+
+    for module in filter(None, (m.strip() for m in os.environ.get("ROBUSTMIA_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(module)
+        except Exception as e:
+            raise UserError(f"cannot import the plugin {module!r} named in ROBUSTMIA_PLUGINS ({e}); fix it or unset the variable") from None
+
+
+_load_plugins()
+
+__all__ = ["ATTACKS", "AttackInputs", "AttackOptions", "AttackScores", "AttackSpec", "attack_spec", "default_attacks",
+           "needs_adversarial", "needs_references", "register_attack", "run_attack"]

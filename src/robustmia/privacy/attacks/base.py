@@ -32,8 +32,19 @@ class AttackInputs:
         return np.stack([r[signal] for r in self.references])
 
 
+@dataclass(frozen=True)
+class AttackOptions:
+    """How an attack is asked to decide: ``selection`` of a threshold attack's threshold
+    (``oracle`` or ``shadow``), one threshold ``per_class``, and, for oracle per-class
+    thresholds only (fitted on the evaluation set by definition), the truth ``oracle_member``."""
+
+    selection: str = "oracle"
+    per_class: bool = False
+    oracle_member: Optional[np.ndarray] = None
+
+
 @dataclass
-class AttackResult:
+class AttackScores:
     """Scores (higher = member) and, for threshold attacks, the decision threshold:
     ``None`` means the metrics pick the oracle threshold on the scores themselves."""
 

@@ -13,9 +13,9 @@ phi = log F_y - log(1 - F_y).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
-from robustmia.privacy.attacks.base import AttackInputs, AttackResult
+from robustmia.privacy.attacks.base import AttackInputs, AttackScores
+from robustmia.privacy.attacks.registry import register_attack
 
 _EPS = 1e-30
 
@@ -34,7 +34,9 @@ def _std(per_example: np.ndarray, count: np.ndarray, fixed: bool) -> np.ndarray:
     return np.full_like(per_example, pooled + _EPS)
 
 
-def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = False) -> AttackResult:
+def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = False) -> AttackScores:
+    from scipy.stats import norm
+
     phi = inputs.target["lira"].astype(np.float64)
     ref = inputs.reference_matrix("lira").astype(np.float64)
     keep = inputs.keep
@@ -43,9 +45,21 @@ def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = Fa
         raise ValueError("LiRA needs at least 2 OUT reference models for every example")
     sd_out = _std(sd_out, n_out, fixed_variance)
     if not online:
-        return AttackResult(norm.logcdf(phi, mu_out, sd_out))
+        return AttackScores(norm.logcdf(phi, mu_out, sd_out))
     mu_in, sd_in, n_in = _masked_stats(ref, keep)
     if (n_in < 2).any():
         raise ValueError("online LiRA needs at least 2 IN reference models for every example")
     sd_in = _std(sd_in, n_in, fixed_variance)
-    return AttackResult(norm.logpdf(phi, mu_in, sd_in) - norm.logpdf(phi, mu_out, sd_out))
+    return AttackScores(norm.logpdf(phi, mu_in, sd_in) - norm.logpdf(phi, mu_out, sd_out))
+
+
+def _register(name: str, help: str, *, online: bool, fixed: bool) -> None:
+    # a variance per example needs 2 IN and 2 OUT models per example
+    register_attack(name, help=help, references=True, min_references=2 if fixed else 4, default=name == "lira")(
+        lambda inputs, options: lira(inputs, online=online, fixed_variance=fixed))
+
+
+_register("lira", "LiRA (Carlini et al. 2022), online, a variance per example", online=True, fixed=False)
+_register("lira-offline", "LiRA offline (OUT models only), a variance per example", online=False, fixed=False)
+_register("lira-fixed", "LiRA online with one pooled variance", online=True, fixed=True)
+_register("lira-offline-fixed", "LiRA offline with one pooled variance", online=False, fixed=True)

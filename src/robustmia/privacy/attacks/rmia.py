@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustmia.privacy.attacks.base import AttackInputs, AttackResult
+from robustmia.privacy.attacks.base import AttackInputs, AttackScores
+from robustmia.privacy.attacks.registry import register_attack
+
+MIN_POPULATION = 100  # population examples below which RMIA's pairwise test is too coarse
 
 
 def _prior(ref: np.ndarray, keep: np.ndarray | None, online: bool, a: float) -> np.ndarray:
@@ -26,7 +29,7 @@ def _prior(ref: np.ndarray, keep: np.ndarray | None, online: bool, a: float) -> 
     return 0.5 * ((1 + a) * mean_out + (1 - a))
 
 
-def rmia(inputs: AttackInputs, *, online: bool = True, a: float = 0.3, gamma: float = 1.0) -> AttackResult:
+def rmia(inputs: AttackInputs, *, online: bool = True, a: float = 0.3, gamma: float = 1.0) -> AttackScores:
     if inputs.population is None or not inputs.ref_population:
         raise ValueError("RMIA needs population examples outside every model's training set")
     ref_x = inputs.reference_matrix("confidence").astype(np.float64)
@@ -36,4 +39,10 @@ def rmia(inputs: AttackInputs, *, online: bool = True, a: float = 0.3, gamma: fl
     sorted_z = np.sort(ratio_z)
     # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma
     count = np.searchsorted(sorted_z, ratio_x / gamma, side="right")
-    return AttackResult(count / len(sorted_z))
+    return AttackScores(count / len(sorted_z))
+
+
+register_attack("rmia", help="RMIA (Zarifzadeh et al. 2024), online, against population examples", references=True,
+                population=MIN_POPULATION, default=True)(lambda inputs, options: rmia(inputs, online=True))
+register_attack("rmia-offline", help="RMIA offline (a = 0.3)", references=True,
+                population=MIN_POPULATION)(lambda inputs, options: rmia(inputs, online=False))

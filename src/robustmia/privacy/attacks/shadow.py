@@ -11,9 +11,9 @@ true-class probability.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
 
-from robustmia.privacy.attacks.base import AttackInputs, AttackResult
+from robustmia.privacy.attacks.base import AttackInputs, AttackScores
+from robustmia.privacy.attacks.registry import register_attack
 
 
 def _features(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -25,7 +25,14 @@ def _features(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.column_stack([np.sort(p, axis=1)[:, ::-1], true, logp[np.arange(len(labels)), labels]])
 
 
-def shokri(inputs: AttackInputs, *, seed: int = 0, min_per_class: int = 50) -> AttackResult:
+@register_attack("shadow", help="Shokri et al. 2017: a per-class attack classifier on the shadow models' outputs", references=True, default=True)
+def shadow_attack(inputs: AttackInputs, options=None) -> AttackScores:
+    return shokri(inputs)
+
+
+def shokri(inputs: AttackInputs, *, seed: int = 0, min_per_class: int = 50) -> AttackScores:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     if not inputs.references:
         raise ValueError("the shadow-model attack needs shadow (reference) models")
     x_shadow = np.concatenate([_features(r["logits"], inputs.labels) for r in inputs.references])
@@ -34,7 +41,7 @@ def shokri(inputs: AttackInputs, *, seed: int = 0, min_per_class: int = 50) -> A
     x_target = _features(inputs.target["logits"], inputs.labels)
     scores = np.zeros(len(inputs.labels))
 
-    def fit(mask: np.ndarray) -> HistGradientBoostingClassifier:
+    def fit(mask: np.ndarray):
         return HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(x_shadow[mask], y_shadow[mask])
 
     overall = fit(np.ones(len(y_shadow), bool))
@@ -43,4 +50,4 @@ def shokri(inputs: AttackInputs, *, seed: int = 0, min_per_class: int = 50) -> A
         ok = m.sum() >= min_per_class and 0 < y_shadow[m].sum() < m.sum()
         model = fit(m) if ok else overall
         scores[inputs.labels == c] = model.predict_proba(x_target[inputs.labels == c])[:, 1]
-    return AttackResult(scores)
+    return AttackScores(scores)

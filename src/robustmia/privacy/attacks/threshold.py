@@ -16,7 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from robustmia.privacy.attacks.base import AttackInputs, AttackResult
+from robustmia.privacy.attacks.base import AttackInputs, AttackOptions, AttackScores
+from robustmia.privacy.attacks.registry import register_attack
 from robustmia.privacy.metrics import best_threshold, operating_points
 
 # attack name -> (signal, sign that makes higher mean member)
@@ -43,7 +44,7 @@ def _finite(t: float, scores: np.ndarray) -> float:
 def threshold_attack(
     inputs: AttackInputs, signal: str, sign: float, *, selection: str = "oracle", per_class: bool = False,
     oracle_member: Optional[np.ndarray] = None,
-) -> AttackResult:
+) -> AttackScores:
     """``oracle_member`` (the truth) is needed only for oracle per-class thresholds, which by
     definition are fitted on the evaluation set; it never enters any other computation."""
     scores = sign * inputs.target[signal].astype(np.float64)
@@ -51,18 +52,36 @@ def threshold_attack(
         ref = sign * inputs.reference_matrix(signal).astype(np.float64)
         ref_labels = np.broadcast_to(inputs.labels, ref.shape)
         if not per_class:
-            return AttackResult(scores, _best(ref.ravel(), inputs.keep.ravel()), "shadow")
+            return AttackScores(scores, _best(ref.ravel(), inputs.keep.ravel()), "shadow")
         shifted = scores.copy()
         for c in np.unique(inputs.labels):
             t = _finite(_best(ref[ref_labels == c], inputs.keep[ref_labels == c]), scores)
             shifted[inputs.labels == c] -= t
-        return AttackResult(shifted, 0.0, "shadow")
+        return AttackScores(shifted, 0.0, "shadow")
     if not per_class:
-        return AttackResult(scores, None, "oracle")
+        return AttackScores(scores, None, "oracle")
     if oracle_member is None:
         raise ValueError("oracle per-class thresholds are fitted on the evaluation set's membership")
     shifted = scores.copy()
     for c in np.unique(inputs.labels):
         mask = inputs.labels == c
         shifted[mask] -= _finite(_best(scores[mask], oracle_member[mask]), scores[mask])
-    return AttackResult(shifted, 0.0, "oracle")
+    return AttackScores(shifted, 0.0, "oracle")
+
+
+def _register(name: str, signal: str, sign: float, help: str, *, adversarial: bool = False, default: bool = False) -> None:
+    def run(inputs: AttackInputs, options: AttackOptions) -> AttackScores:
+        if signal not in inputs.target:
+            raise ValueError(f"attack {name} needs the signal {signal!r}, which was not computed")
+        return threshold_attack(inputs, signal, sign, selection=options.selection, per_class=options.per_class,
+                                oracle_member=options.oracle_member)
+
+    register_attack(name, help=help, threshold=True, adversarial=adversarial, default=default)(run)
+
+
+for _name, (_signal, _sign) in THRESHOLD_SIGNALS.items():
+    _register(_name, _signal, _sign, f"the paper's threshold attack on the {_signal} signal", default=True)
+for _name, (_signal, _sign) in THRESHOLD_SIGNALS.items():
+    _register(f"adv-{_name}", f"adv_{_signal}", _sign, f"the threshold attack on the {_signal} of PGD points", adversarial=True)
+_register("loss-increase", "loss_increase", -1.0, "threshold on the loss increase under PGD (robust training makes members' rise less)",
+          adversarial=True)

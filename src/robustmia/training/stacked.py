@@ -37,11 +37,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from robustmia.data.datasets import ImageSet, dataset_info, load_dataset
 from robustmia.data.transforms import augment
 from robustmia.progress import Progress, emit
-from robustmia.robust.pgd import Draw, generator_draw
-from robustmia.train.config import TrainConfig
-from robustmia.train.loop import RunSession, autocast, prepare_batch
-from robustmia.train.objectives import OBJECTIVES, StepContext
-from robustmia.train.run import build_initial_model, resolve_device
+from robustmia.seeding import Draw, generator_draw
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import RunSession, autocast, prepare_batch
+from robustmia.training.objectives import OBJECTIVES, StepContext
+from robustmia.models.inference import resolve_device
+from robustmia.training.run import build_initial_model
 
 STACKABLE_METHODS = ("natural", "pgd", "fgsm_rs", "trades")
 _COUPLING = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.GroupNorm, nn.LayerNorm)
@@ -194,7 +195,7 @@ def train_stacked(
         raise ValueError(f"{configs[0].model} with {configs[0].method} cannot train stacked; train the models one by one")
     dev = resolve_device(device)
     config = configs[0]
-    train_set, test_set = load_dataset(config.dataset, config.data_dir)
+    train_set, test_set = load_dataset(config.dataset, config.data_dir) if config.eval_every else (None, None)
     runs = [RunSession.open(c, Path(o), resume=True, train_set=train_set, test_set=test_set, members=m, device=dev)
             for c, o, m in zip(configs, outs, members)]
     todo = [r for r in runs if not r.done]
@@ -203,7 +204,7 @@ def train_stacked(
     return [r.record for r in runs]
 
 
-def _train(runs: list[RunSession], test_set: ImageSet, dev: torch.device, progress: Optional[Progress]) -> None:
+def _train(runs: list[RunSession], test_set: Optional[ImageSet], dev: torch.device, progress: Optional[Progress]) -> None:
     config = runs[0].config
     objective = OBJECTIVES[config.method]
     kind = config.resolved_augment(dataset_info(config.dataset).augment)

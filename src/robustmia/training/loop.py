@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 
 from robustmia.data.datasets import ImageSet, dataset_info, load_dataset
@@ -30,19 +29,15 @@ from robustmia.data.transforms import augment
 from robustmia.errors import UserError
 from robustmia.io import atomic_write, write_json
 from robustmia.progress import Progress, emit
-from robustmia.robust.evaluate import clean_scores
-from robustmia.robust.pgd import generator_draw
-from robustmia.train import distributed
-from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
-from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
-from robustmia.train.objectives import OBJECTIVES, StepContext, check_model
-from robustmia.train.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, build_initial_model, read_config_dict, resolve_device
-from robustmia.train.schedule import piecewise_lr
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+from robustmia.robust.evaluate import clean_accuracy
+from robustmia.training import distributed
+from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
+from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
+from robustmia.training.objectives import OBJECTIVES, StepContext, check_model
+from robustmia.models.inference import resolve_device
+from robustmia.seeding import epoch_generator, generator_draw
+from robustmia.training.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, build_initial_model, read_config_dict
+from robustmia.training.schedule import piecewise_lr
 
 
 def _prepare_folder(out: Path, config: TrainConfig, resume: bool) -> bool:
@@ -179,28 +174,26 @@ class RunSession:
         distributed.barrier()
         return session
 
-    def end_epoch(self, test_set: ImageSet, *, lr: float, loss_sum: float, correct: int, seen: int, started: float,
+    def _due(self, every: int) -> bool:
+        return every > 0 and (self.epoch % every == 0 or self.done)
+
+    def end_epoch(self, test_set: Optional[ImageSet], *, lr: float, loss_sum: float, correct: int, seen: int, started: float,
                   epoch_hook: Optional[EpochHook] = None) -> dict[str, Any]:
-        """Score the epoch, append it to the log and save the checkpoint (the writer's part)."""
+        """Log the epoch (scoring the test split when due) and save the checkpoint when due (the writer's part)."""
         self.epoch += 1
-        test = clean_scores(self.model, test_set, self.config.eval_batch_size)
-        record = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "lr": lr,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "test_loss": test.loss,
-            "test_accuracy": test.accuracy,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        record = {"epoch": self.epoch, "step": self.step, "lr": lr, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+        if test_set is not None and self._due(self.config.eval_every):
+            test = clean_accuracy(self.model, test_set, self.config.eval_batch_size)
+            record.update(test_loss=test.loss, test_accuracy=test.accuracy)
+        record["seconds"] = round(time.perf_counter() - started, 3)
         if epoch_hook is not None:
             record.update(epoch_hook(self.model, self.epoch, self.members, test_set))
         with open(self.out / LOG_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
         c = self.config
-        save_checkpoint(self.out, self.model, self.optimizer,
-                        {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step, "metrics": record})
+        if self._due(c.checkpoint_every):
+            save_checkpoint(self.out, self.model, self.optimizer,
+                            {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step, "metrics": record})
         self.record = record
         return record
 
@@ -228,7 +221,9 @@ def train(
     dev = group.device if group is not None else resolve_device(device)
     writer = group is None or group.rank == 0
     objective = OBJECTIVES[config.method]
-    train_set, test_set = load_dataset(config.dataset, config.data_dir, download)
+    # a model given its members that logs no test metrics (a reference model) needs no dataset
+    needs_data = members is None or config.eval_every > 0 or epoch_hook is not None
+    train_set, test_set = load_dataset(config.dataset, config.data_dir, download) if needs_data else (None, None)
     run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
     if group is not None:
         group.check_batches(len(run.members), config.batch_size)

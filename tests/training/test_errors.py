@@ -87,7 +87,7 @@ def test_truncated_checkpoint(trained, tmp_path, run_main):
 
 def test_unreadable_safetensors_without_checksum(tmp_path):
     from robustmia.errors import UserError
-    from robustmia.train.checkpoint import read_safetensors
+    from robustmia.training.checkpoint import read_safetensors
 
     f = tmp_path / "w.safetensors"
     f.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
@@ -132,7 +132,7 @@ def test_safetensors_whose_header_length_starts_like_a_pickle_still_loads(tmp_pa
     # the first byte of a safetensors file is the low byte of its header length: 0x80 is legal
     from safetensors.torch import save_file
 
-    from robustmia.train.checkpoint import read_safetensors
+    from robustmia.training.checkpoint import read_safetensors
 
     for pad in range(300):
         f = tmp_path / "w.safetensors"

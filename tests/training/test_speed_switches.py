@@ -13,9 +13,9 @@ import torch
 from robustmia.data.datasets import DATASETS
 from robustmia.models import build_model
 from robustmia.robust.pgd import pgd
-from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint
-from robustmia.train.config import TrainConfig
-from robustmia.train.loop import autocast, train
+from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import autocast, train
 from robustmia.experiments.runner import run_hash
 from tests.conftest import REPO
 
@@ -69,7 +69,7 @@ def test_compiled_training_matches_eager(tmp_path):
     config = dict(model="digits-mlp", method="natural", epochs=1, train_size=200, batch_size=50)
     train(TrainConfig(**config), tmp_path / "eager")
     # in a subprocess: compilation state stays out of the test process
-    code = ("import sys; from robustmia.train.config import TrainConfig; from robustmia.train.loop import train; "
+    code = ("import sys; from robustmia.training.config import TrainConfig; from robustmia.training.loop import train; "
             f"train(TrainConfig(**{config!r}, compile=True), sys.argv[1])")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled")], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

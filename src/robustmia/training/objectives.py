@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustmia.robust.evaluate import eval_mode
-from robustmia.robust.pgd import Draw, generator_draw, pgd
-from robustmia.train.methods import ADVERSARIAL, CERTIFIED
+from robustmia.models.inference import eval_mode
+from robustmia.robust.pgd import pgd
+from robustmia.seeding import Draw, generator_draw
+from robustmia.training.methods import ADVERSARIAL, CERTIFIED
 
 
 class StepOutput(NamedTuple):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from robustmia.train.methods import ADVERSARIAL, CERTIFIED
+from robustmia.training.methods import ADVERSARIAL, CERTIFIED
 
 
 def _conf(r: dict[str, Any], attack: str = "confidence") -> Optional[dict[str, Any]]:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint
+from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint
 from tests.conftest import cli
 
 # 301 members at batch 64: the last batch (45) splits unevenly, 23 + 22

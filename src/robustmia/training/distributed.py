@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from robustmia.errors import UserError
-from robustmia.robust.pgd import Draw
+from robustmia.seeding import Draw
 
 
 def world_size() -> int:

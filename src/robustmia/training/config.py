@@ -7,8 +7,8 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustmia.epsilon import Epsilon, StepSize
-from robustmia.train.methods import ADVERSARIAL, CERTIFIED, METHODS
-from robustmia.train.schedule import parse_drops
+from robustmia.training.methods import ADVERSARIAL, CERTIFIED, METHODS
+from robustmia.training.schedule import parse_drops
 
 DEFAULT_EPOCHS = 30
 
@@ -53,6 +53,12 @@ class TrainConfig(BaseModel):
     amp: Literal["off", "bf16"] = "off"
     channels_last: bool = False
     compile: bool = False
+    # bookkeeping that leaves the weights alone: the test split is scored every ``eval_every``
+    # epochs and after the last (0: never; reference models log none), and a checkpoint is
+    # written every ``checkpoint_every`` epochs and after the last (a kill -9 loses at most
+    # that many epochs: a resume starts from the last checkpoint and drops later log lines)
+    eval_every: int = Field(default=1, ge=0)
+    checkpoint_every: int = Field(default=1, ge=1)
 
     @field_validator("lr_drops", mode="before")
     @classmethod
@@ -92,5 +98,6 @@ class TrainConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """What determines the trained weights (so not where the data lies, nor how fast it is computed).
         ``amp`` counts only when on, so runs made before it existed keep their identity (and study hashes)."""
-        exclude = {"data_dir", "eval_batch_size", "channels_last", "compile"} | ({"amp"} if self.amp == "off" else set())
+        exclude = {"data_dir", "eval_batch_size", "channels_last", "compile", "eval_every", "checkpoint_every"}
+        exclude |= {"amp"} if self.amp == "off" else set()
         return self.model_dump(mode="json", exclude=exclude)

@@ -16,6 +16,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "robustmia"  # fixed ids inside SVG files, so that they are reproducible
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -25,8 +26,8 @@ from robustmia.privacy.metrics import operating_points  # noqa: E402
 def _save(fig, folder: Path, name: str) -> list[Path]:
     paths = [folder / f"{name}.png", folder / f"{name}.svg"]
     fig.tight_layout()
-    for p in paths:
-        fig.savefig(p, dpi=110)
+    for p in paths:  # no creation date in the files: a report rebuilt from the same results is byte-identical
+        fig.savefig(p, dpi=110, metadata={"Date": None} if p.suffix == ".svg" else None)
     plt.close(fig)
     return paths
 
@@ -39,8 +40,8 @@ def _label(r: dict[str, Any]) -> str:
 def loss_histograms(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.2), squeeze=False)
     for ax, r in zip(axes[0], results):
-        s = r["_signals"]
-        loss, member = np.log10(np.maximum(s["loss"], 1e-12)), s["member"]
+        audit = r["audit"]
+        loss, member = np.log10(np.maximum(audit.signals["loss"], 1e-12)), audit.member
         bins = np.linspace(loss.min(), loss.max(), 40)
         ax.hist(loss[member], bins=bins, alpha=0.6, label="members", density=True)
         ax.hist(loss[~member], bins=bins, alpha=0.6, label="non-members", density=True)
@@ -54,8 +55,8 @@ def loss_histograms(results: list[dict[str, Any]], folder: Path) -> list[Path]:
 def precision_recall(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(4.8, 3.8))
     for r in results:
-        s = r["_signals"]
-        p = operating_points(s["confidence"].astype(np.float64), s["member"])
+        audit = r["audit"]
+        p = operating_points(audit.signals["confidence"].astype(np.float64), audit.member)
         tp, fp = p.tp[1:], p.fp[1:]
         ax.plot(tp / p.n_pos, tp / (tp + fp), label=_label(r))
     ax.set_xlabel("recall")
@@ -99,11 +100,13 @@ def over_training(results: list[dict[str, Any]], folder: Path) -> list[Path]:
 def roc_curves(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     paths = []
     for r in results:
-        curves = r["_audit"].score_curves()
+        audit = r["audit"]
         fig, ax = plt.subplots(figsize=(4.6, 4.0))
-        floor = 1.0 / max(1, len(r["_signals"]["member"]))
-        for name, (fpr, tpr) in curves.items():
-            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=name, lw=1)
+        floor = 1.0 / max(1, len(audit.member))
+        for a in audit.attacks:
+            if a.threshold_selection == "oracle":
+                fpr, tpr = a.roc()
+                ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=a.attack, lw=1)
         ax.plot([floor, 1], [floor, 1], color="grey", ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -5,7 +5,7 @@ RUN_DIR/
   config.json      the validated TrainConfig
   split.npz        members / non-members / pool indices (see robustmia.data.splits)
   log.jsonl        one JSON record per finished epoch
-  checkpoint/      the latest complete checkpoint (see robustmia.train.checkpoint)
+  checkpoint/      the latest complete checkpoint (see robustmia.training.checkpoint)
 ```
 """
 
@@ -23,23 +23,12 @@ from robustmia.data.datasets import DatasetInfo, ImageSet, dataset_info, load_da
 from robustmia.data.splits import Split, load_split
 from robustmia.errors import UserError
 from robustmia.models import build_model
-from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint, load_weights
-from robustmia.train.config import DEFAULT_EPOCHS, TrainConfig
+from robustmia.models.inference import resolve_device
+from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights
+from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.validation import validate
 
 CONFIG_FILE, SPLIT_FILE, LOG_FILE = "config.json", "split.npz", "log.jsonl"
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} asked for, but this machine has no CUDA GPU; use --device cpu")
-    return dev
 
 
 def read_config_dict(run_dir: Path) -> Optional[dict[str, Any]]:

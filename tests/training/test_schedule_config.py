@@ -1,8 +1,8 @@
 import pytest
 
 from robustmia.errors import UserError
-from robustmia.train.config import TrainConfig
-from robustmia.train.schedule import parse_drops, piecewise_lr
+from robustmia.training.config import TrainConfig
+from robustmia.training.schedule import parse_drops, piecewise_lr
 from robustmia.validation import read_yaml, validate
 
 

@@ -1,16 +1,25 @@
-"""Write a study's whole report: tables, figures, findings and report.html."""
+"""Write a study's whole report (tables, figures, findings and report.html) from the study
+folder alone: ``results.json`` and each target's saved audit (``audits/<target>/``). No model
+or dataset is loaded, so a report can be rebuilt wherever the folder is copied.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from robustmia.errors import UserError
+from robustmia.experiments.layout import REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
 from robustmia.io import write_json
-from robustmia.report.figures import write_figures
-from robustmia.report.findings import findings
-from robustmia.report.html import write_html
-from robustmia.report.tables import write_tables
-from robustmia.report.tables import TABLES
+from robustmia.privacy.results import AuditResult
+from robustmia.reporting.figures import write_figures
+from robustmia.reporting.findings import findings
+from robustmia.reporting.html import write_html
+from robustmia.reporting.tables import write_tables
+from robustmia.reporting.tables import TABLES
 
 
 def notes(results: list[dict[str, Any]]) -> list[str]:
@@ -32,7 +41,23 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def write_report(title: str, description: str, results: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
+def load_study(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The study's spec (as written) and its per-target results, each with its ``audit`` loaded."""
+    study = Path(study)
+    if not (study / RESULTS_FILE).is_file():
+        raise UserError(f"{study} holds no finished study ({RESULTS_FILE} is missing); run `robustmia run SPEC --out {study}` first")
+    spec = yaml.safe_load((study / SPEC_FILE).read_text()) if (study / SPEC_FILE).is_file() else {}
+    results = json.loads((study / RESULTS_FILE).read_text())
+    for r in results:
+        r["audit"] = AuditResult.load(study / r["audit"])
+    return spec or {}, results
+
+
+def write_report(study: Path) -> dict[str, Any]:
+    """Rebuild ``STUDY/report/`` from the study folder; return the report's summary."""
+    spec, results = load_study(study)
+    title, description = str(spec.get("name", "study")), str(spec.get("description", ""))
+    folder = Path(study) / REPORT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     tables = write_tables(results, folder / "tables")
     figures = write_figures(results, folder / "figures")

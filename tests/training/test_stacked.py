@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from robustmia.data.datasets import load_dataset
-from robustmia.train.checkpoint import checkpoint_dir, load_checkpoint
-from robustmia.train.config import TrainConfig
-from robustmia.train.loop import train
-from robustmia.train.stacked import stackable, stacking_pays, train_stacked
+from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import train
+from robustmia.training.stacked import stackable, stacking_pays, train_stacked
 
 K = 4
 

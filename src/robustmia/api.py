@@ -1,0 +1,133 @@
+"""The public Python API, exported at the package root (``from robustmia import audit``).
+
+```python
+from robustmia import audit, evaluate, report, run_study, train
+
+train({"dataset": "digits", "model": "digits-cnn", "epochs": 30}, "runs/d")
+evaluate("runs/d", eps="0.1")                      # {"train_accuracy": ..., "adv_test_accuracy": ...}
+result = audit("runs/d", attacks="confidence,loss", eval_size=300)
+print(result.summary()); result.save("runs/d-audit")
+run_study("my-study.yaml", "runs/mine")            # or a preset name: run_study("quick", "runs/quick")
+report("runs/mine")                                # rebuilds runs/mine/report/ from the folder alone
+```
+
+The CLI is a thin face over these functions. Heavy imports happen inside them, so that
+``import robustmia`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from robustmia.progress import Progress
+
+
+def train_config(settings: Optional[dict[str, Any]] = None, *, out: Optional[Path] = None, resume: bool = False,
+                 recipe: Optional[str] = None, config_file: Optional[Path] = None, **flags: Any):
+    """The validated TrainConfig of a run, merged in this order: the stored config of ``out``
+    (when resuming), ``recipe``, ``config_file`` (YAML), ``settings``, then ``flags`` that are not
+    None. A length given as ``epochs`` or ``iterations`` replaces the other."""
+    from robustmia.training.config import TrainConfig
+    from robustmia.training.recipes import load_recipe
+    from robustmia.training.run import read_config_dict
+    from robustmia.validation import read_yaml, validate
+
+    merged: dict[str, Any] = dict(read_config_dict(out) or {}) if resume and out is not None else {}
+    sources = []
+    for name, part in ((f"recipe {recipe}", recipe and load_recipe(recipe)), (str(config_file), config_file and read_yaml(config_file)),
+                       ("settings", settings), ("flags", {k: v for k, v in flags.items() if v is not None})):
+        if part:
+            if part.get("epochs") is not None or part.get("iterations") is not None:
+                merged.pop("epochs", None)
+                merged.pop("iterations", None)
+            merged.update(part)
+            sources.append(name)
+    return validate(TrainConfig, merged, " + ".join(sources) or "defaults")
+
+
+def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "auto", download: bool = False,
+          progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Train ``config`` (a TrainConfig or a dict of its keys) into the run folder ``out``; return
+    the last epoch's record."""
+    from robustmia.training.loop import train as train_loop
+
+    if isinstance(config, dict):
+        config = train_config(config)
+    return train_loop(config, out, resume=resume, device=device, download=download, progress=progress)
+
+
+def evaluate(run_dir: str | Path, *, eps: Any = None, attack_steps: int = 20, step_size: Any = None, restarts: int = 1,
+             random_start: bool = True, autoattack: bool = False, bound: str = "crown", max_examples: Optional[int] = None,
+             seed: int = 0, device: str = "auto", batch_size: int = 500) -> dict[str, Any]:
+    """Clean, PGD (and AutoAttack, verified) accuracy of a run on its members and the test split.
+    ``eps`` defaults to the run's training eps; ``bound="none"`` skips verification."""
+    from robustmia.robust.bound_names import check_bound
+    from robustmia.robust.evaluate import Perturbation, evaluate_model
+    from robustmia.training.run import Run
+
+    run = Run.open(run_dir)
+    perturbation = Perturbation.for_run(run.config.eps, eps, steps=attack_steps, step_size=step_size, restarts=restarts,
+                                        random_start=random_start, seed=seed, autoattack=autoattack)
+    check_bound(bound)
+    model = run.load_model(device)
+    members, test = run.data()
+    scores = evaluate_model(model, members, test, perturbation, num_classes=run.info.num_classes, batch_size=batch_size,
+                            max_examples=max_examples, bound=None if bound == "none" else bound)
+    return {"run": str(run_dir), "dataset": run.config.dataset, "model": run.config.model, "method": run.config.method, **scores}
+
+
+def audit(run_dir: str | Path, *, device: str = "auto", progress: Optional[Progress] = None, **settings: Any):
+    """Membership-inference attacks on a trained run (settings: those of ``robustmia attack``, e.g.
+    ``attacks="confidence,lira"``, ``references=16``, ``eval_size=600``); an AuditResult, also saved
+    under ``RUN_DIR/audit/``."""
+    from robustmia.experiments.audit import audit_run
+    from robustmia.experiments.settings import AuditSettings
+    from robustmia.training.run import Run
+    from robustmia.validation import validate
+
+    run = Run.open(run_dir)
+    return audit_run(run, validate(AuditSettings, settings, "audit settings"), device=device, progress=progress)
+
+
+def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0):
+    """The threshold attacks (oracle thresholds) on a file of a black-box model's predictions
+    (see robustmia.privacy.predictions); an AuditResult."""
+    from robustmia.privacy.attacks import AttackInputs, ATTACKS
+    from robustmia.privacy.predictions import load_predictions
+    from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
+    from robustmia.privacy.signals import signals_from_logits
+
+    logits, labels, member = load_predictions(file)
+    inputs = AttackInputs(target=signals_from_logits(logits, labels), labels=labels)
+    names = [a.name for a in ATTACKS.values() if a.threshold and not a.adversarial]
+    attacks = run_attacks(inputs, names, member, bootstrap=bootstrap, seed=seed)
+    return AuditResult(attacks, member, {k: inputs.target[k] for k in FIGURE_SIGNALS}, {"predictions": str(file)})
+
+
+def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_dir: Optional[str] = None, device: str = "auto",
+              progress: Optional[Progress] = None, backend: str = "local", address: Optional[str] = None,
+              workers: Optional[int] = None, threads: Optional[int] = None) -> dict[str, Any]:
+    """Run a study (a spec file, or the name of a preset: see ``robustmia reproduce --list``) into
+    ``out`` and write its report; return the report's summary."""
+    from robustmia.experiments.presets import preset_path
+    from robustmia.experiments.spec import load_spec
+
+    path = Path(spec) if Path(spec).suffix in (".yaml", ".yml") or Path(spec).is_file() else preset_path(str(spec))
+    study, configs = load_spec(path, data_dir)  # validated in full before anything heavy is imported
+    from robustmia.experiments.backends import make_backend
+    from robustmia.experiments.runner import run_study as run
+
+    tasks = make_backend(backend, address=address, workers=workers, threads=threads, device=device, progress=progress)
+    try:
+        run(study, configs, path, Path(out), resume=resume, device=device, progress=progress, backend=tasks)
+    finally:
+        tasks.close()
+    return report(out)
+
+
+def report(study_dir: str | Path) -> dict[str, Any]:
+    """Rebuild a study's report (tables, figures, findings, report.html) from its folder alone."""
+    from robustmia.reporting.build import write_report
+
+    return write_report(Path(study_dir))

@@ -1,0 +1,9 @@
+"""The names of what a study folder holds (see robustmia.experiments.runner), importable
+without numerical libraries so that the report can find them."""
+
+SPEC_FILE = "spec.yaml"          # the spec as given
+LOG_FILE = "study.log"           # what was done, when
+RESULTS_FILE = "results.json"    # per target: config, evaluation, attack records, training log, its audit folder
+RUNS_FOLDER = "runs"             # one run folder per distinct training config
+AUDITS_FOLDER = "audits"         # per target: attacks.json + scores.npz (robustmia.privacy.results)
+REPORT_FOLDER = "report"         # tables, figures, findings and report.html (robustmia.reporting)

@@ -1,0 +1,151 @@
+"""What a membership audit gives back, as data: typed results that keep their per-example
+scores, ROC curves and metrics, and are saved as plain files (JSON + npz).
+
+- :class:`AttackResult`: one attack under one threshold selection: its scores (higher =
+  member), the truth, the metrics (:class:`~robustmia.privacy.metrics.MembershipMetrics`)
+  and how it was run (``details``: per-class thresholds, reference models, clean or PGD
+  inputs and the perturbation that made them);
+- :class:`AuditResult`: every attack on one target, with the target's loss and confidence
+  on the evaluation set (the figures read them) and free-form ``about`` (provenance);
+- :func:`run_attacks`: signals in, a list of :class:`AttackResult` out; the one entry point
+  that the audit of a run, ``robustmia audit-scores`` and the Python API share.
+
+A saved audit folder holds ``attacks.json`` (one record per result, the metrics as
+:meth:`AttackResult.to_dict` gives them) and ``scores.npz`` (``member``, ``signal__NAME``
+and ``score__ATTACK__SELECTION``); :meth:`AuditResult.load` reads it back without any
+model or dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from robustmia.io import atomic_write, write_json
+from robustmia.privacy.attacks import AttackInputs, attack_spec, needs_references, run_attack
+from robustmia.privacy.attacks.registry import selections
+from robustmia.privacy.metrics import MembershipMetrics, evaluate_scores, operating_points
+
+ATTACKS_FILE, SCORES_FILE = "attacks.json", "scores.npz"
+FIGURE_SIGNALS = ("loss", "confidence")  # what the report's figures read of the target
+
+
+@dataclass
+class AttackResult:
+    scores: np.ndarray
+    member: np.ndarray
+    metrics: MembershipMetrics
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def attack(self) -> str:
+        return self.metrics.attack
+
+    @property
+    def threshold_selection(self) -> str:
+        return self.metrics.threshold_selection
+
+    def roc(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ROC curve ``(fpr, tpr)`` of the scores, one point per distinct score."""
+        p = operating_points(self.scores.astype(np.float64), self.member)
+        return p.fpr, p.tpr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.metrics.to_dict(), **self.details}
+
+    def summary(self) -> str:
+        return self.metrics.summary()
+
+
+@dataclass
+class AuditResult:
+    attacks: list[AttackResult]
+    member: np.ndarray
+    signals: dict[str, np.ndarray] = field(default_factory=dict)
+    about: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, attack: str, selection: str = "oracle") -> Optional[AttackResult]:
+        return next((a for a in self.attacks if a.attack == attack and a.threshold_selection == selection), None)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [a.to_dict() for a in self.attacks]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"about": self.about, "attacks": self.records()}
+
+    def summary(self) -> str:
+        n = f"{int(self.member.sum())} members + {int((~self.member).sum())} non-members"
+        return "\n".join([f"membership audit on {n}", *(a.summary() for a in self.attacks)])
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"member": self.member, **{f"signal__{k}": v for k, v in self.signals.items()}}
+        arrays.update({f"score__{a.attack}__{a.threshold_selection}": a.scores for a in self.attacks})
+        with atomic_write(folder / SCORES_FILE) as f:
+            np.savez(f, **arrays)
+        write_json(folder / ATTACKS_FILE, self.to_dict())
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "AuditResult":
+        folder = Path(folder)
+        data = json.loads((folder / ATTACKS_FILE).read_text())
+        with np.load(folder / SCORES_FILE, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        member = arrays["member"].astype(bool)
+        signals = {k.removeprefix("signal__"): v for k, v in arrays.items() if k.startswith("signal__")}
+        attacks = []
+        for record in data["attacks"]:
+            fields = set(MembershipMetrics.__dataclass_fields__)
+            metrics = MembershipMetrics(**{k: v for k, v in record.items() if k in fields})
+            if metrics.threshold is None:
+                metrics.threshold = float("inf")
+            scores = arrays[f"score__{metrics.attack}__{metrics.threshold_selection}"]
+            attacks.append(AttackResult(scores, member, metrics, {k: v for k, v in record.items() if k not in fields}))
+        return cls(attacks, member, signals, data.get("about", {}))
+
+
+def run_attacks(
+    inputs: AttackInputs,
+    names: Sequence[str],
+    member: np.ndarray,
+    *,
+    threshold: str = "oracle",
+    per_class: bool = False,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    n_references: int = 0,
+    perturbation: Optional[dict[str, Any]] = None,
+) -> list[AttackResult]:
+    """Run each attack in ``names`` on ``inputs`` (under each threshold selection that applies)
+    and measure it against ``member``. KL divergence is taken on the loss the attack reads
+    (the PGD points' loss for attacks on them). ``perturbation`` describes how the PGD points
+    were made, and ``n_references`` how many reference models there were; both are recorded."""
+    results = []
+    for name in names:
+        spec = attack_spec(name)
+        losses = inputs.target.get("adv_loss" if spec.adversarial else "loss")
+        for selection in selections(name, threshold):
+            try:
+                out = run_attack(name, inputs, threshold=selection, per_class=per_class, oracle_member=member)
+            except ValueError as e:
+                from robustmia.errors import UserError
+
+                raise UserError(f"attack {name}: {e}") from None
+            metrics = evaluate_scores(out.scores, member, attack=name, threshold=out.threshold, losses=losses,
+                                      n_bootstrap=bootstrap, seed=seed)
+            metrics.threshold_selection = out.threshold_selection
+            details: dict[str, Any] = {
+                "per_class": per_class and spec.threshold,
+                "n_references": n_references if needs_references(name, selection) else 0,
+                "inputs": "pgd" if spec.adversarial else "clean",
+            }
+            if spec.adversarial and perturbation is not None:
+                details["perturbation"] = perturbation
+            results.append(AttackResult(np.asarray(out.scores, dtype=np.float64), member, metrics, details))
+    return results

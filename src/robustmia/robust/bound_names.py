@@ -1,0 +1,19 @@
+"""The certified bounds robustmia computes, by name: the one list that the CLI, study specs and
+robustmia.robust.bounds read. Importable without numerical libraries (spec validation)."""
+
+from robustmia.errors import UserError
+
+BOUNDS: dict[str, str] = {
+    "crown": "CROWN with IBP-tightened intermediate bounds, never looser than IBP (the default)",
+    "wong-kolter": "the exact dual of Wong & Kolter's convex outer polytope",
+    "crown-ibp": "CROWN-IBP: IBP intermediate bounds, CROWN at the output",
+    "ibp": "interval bound propagation",
+}
+NO_BOUND = "none"  # skip verification
+
+
+def check_bound(name: str, *, allow_none: bool = True) -> str:
+    """``name`` if it names a bound (or ``none`` where allowed); else a one-line UserError."""
+    if name in BOUNDS or (allow_none and name == NO_BOUND):
+        return name
+    raise UserError(f"unknown bound {name!r}; choose one of: {', '.join(BOUNDS)}{', none' if allow_none else ''}")

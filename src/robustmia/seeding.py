@@ -1,0 +1,40 @@
+"""Seeded randomness: every random number robustmia draws comes from a seed through here.
+
+- :func:`derive_seed` turns a tuple of integers (a run's seed, a purpose, an index) into an
+  independent seed;
+- :func:`epoch_generator` is the generator of one training epoch (data order,
+  augmentation, random starts), so a resumed run draws what an uninterrupted one drew;
+- a :data:`Draw` makes random numbers of a shape; :func:`generator_draw` is the draw of
+  one generator. Training passes its own draws to the attacks, so that data-parallel
+  shards and stacked models draw exactly what one process would.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+# draw(fn, shape, device): random numbers of ``shape`` made by ``fn`` (torch.rand, torch.randn) on
+# ``device``, one row per example
+Draw = Callable[[Callable[..., torch.Tensor], tuple[int, ...], torch.device], torch.Tensor]
+
+
+def derive_seed(*parts: int) -> int:
+    """An independent 32-bit seed for the purpose named by ``parts``."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def generator_draw(generator: Optional[torch.Generator]) -> Draw:
+    """The :data:`Draw` of one generator: its numbers are made on its own device, then moved."""
+
+    def draw(fn, shape, device: torch.device) -> torch.Tensor:
+        return fn(shape, generator=generator, device=generator.device if generator is not None else device).to(device)
+
+    return draw
