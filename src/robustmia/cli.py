@@ -52,9 +52,11 @@ def _listing(title: str, columns: list[str], rows: list[list[Any]], as_json: boo
 
 
 def _attack_help() -> str:
-    from robustmia.privacy.attacks import ATTACKS
-
-    return "Attacks: " + "; ".join(f"{a.name} ({a.help})" for a in ATTACKS.values()) + "."
+    try:
+        from robustmia.privacy.attacks import ATTACKS
+    except UserError:  # a broken plugin: main() reports it in one line
+        return ""
+    return "Attacks:\n\n\b\n" + "\n".join(f"{a.name}: {a.help}" for a in ATTACKS.values())
 
 
 @app.command()
@@ -162,7 +164,7 @@ def evaluate(
     console.print_json(result) if as_json else console.evaluation_table(result)
 
 
-@app.command(help=f"Membership-inference attacks on a trained run; results saved under RUN_DIR/audit/. {_attack_help()}")
+@app.command(help=f"Membership-inference attacks on a trained run; results saved under RUN_DIR/audit/.\n\n{_attack_help()}")
 def attack(
     run_dir: Path = typer.Argument(..., help="A run folder written by `robustmia train`."),
     attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks (default: the threshold attacks, lira, rmia, shadow)."),
@@ -269,6 +271,8 @@ def report(study_dir: Path = typer.Argument(..., help="A study folder written by
 
 def main(argv: Optional[list[str]] = None) -> None:
     try:
+        import robustmia.privacy.attacks  # noqa: F401  (the registry, with the plugins of $ROBUSTMIA_PLUGINS)
+
         rc = app(args=argv, prog_name="robustmia", standalone_mode=False)
     except UserError as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 (all ranks hit the same error)

@@ -69,31 +69,37 @@ def test_train_size_and_split_files(tmp_path, run_main):
         assert len(z["members"]) == 100 and len(z["nonmembers"]) == 100 and len(z["pool_train"]) == 798
 
 
-def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path):
-    args = ["--model", "digits-cnn", "--epochs", "12", "--batch-size", "16", "--seed", "11", "--quiet"]
+@pytest.mark.parametrize("every", [1, 4])
+def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path, every):
+    """With checkpoints every ``every`` epochs a kill loses at most that many epochs: the resume starts
+    from the last checkpoint, drops the log lines after it, and ends with the same weights."""
+    args = ["--model", "digits-cnn", "--epochs", "12", "--batch-size", "16", "--seed", "11", "--quiet",
+            "--checkpoint-every", str(every), "--eval-every", str(every)]
     straight = tmp_path / "straight"
     assert cli("train", *args, "--out", str(straight)).returncode == 0
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "robustmia", "train", *args, "--out", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    meta = killed / "checkpoint" / "meta.json"
+    meta, log = killed / "checkpoint" / "meta.json", killed / "log.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if meta.exists() and json.loads(meta.read_text())["epoch"] >= 3:
+        if meta.exists() and json.loads(meta.read_text())["epoch"] >= 3 and len(log.read_text().splitlines()) > 4 + (every > 1):
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     done = json.loads(meta.read_text())["epoch"]
-    assert 3 <= done < 12
+    assert 3 <= done < 12 and done % every == 0
 
     r = cli("train", *args, "--out", str(killed), "--resume")
     assert r.returncode == 0, r.stderr
     a, b = _weights(straight), _weights(killed)
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert [x["epoch"] for x in _log(killed)] == list(range(1, 13))
+    # the test split is scored every ``every`` epochs and after the last
+    assert [x["epoch"] for x in _log(killed) if "test_accuracy" in x] == [e for e in range(1, 13) if e % every == 0 or e == 12]
     # resuming a finished run is a no-op that keeps the weights
     assert cli("train", "--out", str(killed), "--resume", "--quiet").returncode == 0
     assert all((_weights(killed)[k] == a[k]).all() for k in a)

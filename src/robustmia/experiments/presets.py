@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from robustmia.errors import UserError
-
-
-def _files() -> dict[str, Path]:
-    folder = resources.files("robustmia") / "presets"
-    return {p.name.removesuffix(".yaml"): Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+from robustmia.packaged import packaged_files, packaged_path
 
 
 def list_presets() -> dict[str, str]:
-    return {name: " ".join(str(yaml.safe_load(p.read_text()).get("description", "")).split()) for name, p in sorted(_files().items())}
+    return {name: " ".join(str(yaml.safe_load(p.read_text()).get("description", "")).split())
+            for name, p in sorted(packaged_files("presets").items())}
 
 
 def preset_path(name: str) -> Path:
-    files = _files()
-    if name not in files:
-        raise UserError(f"unknown preset {name!r}; see `robustmia reproduce --list` ({', '.join(sorted(files))})")
-    return files[name]
+    return packaged_path("presets", name, "robustmia reproduce --list")

@@ -198,6 +198,41 @@ class RunSession:
         return record
 
 
+def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: torch.Tensor, y_all: torch.Tensor, kind: str,
+                 group: Optional[distributed.ProcessGroup], dev: torch.device, progress: Optional[Progress]):
+    """One epoch's steps; returns the last lr, the summed loss, the correct count (on this rank) and the examples seen."""
+    config = run.config
+    generator, batches = run.batches()
+    run.model.train()
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    seen, lr = 0, run.lr()
+    for idx in batches:
+        lr = run.lr()
+        for g in run.optimizer.param_groups:
+            g["lr"] = lr
+        idx = idx.to(dev)
+        x, y = prepare_batch(augment(x_all[idx], kind, generator), config), y_all[idx]
+        draw = generator_draw(generator)
+        if group is not None:  # every rank draws the whole batch's numbers and keeps its shard's
+            rows = group.shard(len(y))
+            x, y, draw = x[rows], y[rows], group.shard_draw(draw, len(idx))
+        with autocast(config, dev):
+            out_step = objective(net, x, y, config, StepContext(generator, run.step, run.total_steps, draw))
+        # the mean over the global batch: DDP averages the ranks' gradients, so each rank
+        # weighs its shard's sum by world / global batch size
+        scale = group.world / len(idx) if group is not None else 1 / len(idx)
+        run.optimizer.zero_grad(set_to_none=True)
+        (out_step.losses.sum() * scale).backward()
+        run.optimizer.step()
+        loss_sum += out_step.losses.detach().sum()
+        correct += (out_step.logits.detach().argmax(1) == y).sum()
+        seen += len(idx)
+        run.step += 1
+        emit(progress, "advance", steps=1)
+    return lr, loss_sum, correct, seen
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -234,35 +269,8 @@ def train(
         emit(progress, "start", task=f"train {config.model} ({config.method})", total=run.total_steps, completed=run.step)
     while not run.done:
         started = time.perf_counter()
-        generator, batches = run.batches()
-        run.model.train()
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        seen, lr = 0, run.lr()
-        for idx in batches:
-            lr = run.lr()
-            for g in run.optimizer.param_groups:
-                g["lr"] = lr
-            idx = idx.to(dev)
-            x, y = prepare_batch(augment(x_all[idx], kind, generator), config), y_all[idx]
-            draw = generator_draw(generator)
-            if group is not None:  # every rank draws the whole batch's numbers and keeps its shard's
-                rows = group.shard(len(y))
-                x, y, draw = x[rows], y[rows], group.shard_draw(draw, len(idx))
-            with autocast(config, dev):
-                out_step = objective(net, x, y, config, StepContext(generator, run.step, run.total_steps, draw))
-            # the mean over the global batch: DDP averages the ranks' gradients, so each rank
-            # weighs its shard's sum by world / global batch size
-            scale = group.world / len(idx) if group is not None else 1 / len(idx)
-            run.optimizer.zero_grad(set_to_none=True)
-            (out_step.losses.sum() * scale).backward()
-            run.optimizer.step()
-            loss_sum += out_step.losses.detach().sum()
-            correct += (out_step.logits.detach().argmax(1) == y).sum()
-            seen += len(idx)
-            run.step += 1
-            if writer:
-                emit(progress, "advance", steps=1)
+        lr, loss_sum, correct, seen = _train_epoch(run, net, objective, x_all, y_all, kind, group, dev,
+                                                   progress if writer else None)
         if group is not None:
             loss_sum, correct = group.sum(loss_sum), group.sum(correct)
         if writer:

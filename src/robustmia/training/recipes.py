@@ -7,26 +7,15 @@ and flags override it.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
-import yaml
-
-from robustmia.errors import UserError
-
-
-def _files() -> dict[str, Any]:
-    folder = resources.files("robustmia") / "recipes"
-    return {p.name.removesuffix(".yaml"): p for p in folder.iterdir() if p.name.endswith(".yaml")}
+from robustmia.packaged import load_packaged, packaged_files
 
 
 def list_recipes() -> dict[str, str]:
     """Recipe name -> its one-line description."""
-    return {name: p.read_text().splitlines()[0].lstrip("# ").strip() for name, p in sorted(_files().items())}
+    return {name: p.read_text().splitlines()[0].lstrip("# ").strip() for name, p in sorted(packaged_files("recipes").items())}
 
 
 def load_recipe(name: str) -> dict[str, Any]:
-    files = _files()
-    if name not in files:
-        raise UserError(f"unknown recipe {name!r}; see `robustmia recipes` (e.g. {', '.join(sorted(files)[:3])})")
-    return yaml.safe_load(files[name].read_text())
+    return load_packaged("recipes", name, "robustmia recipes")
