@@ -17,6 +17,8 @@ from typer._click import exceptions as click_exc
 
 from robustmia import console
 from robustmia.errors import UserError
+from robustmia.robust.bound_names import BOUNDS
+from robustmia.training.methods import METHODS
 
 app = typer.Typer(
     add_completion=False,
@@ -93,11 +95,11 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder to create (or to continue with --resume)."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a named recipe (see `robustmia recipes`)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings; flags override it."),
-    dataset: Optional[str] = typer.Option(None, help="digits (default), cifar10 or svhn."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset (see `robustmia datasets`; default digits)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies."),
     download: bool = typer.Option(False, "--download", help="Download the dataset if it is missing."),
     model: Optional[str] = typer.Option(None, help="Architecture (see `robustmia models`)."),
-    method: Optional[str] = typer.Option(None, help="Training objective: natural, pgd, trades, fgsm_rs, convex_dual, ibp or crown_ibp."),
+    method: Optional[str] = typer.Option(None, help=f"Training objective: {', '.join(METHODS)}."),
     epochs: Optional[int] = typer.Option(None, help="Training length in epochs (default 30)."),
     iterations: Optional[int] = typer.Option(None, help="Training length in iterations (instead of epochs)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -149,7 +151,7 @@ def evaluate(
     restarts: int = typer.Option(1, help="PGD restarts (the worst point per example is kept)."),
     random_start: bool = typer.Option(True, "--random-start/--no-random-start"),
     autoattack: bool = typer.Option(False, "--autoattack", help="Also run AutoAttack (needs torchattacks)."),
-    bound: str = typer.Option("crown", help="Bound for verified accuracy of certifiable models: crown, wong-kolter, crown-ibp, ibp or none."),
+    bound: str = typer.Option("crown", help=f"Bound for verified accuracy of certifiable models: {', '.join(BOUNDS)} or none."),
     max_examples: Optional[int] = typer.Option(None, "--max-examples", min=1, help="Perturb only the first N members and test images."),
     seed: int = typer.Option(0, help="Seed of the PGD random starts."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),

@@ -1,7 +1,8 @@
 """Datasets (images in [0, 1] plus integer labels), where they lie, splits and augmentation.
 
-- ``datasets``: loading (``load_dataset``, ``ImageSet``, ``DATASETS``);
-- ``locations``: where each dataset's files lie, checked without loading anything;
+- ``catalog``: which datasets exist (one module each in ``sets/``), where their files lie,
+  checked without loading anything;
+- ``datasets``: loading (``load_dataset``, ``ImageSet``);
 - ``splits``: members / non-members / reference pool;
 - ``transforms``: batched training-time augmentation.
 """

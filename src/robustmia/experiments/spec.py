@@ -23,7 +23,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from robustmia.data.locations import check_data_present
+from robustmia.data.catalog import check_data_present
 from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
 from robustmia.robust.bound_names import BOUNDS, NO_BOUND

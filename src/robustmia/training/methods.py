@@ -1,4 +1,5 @@
-"""Training-method names and their families, importable without numerical libraries."""
+"""Training methods: the one list of their names, families and defaults (the objectives themselves are in
+training.objectives, keyed by these names). Importable without numerical libraries."""
 
 # adversarial methods: default attack steps, step size as a fraction of eps, BatchNorm mode
 ADVERSARIAL: dict[str, tuple[int, float, str]] = {
@@ -15,3 +16,7 @@ CERTIFIED: dict[str, tuple[str, float, float]] = {
 }
 
 METHODS: tuple[str, ...] = ("natural", *ADVERSARIAL, *CERTIFIED)
+
+# methods whose K models of one recipe can train as one batched computation (training.stacked):
+# the certified ones bound the network layer by layer and are not stacked
+STACKABLE: tuple[str, ...] = ("natural", *ADVERSARIAL)

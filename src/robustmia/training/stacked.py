@@ -40,11 +40,11 @@ from robustmia.progress import Progress, emit
 from robustmia.seeding import Draw, generator_draw
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import RunSession, autocast, prepare_batch
+from robustmia.training.methods import STACKABLE
 from robustmia.training.objectives import OBJECTIVES, StepContext
 from robustmia.models.inference import resolve_device
 from robustmia.training.run import build_initial_model
 
-STACKABLE_METHODS = ("natural", "pgd", "fgsm_rs", "trades")
 _COUPLING = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.GroupNorm, nn.LayerNorm)
 
 
@@ -54,7 +54,7 @@ def _modules(config: TrainConfig) -> list[nn.Module]:
 
 def stackable(config: TrainConfig, modules: Optional[list[nn.Module]] = None) -> bool:
     """Can K models of this recipe train stacked? (See the module's docstring.)"""
-    if config.method not in STACKABLE_METHODS:
+    if config.method not in STACKABLE:
         return False
     return not any(isinstance(m, _COUPLING) for m in (modules if modules is not None else _modules(config)))
 
@@ -63,7 +63,7 @@ def stacking_pays(config: TrainConfig, device: torch.device) -> bool:
     """Stack where it is faster: on GPUs (K small kernel launches become one) and, on CPUs, for
     networks without convolutions. vmap runs K convolutions as one grouped convolution, which
     the CPU kernels run slower than K separate ones (0.7x for the digits CNN, benchmarks/bench_scale.py)."""
-    if config.method not in STACKABLE_METHODS:
+    if config.method not in STACKABLE:
         return False
     modules = _modules(config)
     return stackable(config, modules) and (device.type == "cuda" or not any(isinstance(m, nn.Conv2d) for m in modules))

@@ -1,0 +1,88 @@
+"""The datasets robustmia knows: one module per dataset in ``robustmia/data/sets/``, found
+by looking, so adding a dataset is adding one module (plus its test).
+
+Each module defines, importing no deep-learning code at module level:
+
+- ``INFO``: a :class:`DatasetInfo` (shape, classes, the normalisation a model starts with,
+  the default augmentation, a description);
+- ``missing(root) -> str | None``: what is missing in ``root`` (None when the files are there),
+  checked without reading them, so that a spec is validated in a fraction of a second;
+- ``load(root, download) -> (train, test)``: the two splits as ImageSets (see data.datasets);
+- optionally ``TITLE`` (how messages name it) and ``ORDER`` (its place in listings).
+
+``root`` is the folder given as ``data_dir``, else ``$ROBUSTMIA_DATA_DIR/<name>``, else
+``~/.cache/robustmia/data/<name>``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+from robustmia.errors import UserError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: str  # the default augmentation: "crop-flip" or "none"
+    description: str
+
+
+def _modules() -> dict[str, ModuleType]:
+    from robustmia.data import sets
+
+    found = {}
+    for entry in sorted(pkgutil.iter_modules(sets.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"robustmia.data.sets.{entry.name}")
+        found[module.INFO.name] = module
+    return found
+
+
+_MODULES = _modules()
+DATASETS: dict[str, DatasetInfo] = {name: m.INFO for name, m in sorted(_MODULES.items(), key=lambda kv: getattr(kv[1], "ORDER", 99))}
+
+
+def dataset_module(name: str) -> ModuleType:
+    try:
+        return _MODULES[name]
+    except KeyError:
+        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    return dataset_module(name).INFO
+
+
+def default_data_dir(name: str) -> Path:
+    root = os.environ.get("ROBUSTMIA_DATA_DIR") or Path.home() / ".cache" / "robustmia" / "data"
+    return Path(root) / name
+
+
+def resolve_root(name: str, data_dir: Optional[str | os.PathLike]) -> Path:
+    return Path(data_dir) if data_dir is not None else default_data_dir(name)
+
+
+def missing_message(name: str, root: Path) -> Optional[str]:
+    """One line saying what is missing and how to fix it, or None when the files are there."""
+    what = dataset_module(name).missing(root)
+    if what is None:
+        return None
+    title = getattr(dataset_module(name), "TITLE", name)
+    return f"{title} not found in {root} ({what}); pass --download to fetch it, or --data-dir to point at an existing copy"
+
+
+def check_data_present(name: str, data_dir: Optional[str | os.PathLike]) -> None:
+    """Raise if ``name`` is unknown or its files are not where the config says."""
+    message = missing_message(name, resolve_root(name, data_dir))
+    if message is not None:
+        raise UserError(message)

@@ -1,0 +1,1 @@
+"""One module per dataset (see robustmia.data.catalog for what each defines)."""
