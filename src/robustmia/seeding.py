@@ -38,3 +38,16 @@ def generator_draw(generator: Optional[torch.Generator]) -> Draw:
         return fn(shape, generator=generator, device=generator.device if generator is not None else device).to(device)
 
     return draw
+
+
+def per_example_draw(seed: int, ids: torch.Tensor) -> Draw:
+    """A :data:`Draw` whose row i comes from example ``ids[i]``'s own generator (seeded by ``seed``
+    and the id), so that an example draws the same numbers whichever batch it is in."""
+    generators = [torch.Generator().manual_seed(derive_seed(seed, int(i))) for i in ids]
+
+    def draw(fn, shape, device: torch.device) -> torch.Tensor:
+        if shape[0] != len(generators):
+            raise ValueError(f"a per-example draw of {len(generators)} rows was asked for {shape[0]}")
+        return torch.cat([fn((1, *shape[1:]), generator=g) for g in generators]).to(device)
+
+    return draw

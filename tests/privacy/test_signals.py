@@ -4,7 +4,7 @@ import torch
 from robustmia.data.datasets import DATASETS, ImageSet
 from robustmia.models import build_model
 from robustmia.privacy.signals import model_signals, signals_from_logits
-from robustmia.robust.pgd import pgd
+from robustmia.robust.evaluate import Perturbation
 
 
 def test_signals_match_the_textbook_formulas():
@@ -46,8 +46,8 @@ def test_adversarial_signals_use_eval_mode_and_leave_batchnorm_alone():
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = ImageSet(torch.rand(12, 3, 32, 32), torch.randint(0, 10, (12,)))
-    attack = lambda m, x, y: pgd(m, x, y, eps=8 / 255, alpha=2 / 255, steps=3, random_start=False)  # noqa: E731
-    s = model_signals(model, data, attack=attack, batch_size=5)
+    perturbation = Perturbation(eps=8 / 255, steps=3, step_size=2 / 255, random_start=False)
+    s = model_signals(model, data, perturbation=perturbation, batch_size=5)
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert (s["adv_loss"] >= s["loss"] - 1e-6).all() and np.allclose(s["loss_increase"], s["adv_loss"] - s["loss"])

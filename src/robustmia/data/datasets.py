@@ -19,31 +19,46 @@ import torch
 from robustmia.data.catalog import DATASETS, DatasetInfo, dataset_info, dataset_module, resolve_root
 from robustmia.errors import UserError
 
-__all__ = ["DATASETS", "DatasetInfo", "ImageSet", "dataset_info", "load_dataset"]
+__all__ = ["DATASETS", "DatasetInfo", "ImageSet", "dataset_info", "example_ids", "load_dataset"]
 
 
 @dataclass
 class ImageSet:
+    """Images and labels, and each example's identity ``ids`` (which split, which index:
+    :func:`example_ids`): what stays attached to an example through subsets and
+    concatenations, so that its PGD random start and cached PGD point are its own."""
+
     images: torch.Tensor  # float32 (N, C, H, W) in [0, 1]
     labels: torch.Tensor  # int64 (N,)
+    ids: Optional[torch.Tensor] = None  # int64 (N,), or None for images of unknown origin
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def subset(self, indices) -> "ImageSet":
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        return ImageSet(self.images[idx], self.labels[idx])
+        return ImageSet(self.images[idx], self.labels[idx], None if self.ids is None else self.ids[idx])
 
     @staticmethod
     def concat(*parts: "ImageSet") -> "ImageSet":
-        return ImageSet(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
+        ids = None if any(p.ids is None for p in parts) else torch.cat([p.ids for p in parts])
+        return ImageSet(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), ids)
+
+
+SPLIT_BITS = 40  # an example's id: its split (0 train, 1 test) above its index in the split
+
+
+def example_ids(n: int, split: int) -> torch.Tensor:
+    return (split << SPLIT_BITS) + torch.arange(n, dtype=torch.long)
 
 
 def load_dataset(
     name: str, data_dir: Optional[str | os.PathLike] = None, download: bool = False
 ) -> tuple[ImageSet, ImageSet]:
-    """Load ``name`` and return ``(train, test)``."""
-    return dataset_module(name).load(resolve_root(name, data_dir), download)
+    """Load ``name`` and return ``(train, test)``, every example carrying its id."""
+    train, test = dataset_module(name).load(resolve_root(name, data_dir), download)
+    train.ids, test.ids = example_ids(len(train), 0), example_ids(len(test), 1)
+    return train, test
 
 
 def from_uint8(images: np.ndarray, labels: np.ndarray) -> ImageSet:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("none", "crop-flip")
-
-
 def crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
     """Random crop after zero padding by ``padding`` pixels, then random horizontal flip.
 

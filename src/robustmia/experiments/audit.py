@@ -111,13 +111,15 @@ class Audit:
         a = self.perturbation
         return "clean" if a is None else f"pgd-eps{a.eps:.6g}-steps{a.steps}-alpha{a.alpha:.6g}-seed{a.seed}"
 
-    def _signals(self, folder: Path, model: Callable[[], torch.nn.Module], data: ImageSet, name: str) -> dict[str, np.ndarray]:
-        """The signals of ``model()`` on ``data``, cached in ``folder`` (the model is loaded only to compute them)."""
+    def _signals(self, folder: Path, model: Callable[[], torch.nn.Module], data: ImageSet, name: str,
+                 points: Path) -> dict[str, np.ndarray]:
+        """The signals of ``model()`` on ``data``, cached in ``folder`` (the model is loaded only to
+        compute them); its PGD points are shared through ``points`` (the model's run folder)."""
         path = folder / f"signals-{name}-{self._signal_key()}.npz"
         cached = _load_arrays(path)
         if cached is None:
-            attack = self.perturbation.pgd if self.perturbation is not None else None
-            cached = model_signals(model(), data, attack=attack, batch_size=self.run.config.eval_batch_size)
+            cached = model_signals(model(), data, perturbation=self.perturbation, batch_size=self.run.config.eval_batch_size,
+                                   cache=points)
             _save_arrays(path, cached)
         return cached
 
@@ -153,8 +155,8 @@ class Audit:
     def _reference_signals(self, j: int) -> tuple[dict[str, np.ndarray], Optional[dict[str, np.ndarray]]]:
         config, folder = self._reference(j)
         model = functools.cache(lambda: load_trained_model(folder, config, self.run.info, self.device))
-        pop = self._signals(folder, model, self.population, "population") if self.population is not None else None
-        return self._signals(folder, model, self.candidates, "eval"), pop
+        pop = self._signals(folder, model, self.population, "population", folder) if self.population is not None else None
+        return self._signals(folder, model, self.candidates, "eval", folder), pop
 
     def prepare_references(self, group: list[int]) -> None:
         """Train one group of reference models and cache their signals (one task of a study)."""
@@ -174,8 +176,10 @@ class Audit:
 
     def inputs(self) -> AttackInputs:
         model = functools.cache(lambda: self.run.load_model(self.device))
-        target = self._signals(self.folder, model, self.candidates, "target")
-        population = self._signals(self.folder, model, self.population, "target-population") if self.population is not None else None
+        # the target's PGD points live in its run folder, shared with its evaluation
+        target = self._signals(self.folder, model, self.candidates, "target", self.run.path)
+        population = (self._signals(self.folder, model, self.population, "target-population", self.run.path)
+                      if self.population is not None else None)
         inputs = AttackInputs(target=target, labels=self.candidates.labels.numpy(), population=population)
         if reference_groups(self.settings):
             inputs.keep, inputs.references, inputs.ref_population = self._reference_models()

@@ -116,7 +116,9 @@ def _train_targets(spec: StudySpec, targets: list, backend: Any, log: StudyLog, 
         if run_finished(run_dir):
             log(f"reuse {target.name}: {run_dir} is finished")
             continue
-        if (_staging(run_dir).exists() or run_dir.exists()) and not resume:
+        if run_dir.exists():  # only a finished run is ever renamed to its final name
+            raise UserError(f"target {target.name}: {run_dir} holds an unfinished run of an older robustmia; delete it to retrain it")
+        if _staging(run_dir).exists() and not resume:
             raise UserError(f"target {target.name} was interrupted in {_staging(run_dir)}; continue the study with --resume")
         log(f"train {target.name} ({config.method}, eps {config.eps:g}) into {run_dir}")
         training.setdefault(run_dir, (train_target, (config, str(run_dir), spec.track_every, device)))
@@ -190,8 +192,6 @@ def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], 
     if run_finished(final):
         return
     staging = _staging(final)
-    if final.exists():  # an interrupted run of an earlier version, trained in place
-        final.rename(staging)
     hook = _tracker(config, track_every, DATASETS[config.dataset].num_classes) if track_every else None
     train(config, staging, resume=True, device=device, progress=progress, epoch_hook=hook)
     staging.rename(final)
@@ -208,7 +208,7 @@ def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Opti
     model = run.load_model(device)
     members, test = run.data()
     result = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, max_examples=e.max_examples,
-                            bound=None if e.bound == "none" else e.bound)
+                            bound=None if e.bound == "none" else e.bound, cache=run.path)
     write_json(path, result)
     return result
 

@@ -17,14 +17,15 @@ statistics are never touched.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from robustmia.data.datasets import ImageSet
-from robustmia.models.inference import eval_mode, logits_of, model_device
+from robustmia.models.inference import logits_of
 
 def _log_complement(z: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
     """log(1 - F_i) for every class: log1p(-F_i) where F_i <= 1/2, and for the top class
@@ -54,21 +55,17 @@ def signals_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor 
     }
 
 
-Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def model_signals(model: nn.Module, data: ImageSet, *, attack: Optional[Attack] = None, batch_size: int = 500) -> dict[str, np.ndarray]:
-    """All signals of ``model`` on ``data`` (plus ``logits``); with ``attack``, also on its points."""
+def model_signals(model: nn.Module, data: ImageSet, *, perturbation: Optional[Any] = None, batch_size: int = 500,
+                  cache: Optional[Path] = None) -> dict[str, np.ndarray]:
+    """All signals of ``model`` on ``data`` (plus ``logits``); with a ``perturbation``
+    (robust.evaluate.Perturbation), also on its PGD points, which ``cache`` (a folder) shares
+    with the model's evaluation (robust.evaluate.perturbed_logits)."""
     logits = logits_of(model, data.images, batch_size)
     out = {"logits": logits.numpy().astype(np.float32), **signals_from_logits(logits, data.labels)}
-    if attack is not None:
-        device = model_device(model)
-        adv = []
-        with eval_mode(model):
-            for i in range(0, len(data), batch_size):
-                x, y = data.images[i : i + batch_size].to(device), data.labels[i : i + batch_size].to(device)
-                adv.append(attack(model, x, y).cpu())
-        adv_signals = signals_from_logits(logits_of(model, torch.cat(adv), batch_size), data.labels)
-        out.update({f"adv_{k}": v for k, v in adv_signals.items()})
+    if perturbation is not None:
+        from robustmia.robust.evaluate import perturbed_logits
+
+        adv = perturbed_logits(model, data, perturbation, batch_size=batch_size, cache=cache)
+        out.update({f"adv_{k}": v for k, v in signals_from_logits(adv, data.labels).items()})
         out["loss_increase"] = out["adv_loss"] - out["loss"]
     return out

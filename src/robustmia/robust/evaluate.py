@@ -6,8 +6,12 @@ is never updated) and restores the mode it found.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +19,9 @@ from torch import nn
 
 from robustmia.data.datasets import ImageSet
 from robustmia.epsilon import Epsilon, StepSize
+from robustmia.io import atomic_write
 from robustmia.models.inference import eval_mode, logits_of, model_device
+from robustmia.seeding import generator_draw, per_example_draw
 
 
 class Accuracy(NamedTuple):
@@ -26,11 +32,13 @@ class Accuracy(NamedTuple):
     n: int
 
 
+def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> Accuracy:
+    loss = F.cross_entropy(logits, labels).item()
+    return Accuracy((logits.argmax(1) == labels).float().mean().item(), loss, len(labels))
+
+
 def clean_accuracy(model: nn.Module, data: ImageSet, batch_size: int = 500) -> Accuracy:
-    logits = logits_of(model, data.images, batch_size)
-    loss = F.cross_entropy(logits, data.labels).item()
-    accuracy = (logits.argmax(1) == data.labels).float().mean().item()
-    return Accuracy(accuracy, loss, len(data))
+    return accuracy_of(logits_of(model, data.images, batch_size), data.labels)
 
 
 def adversarial_accuracy(
@@ -84,12 +92,56 @@ class Perturbation(BaseModel):
         return {"name": "pgd", "norm": "linf", "eps": self.eps, "alpha": self.alpha, "steps": self.steps,
                 "restarts": self.restarts, "random_start": self.random_start, "mode": "eval", "seed": self.seed}
 
-    def pgd(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def key(self) -> str:
+        """A short name of these settings, for cache files."""
+        return hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def pgd(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """PGD points of a batch. With ``ids`` (see data.datasets.ImageSet) every example draws its
+        random start from its own seed, so its point does not depend on the batch it came in."""
         from robustmia.robust.pgd import pgd
 
-        generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        if ids is not None:
+            draw = per_example_draw(self.seed, ids)
+        else:
+            draw = generator_draw(torch.Generator(device=x.device).manual_seed(self.seed))
         return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=self.steps, random_start=self.random_start,
-                   restarts=self.restarts, mode="eval", generator=generator)
+                   restarts=self.restarts, mode="eval", draw=draw)
+
+
+def perturbed_logits(model: nn.Module, data: ImageSet, perturbation: Perturbation, *, batch_size: int = 500,
+                     cache: Optional[Path] = None) -> torch.Tensor:
+    """The model's logits on the PGD points of ``data`` (eval mode). With ``cache`` (a folder, e.g.
+    a run's) and example ids, each example's point is made once for these settings: rows found in
+    ``cache/perturbed-<key>.npz`` are read back, only the missing ones are computed and added, so
+    the evaluation and the membership signals of one model share their PGD points."""
+    path = cache / f"perturbed-{perturbation.key()}.npz" if cache is not None and data.ids is not None else None
+    known: dict[int, np.ndarray] = {}
+    if path is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                known = dict(zip(z["ids"].tolist(), z["logits"]))
+        except Exception:
+            known = {}  # a damaged cache is recomputed
+    ids = data.ids.tolist() if data.ids is not None else [None] * len(data)
+    todo = [i for i, e in enumerate(ids) if e not in known]
+    if todo:
+        part = data.subset(todo)
+        device = model_device(model)
+        points = []
+        with eval_mode(model):
+            for i in range(0, len(part), batch_size):
+                x, y = part.images[i : i + batch_size].to(device), part.labels[i : i + batch_size].to(device)
+                points.append(perturbation.pgd(model, x, y, None if part.ids is None else part.ids[i : i + batch_size]).cpu())
+        fresh = logits_of(model, torch.cat(points), batch_size).numpy()
+        if path is None:
+            return torch.from_numpy(fresh)
+        known.update(zip((ids[i] for i in todo), fresh))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as f:
+            order = sorted(known)
+            np.savez(f, ids=np.asarray(order, dtype=np.int64), logits=np.stack([known[k] for k in order]))
+    return torch.from_numpy(np.stack([known[e] for e in ids]))
 
 
 def verified_accuracy(model: nn.Module, data: ImageSet, eps: float, method: str, batch_size: int = 100) -> float:
@@ -115,6 +167,7 @@ def evaluate_model(
     batch_size: int = 500,
     max_examples: Optional[int] = None,
     bound: Optional[str] = "crown",
+    cache: Optional[Path] = None,
 ) -> dict[str, Any]:
     """The four accuracy columns of the paper's Tables I and III (train, test, adv-train,
     adv-test), with losses and sample counts; AutoAttack accuracies when asked; verified
@@ -126,7 +179,8 @@ def evaluate_model(
         return result
     if max_examples is not None:
         members, test = members.subset(range(min(max_examples, len(members)))), test.subset(range(min(max_examples, len(test))))
-    adv_tr, adv_te = (adversarial_accuracy(model, d, attack.pgd, batch_size) for d in (members, test))
+    adv_tr, adv_te = (accuracy_of(perturbed_logits(model, d, attack, batch_size=batch_size, cache=cache), d.labels)
+                      for d in (members, test))
     result.update({"adv_train_accuracy": adv_tr.accuracy, "adv_test_accuracy": adv_te.accuracy, "adv_train_loss": adv_tr.loss,
                    "adv_test_loss": adv_te.loss, "n_attacked_train": adv_tr.n, "n_attacked_test": adv_te.n,
                    "perturbation": attack.describe()})
