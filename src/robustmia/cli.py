@@ -66,7 +66,7 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     """List the datasets robustmia can load."""
     from robustmia.data.datasets import DATASETS
 
-    rows = [[d.name, "x".join(map(str, d.shape)), d.num_classes, d.augment, d.description] for d in DATASETS.values()]
+    rows = [[d.name, "x".join(map(str, d.shape)), d.num_classes or "from the files", d.augment, d.description] for d in DATASETS.values()]
     _listing("datasets", ["name", "shape", "classes", "default augment", "description"], rows, as_json)
 
 

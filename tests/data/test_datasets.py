@@ -25,8 +25,8 @@ def test_digits_is_offline_split_and_scaled():
 
 
 def test_unknown_dataset_is_a_user_error():
-    with pytest.raises(UserError, match="unknown dataset 'mnist'.*digits"):
-        load_dataset("mnist")
+    with pytest.raises(UserError, match="unknown dataset 'emnist'.*digits"):
+        load_dataset("emnist")
 
 
 def test_cifar10_subset_matches_a_plain_pickle_reading(cifar_dir):

@@ -8,7 +8,10 @@ Each module defines, importing no deep-learning code at module level:
 - ``missing(root) -> str | None``: what is missing in ``root`` (None when the files are there),
   checked without reading them, so that a spec is validated in a fraction of a second;
 - ``load(root, download) -> (train, test)``: the two splits as ImageSets (see data.datasets);
-- optionally ``TITLE`` (how messages name it) and ``ORDER`` (its place in listings).
+- optionally ``TITLE`` (how messages name it) and ``ORDER`` (its place in listings);
+- for datasets of the user's own files: ``info(root, name) -> DatasetInfo`` (shape and classes
+  read from the files; ``INFO`` then describes the kind) and ``load(root, download, name)``;
+  with ``SIZED = True`` the name may end in ``-S`` (square images of side S).
 
 ``root`` is the folder given as ``data_dir``, else ``$ROBUSTMIA_DATA_DIR/<name>``, else
 ``~/.cache/robustmia/data/<name>``.
@@ -43,6 +46,8 @@ def _modules() -> dict[str, ModuleType]:
 
     found = {}
     for entry in sorted(pkgutil.iter_modules(sets.__path__), key=lambda m: m.name):
+        if entry.name.startswith("_"):  # helpers shared by dataset modules
+            continue
         module = importlib.import_module(f"robustmia.data.sets.{entry.name}")
         found[module.INFO.name] = module
     return found
@@ -53,14 +58,20 @@ DATASETS: dict[str, DatasetInfo] = {name: m.INFO for name, m in sorted(_MODULES.
 
 
 def dataset_module(name: str) -> ModuleType:
+    base, _, size = name.rpartition("-")
+    if name not in _MODULES and size.isdigit() and int(size) > 0 and getattr(_MODULES.get(base), "SIZED", False):
+        name = base  # e.g. imagefolder-64: the module of imagefolder, at 64x64
     try:
         return _MODULES[name]
     except KeyError:
         raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    return dataset_module(name).INFO
+def dataset_info(name: str, data_dir: Optional[str | os.PathLike] = None) -> DatasetInfo:
+    """What the dataset holds; for datasets of your own files (``info(root, name)`` in their
+    module: classes and shape come from the files) read from where ``data_dir`` points."""
+    module = dataset_module(name)
+    return module.info(resolve_root(name, data_dir), name) if hasattr(module, "info") else module.INFO
 
 
 def default_data_dir(name: str) -> Path:

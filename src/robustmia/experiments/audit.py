@@ -17,12 +17,14 @@ Everything is cached under ``RUN_DIR/audit/``: a re-run trains and computes noth
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
+from robustmia.data.catalog import dataset_info
 from robustmia.data.datasets import ImageSet, load_dataset
 from robustmia.errors import UserError
 from robustmia.io import atomic_write
@@ -70,40 +72,74 @@ def reference_groups(settings: AuditSettings) -> list[list[int]]:
     return [list(range(i, min(i + size, k))) for i in range(0, k, size)]
 
 
+@dataclass
+class AuditTarget:
+    """What an audit reads of its target, wherever the target came from (a run robustmia trained:
+    :func:`run_target`; a model trained elsewhere: experiments.external).
+
+    ``candidates``/``member``: the evaluation set and its truth; ``population``: examples no
+    model trained on (RMIA's z); ``folder``: where the audit caches its signals, reference
+    models and results; ``points``: where the target's PGD points are cached (shared with its
+    evaluation); ``eps``: its training eps (the default of attacks on PGD points); ``recipe``:
+    the training config reference models get (None: no reference model can be trained);
+    ``shortfall``: how to get more population examples; ``about``: provenance, into the results."""
+
+    folder: Path
+    points: Path
+    load_model: Callable[[torch.device], torch.nn.Module]
+    candidates: ImageSet
+    member: np.ndarray
+    population: Optional[ImageSet]
+    eps: float
+    recipe: Optional[TrainConfig]
+    eval_batch_size: int = 500
+    shortfall: str = ""
+    about: dict[str, Any] = field(default_factory=dict)
+
+
+def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
+    """The audit of a run: ``eval_size`` members and as many non-members (balanced, seeded), and a
+    population from the pool of both splits and the spare non-members."""
+    train_set, test_set = load_dataset(run.config.dataset, run.config.data_dir)
+    split = run.split
+    rng = np.random.default_rng(derive_seed(settings.seed, 1))
+    n = min(len(split.members), len(split.nonmembers), settings.eval_size or len(split.members))
+    mem_idx = np.sort(rng.permutation(split.members)[:n])
+    non_perm = rng.permutation(split.nonmembers)
+    non_idx = np.sort(non_perm[:n])
+    population = ImageSet.concat(train_set.subset(split.pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
+    take = np.sort(rng.permutation(len(population))[: settings.population])
+    return AuditTarget(
+        folder=run.path / "audit" / f"n{n}-seed{settings.seed}", points=run.path, load_model=run.load_model,
+        candidates=ImageSet.concat(train_set.subset(mem_idx), test_set.subset(non_idx)), member=np.r_[np.ones(n, bool), np.zeros(n, bool)],
+        population=population.subset(take) if len(take) else None, eps=run.config.eps, recipe=run.config,
+        eval_batch_size=run.config.eval_batch_size, about={"run": str(run.path)},
+        shortfall=f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size",
+    )
+
+
 class Audit:
-    def __init__(self, run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None):
-        self.run, self.settings, self.progress = run, settings, progress
+    def __init__(self, target: Run | AuditTarget, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None):
+        self.target = run_target(target, settings) if isinstance(target, Run) else target
+        self.settings, self.progress = settings, progress
         self.device = resolve_device(device)
         self.perturbation = None
         if any(needs_adversarial(a) for a in settings.attacks):
-            self.perturbation = Perturbation.for_run(run.config.eps, settings.eps, steps=settings.attack_steps,
+            self.perturbation = Perturbation.for_run(self.target.eps, settings.eps, steps=settings.attack_steps,
                                                      step_size=settings.step_size, seed=settings.seed)
             if self.perturbation.eps is None:
-                raise UserError("adversarial-input attacks need an epsilon: pass --eps (e.g. 8/255); the run was trained with none")
-        self.shadow = settings.threshold in ("shadow", "both")
-
-        train_set, test_set = load_dataset(run.config.dataset, run.config.data_dir)
-        split = run.split
-        rng = np.random.default_rng(derive_seed(settings.seed, 1))
-        n = min(len(split.members), len(split.nonmembers), settings.eval_size or len(split.members))
-        mem_idx = np.sort(rng.permutation(split.members)[:n])
-        non_perm = rng.permutation(split.nonmembers)
-        non_idx = np.sort(non_perm[:n])
-        self.candidates = ImageSet.concat(train_set.subset(mem_idx), test_set.subset(non_idx))
-        self.member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
-        population = ImageSet.concat(train_set.subset(split.pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
-        take = np.sort(rng.permutation(len(population))[: settings.population])
-        self.population = population.subset(take) if len(take) else None
-        self.folder = run.path / "audit" / f"n{n}-seed{settings.seed}"
-        self.n = n
+                raise UserError("adversarial-input attacks need an epsilon: pass --eps (e.g. 8/255); the target was trained with none")
+        if reference_groups(settings) and self.target.recipe is None:
+            needing = [a for a in settings.attacks if needs_references(a, settings.threshold)]
+            raise UserError(f"{', '.join(needing)} need reference models: name the recipe to train them with (--reference-recipe), "
+                            "or leave these attacks out")
+        self.candidates, self.member, self.population = self.target.candidates, self.target.member, self.target.population
+        self.folder = self.target.folder
         have = 0 if self.population is None else len(self.population)
         need = max((ATTACKS[a].population for a in settings.attacks), default=0)
         if have < need:
-            raise UserError(
-                f"{', '.join(a for a in settings.attacks if ATTACKS[a].population)} need at least {need} population examples "
-                f"that no model trains on, but this run leaves {have}: "
-                f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size"
-            )
+            raise UserError(f"{', '.join(a for a in settings.attacks if ATTACKS[a].population)} need at least {need} population examples "
+                            f"that no model trains on, but this target leaves {have}: {self.target.shortfall}")
 
     # --- signals -------------------------------------------------------------------------
 
@@ -118,7 +154,7 @@ class Audit:
         path = folder / f"signals-{name}-{self._signal_key()}.npz"
         cached = _load_arrays(path)
         if cached is None:
-            cached = model_signals(model(), data, perturbation=self.perturbation, batch_size=self.run.config.eval_batch_size,
+            cached = model_signals(model(), data, perturbation=self.perturbation, batch_size=self.target.eval_batch_size,
                                    cache=points)
             _save_arrays(path, cached)
         return cached
@@ -129,13 +165,13 @@ class Audit:
     def keep(self) -> np.ndarray:
         """(K, 2n): which evaluation examples each reference model trains on."""
         k = self.settings.references
-        return balanced_keep(k, 2 * self.n, derive_seed(self.settings.seed, 2, k))
+        return balanced_keep(k, len(self.candidates), derive_seed(self.settings.seed, 2, k))
 
     def _reference(self, j: int) -> tuple[TrainConfig, Path]:
         folder = self.folder / f"references-{self.settings.references}" / f"model-{j:03d}"
         # a reference model's own test accuracy is read by nobody: it logs none (and loads no dataset)
         update = {"seed": derive_seed(self.settings.seed, 3, j) % (2**31), "eval_every": 0}
-        return self.run.config.model_copy(update=update), folder
+        return self.target.recipe.model_copy(update=update), folder
 
     def train_references(self, group: list[int]) -> None:
         """Train (or finish) the reference models of one group: stacked where that pays off.
@@ -143,7 +179,7 @@ class Audit:
         pending = [j for j in group if not run_finished(self._reference(j)[1])]
         emit(self.progress, "advance", steps=len(group) - len(pending))
         jobs = [(*self._reference(j), self.candidates.subset(np.flatnonzero(self.keep[j]))) for j in pending]
-        if len(jobs) > 1 and stacking_pays(self.run.config, self.device):
+        if len(jobs) > 1 and stacking_pays(self.target.recipe, self.device):
             configs, folders, members = zip(*jobs)
             train_stacked(configs, folders, members, device=str(self.device))
             emit(self.progress, "advance", steps=len(jobs))
@@ -154,7 +190,7 @@ class Audit:
 
     def _reference_signals(self, j: int) -> tuple[dict[str, np.ndarray], Optional[dict[str, np.ndarray]]]:
         config, folder = self._reference(j)
-        model = functools.cache(lambda: load_trained_model(folder, config, self.run.info, self.device))
+        model = functools.cache(lambda: load_trained_model(folder, config, dataset_info(config.dataset, config.data_dir), self.device))
         pop = self._signals(folder, model, self.population, "population", folder) if self.population is not None else None
         return self._signals(folder, model, self.candidates, "eval", folder), pop
 
@@ -165,7 +201,7 @@ class Audit:
             self._reference_signals(j)
 
     def _reference_models(self) -> tuple[np.ndarray, list[dict], Optional[list[dict]]]:
-        emit(self.progress, "start", task=f"reference models ({self.run.config.method})", total=self.settings.references)
+        emit(self.progress, "start", task=f"reference models ({self.target.recipe.method})", total=self.settings.references)
         for group in reference_groups(self.settings):
             self.train_references(group)
         emit(self.progress, "end")
@@ -175,10 +211,10 @@ class Audit:
     # --- attacks -------------------------------------------------------------------------
 
     def inputs(self) -> AttackInputs:
-        model = functools.cache(lambda: self.run.load_model(self.device))
-        # the target's PGD points live in its run folder, shared with its evaluation
-        target = self._signals(self.folder, model, self.candidates, "target", self.run.path)
-        population = (self._signals(self.folder, model, self.population, "target-population", self.run.path)
+        model = functools.cache(lambda: self.target.load_model(self.device))
+        # the target's PGD points live beside it (a run's folder), shared with its evaluation
+        target = self._signals(self.folder, model, self.candidates, "target", self.target.points)
+        population = (self._signals(self.folder, model, self.population, "target-population", self.target.points)
                       if self.population is not None else None)
         inputs = AttackInputs(target=target, labels=self.candidates.labels.numpy(), population=population)
         if reference_groups(self.settings):
@@ -192,7 +228,7 @@ class Audit:
                               bootstrap=s.bootstrap, seed=s.seed, n_references=s.references,
                               perturbation=self.perturbation.describe() if self.perturbation is not None else None)
         signals = {k: inputs.target[k] for k in FIGURE_SIGNALS}
-        result = AuditResult(attacks, self.member, signals, {"run": str(self.run.path), "settings": s.model_dump(mode="json")})
+        result = AuditResult(attacks, self.member, signals, {**self.target.about, "settings": s.model_dump(mode="json")})
         result.save(self.folder)
         return result
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from robustmia.data.datasets import DATASETS
+from robustmia.data.catalog import dataset_info
 from robustmia.errors import UserError
 from robustmia.experiments.audit import Audit, reference_groups
 from robustmia.experiments.backends import LocalBackend
@@ -192,7 +192,7 @@ def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], 
     if run_finished(final):
         return
     staging = _staging(final)
-    hook = _tracker(config, track_every, DATASETS[config.dataset].num_classes) if track_every else None
+    hook = _tracker(config, track_every, dataset_info(config.dataset, config.data_dir).num_classes) if track_every else None
     train(config, staging, resume=True, device=device, progress=progress, epoch_hook=hook)
     staging.rename(final)
 

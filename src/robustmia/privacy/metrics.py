@@ -170,8 +170,10 @@ def evaluate_scores(
     levels: Sequence[float] = FPR_LEVELS,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    selection: Optional[str] = None,
 ) -> MembershipMetrics:
-    """All metrics of one attack. ``threshold=None`` picks the oracle threshold."""
+    """All metrics of one attack. ``threshold=None`` picks the oracle threshold; ``selection``
+    says how a given threshold was chosen (e.g. ``shadow``; default ``given``)."""
     scores = np.asarray(scores, dtype=np.float64)
     member = np.asarray(member, dtype=bool)
     if scores.shape != member.shape or scores.ndim != 1:
@@ -184,7 +186,7 @@ def evaluate_scores(
     point = _point_metrics(scores, member, threshold, levels)
     kl = kl_divergence(kl_values[member], kl_values[~member])
     result = MembershipMetrics(
-        attack=attack, threshold_selection="oracle" if threshold is None else "given",
+        attack=attack, threshold_selection="oracle" if threshold is None else (selection or "given"),
         n_members=int(member.sum()), n_nonmembers=int((~member).sum()), kl_divergence=kl,
         kl_on="loss" if losses is not None else "score", **point,
     )

@@ -138,8 +138,7 @@ def run_attacks(
 
                 raise UserError(f"attack {name}: {e}") from None
             metrics = evaluate_scores(out.scores, member, attack=name, threshold=out.threshold, losses=losses,
-                                      n_bootstrap=bootstrap, seed=seed)
-            metrics.threshold_selection = out.threshold_selection
+                                      n_bootstrap=bootstrap, seed=seed, selection=out.threshold_selection)
             details: dict[str, Any] = {
                 "per_class": per_class and spec.threshold,
                 "n_references": n_references if needs_references(name, selection) else 0,

@@ -143,7 +143,7 @@ class RunSession:
         their own subsets and their folders hold no split), write the config, build the model
         and optimizer, and load the last checkpoint of an interrupted run. Only a ``writer``
         writes; the other ranks of a data-parallel run wait for it in between."""
-        info = dataset_info(config.dataset)
+        info = dataset_info(config.dataset, config.data_dir)
         model = build_initial_model(config, info)  # also checks the model fits the data
         check_model(config.method, model, info.shape)
         continuing = _prepare_folder(out, config, resume)
@@ -263,7 +263,7 @@ def train(
     if group is not None:
         group.check_batches(len(run.members), config.batch_size)
     net = prepare_model(run.model, config, group.wrap if group is not None else None)
-    kind = config.resolved_augment(dataset_info(config.dataset).augment)
+    kind = config.resolved_augment(dataset_info(config.dataset, config.data_dir).augment)
     x_all, y_all = run.members.images.to(dev), run.members.labels.to(dev)
     if writer:
         emit(progress, "start", task=f"train {config.model} ({config.method})", total=run.total_steps, completed=run.step)

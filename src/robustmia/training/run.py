@@ -78,7 +78,7 @@ class Run:
         if data is None:
             raise UserError(f"{path} holds no run ({CONFIG_FILE} is missing); pass the --out folder of `robustmia train`")
         config = validate(TrainConfig, data, str(path / CONFIG_FILE))
-        return cls(path, config, dataset_info(config.dataset), load_split(path / SPLIT_FILE))
+        return cls(path, config, dataset_info(config.dataset, config.data_dir), load_split(path / SPLIT_FILE))
 
     def data(self) -> tuple[ImageSet, ImageSet]:
         """``(members, test)``: the target's training set and the whole test split."""

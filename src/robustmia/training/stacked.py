@@ -49,7 +49,7 @@ _COUPLING = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.
 
 
 def _modules(config: TrainConfig) -> list[nn.Module]:
-    return list(build_initial_model(config, dataset_info(config.dataset)).modules())
+    return list(build_initial_model(config, dataset_info(config.dataset, config.data_dir)).modules())
 
 
 def stackable(config: TrainConfig, modules: Optional[list[nn.Module]] = None) -> bool:
@@ -207,7 +207,7 @@ def train_stacked(
 def _train(runs: list[RunSession], test_set: Optional[ImageSet], dev: torch.device, progress: Optional[Progress]) -> None:
     config = runs[0].config
     objective = OBJECTIVES[config.method]
-    kind = config.resolved_augment(dataset_info(config.dataset).augment)
+    kind = config.resolved_augment(dataset_info(config.dataset, config.data_dir).augment)
     rows, k_models = config.batch_size, len(runs)
     stack = StackedModels([r.model for r in runs])
     optimizer = _StackedSGD(stack, runs)

@@ -8,7 +8,6 @@ with ``--download``.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -35,50 +34,14 @@ def missing(root: Path) -> Optional[str]:
     return None if folder(root) is not None else "expected cifar-10-batches-py/ with data_batch_* and test_batch"
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Builds numpy arrays and plain containers, refuses every other class."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset file")
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with open(path, "rb") as f:
-            batch = _ArrayUnpickler(f, encoding="latin1").load()
-        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except Exception as e:  # any damage to the file is the user's to fix
-        raise UserError(f"cannot read CIFAR-10 batch {path}: {e}; re-download it with --download") from None
-    if len(labels) != len(data) or labels.min() < 0 or labels.max() > 9:
-        raise UserError(f"CIFAR-10 batch {path} has inconsistent data/labels; re-download it with --download")
-    return data, labels
-
-
 def load(root: Path, download: bool):
-    from robustmia.data.datasets import download_with, from_uint8, torchvision_download
+    from robustmia.data.datasets import ensure_present, from_uint8, read_pickled_batch
 
+    ensure_present("cifar10", root, download, "CIFAR10")
     where = folder(root)
-    if where is None and download:
-        download_with(root, lambda: torchvision_download("CIFAR10", root))
-        where = folder(root)
-    if where is None:
-        from robustmia.data.catalog import missing_message
-
-        raise UserError(missing_message("cifar10", root))
     train_files = sorted(where.glob("data_batch_[1-5]"))
     if not train_files:
         raise UserError(f"no CIFAR-10 training batch (data_batch_1..5) in {where}; pass --download to fetch them")
-    parts = [_read_cifar_batch(p) for p in train_files]
+    parts = [read_pickled_batch(p, "labels", 10, "CIFAR-10") for p in train_files]
     train = from_uint8(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    return train, from_uint8(*_read_cifar_batch(where / "test_batch"))
+    return train, from_uint8(*read_pickled_batch(where / "test_batch", "labels", 10, "CIFAR-10"))

@@ -42,15 +42,7 @@ def _read_svhn_mat(path: Path):
 
 
 def load(root: Path, download: bool):
-    from robustmia.data.datasets import download_with, torchvision_download
+    from robustmia.data.datasets import ensure_present
 
-    files = {split: root / name for split, name in FILES.items()}
-    missing_splits = [split for split, p in files.items() if not p.is_file()]
-    if missing_splits and download:
-        for split in missing_splits:
-            download_with(root, lambda s=split: torchvision_download("SVHN", root, split=s))
-    if missing(root) is not None:
-        from robustmia.data.catalog import missing_message
-
-        raise UserError(missing_message("svhn", root))
-    return _read_svhn_mat(files["train"]), _read_svhn_mat(files["test"])
+    ensure_present("svhn", root, download, "SVHN")
+    return _read_svhn_mat(root / FILES["train"]), _read_svhn_mat(root / FILES["test"])
