@@ -96,10 +96,11 @@ def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0)
     from robustmia.privacy.attacks import AttackInputs, ATTACKS
     from robustmia.privacy.predictions import load_predictions
     from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
-    from robustmia.privacy.signals import signals_from_logits
+    from robustmia.privacy.signals import signals_from_logits, signals_from_probs
 
-    logits, labels, member = load_predictions(file)
-    inputs = AttackInputs(target=signals_from_logits(logits, labels), labels=labels)
+    kind, scores, labels, member = load_predictions(file)
+    signals = signals_from_probs(scores, labels) if kind == "probs" else signals_from_logits(scores, labels)
+    inputs = AttackInputs(target=signals, labels=labels)
     names = [a.name for a in ATTACKS.values() if a.threshold and not a.adversarial]
     attacks = run_attacks(inputs, names, member, bootstrap=bootstrap, seed=seed)
     return AuditResult(attacks, member, {k: inputs.target[k] for k in FIGURE_SIGNALS}, {"predictions": str(file)})

@@ -82,3 +82,47 @@ def test_pickle_inside_npz_is_never_loaded(tmp_path, run_main):
     (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"labels": labels}))
     assert_one_line_error(*run_main("audit-scores", str(tmp_path / "plain.pkl")), "not a readable .npz")
     assert_one_line_error(*run_main("audit-scores", str(tmp_path / "missing.npz")), "does not exist")
+
+
+def test_unbalanced_file_reports_balanced_accuracy(tmp_path, run_main):
+    """5,000 members against 1,000 non-members: plain accuracy would reward calling everyone a
+    member (83%); the record's inference accuracy is balanced, checked against scikit-learn."""
+    from sklearn.metrics import balanced_accuracy_score, precision_score, roc_curve
+
+    rng = np.random.default_rng(3)
+    member = np.r_[np.ones(5000, bool), np.zeros(1000, bool)]
+    labels = rng.integers(0, 10, 6000)
+    logits = rng.normal(0, 1, (6000, 10))
+    logits[np.arange(6000), labels] += 1.0 + 0.6 * member
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.savez(tmp_path / "u.npz", labels=labels, member=member, probs=probs)
+    code, out, err = run_main("audit-scores", str(tmp_path / "u.npz"), "--json", "--bootstrap", "40")
+    assert code == 0, err
+    record = json.loads(out)[0]
+    conf = probs[np.arange(6000), labels]
+    fpr, tpr, thresholds = roc_curve(member, conf, drop_intermediate=False)
+    best = int(np.argmax(0.5 * (tpr + 1 - fpr)))
+    assert abs(record["inference_accuracy"] - 0.5 * (tpr[best] + 1 - fpr[best])) < 1e-9
+    pred = conf >= record["threshold"]
+    assert abs(record["inference_accuracy"] - balanced_accuracy_score(member, pred)) < 1e-9
+    assert abs(record["precision"] - precision_score(member, pred)) < 1e-9  # the paper's precision, on the sets as given
+    assert record["inference_accuracy_is"].startswith("balanced") and record["n_members"] == 5000
+    lo, hi = record["ci95"]["inference_accuracy"]
+    assert lo <= record["inference_accuracy"] <= hi < 0.83
+
+
+def test_probabilities_are_scored_as_given_ties_included(tmp_path, run_main):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    labels, member, _, probs = _data()
+    probs = np.round(probs, 2)  # many exact ties in the true-class probability
+    top = probs.argmax(1)
+    probs[np.arange(len(probs)), top] += 1 - probs.sum(1)  # rows still sum to 1 (within float rounding)
+    np.savez(tmp_path / "t.npz", labels=labels, member=member, probs=probs)
+    code, out, err = run_main("audit-scores", str(tmp_path / "t.npz"), "--json", "--bootstrap", "0")
+    assert code == 0, err
+    conf = probs[np.arange(len(labels)), labels]
+    assert len(np.unique(conf)) < len(conf) / 2
+    record = json.loads(out)[0]
+    assert abs(record["roc_auc"] - roc_auc_score(member, conf)) < 1e-12
+    assert abs(record["auprc"] - average_precision_score(member, conf)) < 1e-12

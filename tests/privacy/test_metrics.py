@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, average_precision_score, precision_score, recall_score, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, balanced_accuracy_score, precision_score, recall_score, roc_auc_score, roc_curve
 
 from robustmia.privacy.metrics import evaluate_scores, kl_divergence
 
@@ -31,7 +31,7 @@ def test_metrics_equal_sklearn(name, scores, member):
         m_l = evaluate_scores(scores, member, n_bootstrap=0, levels=(level,))
         assert abs(m_l.tpr_at_fpr[str(level)] - _sklearn_tpr_at(scores, member, level)) < 1e-9
     pred = scores >= m.threshold
-    assert abs(m.inference_accuracy - accuracy_score(member, pred)) < 1e-9
+    assert abs(m.inference_accuracy - balanced_accuracy_score(member, pred)) < 1e-9
     assert abs(m.precision - precision_score(member, pred, zero_division=0)) < 1e-9
     assert abs(m.recall - recall_score(member, pred)) < 1e-9
     fpr, tpr, _ = roc_curve(member, scores)
@@ -42,7 +42,7 @@ def test_metrics_equal_sklearn(name, scores, member):
 def test_best_threshold_equals_brute_force_scan(name, scores, member):
     m = evaluate_scores(scores, member, n_bootstrap=0)
     candidates = np.r_[np.unique(scores), np.inf]
-    brute = max(np.mean((scores >= t) == member) for t in candidates)
+    brute = max(balanced_accuracy_score(member, scores >= t) for t in candidates)
     assert abs(m.inference_accuracy - brute) < 1e-12
 
 
@@ -52,7 +52,7 @@ def test_given_threshold_is_used_as_is():
     scores = rng.normal(member * 1.0, 1.0)
     m = evaluate_scores(scores, member, threshold=0.25, n_bootstrap=0)
     assert m.threshold == 0.25
-    assert abs(m.inference_accuracy - accuracy_score(member, scores >= 0.25)) < 1e-12
+    assert abs(m.inference_accuracy - balanced_accuracy_score(member, scores >= 0.25)) < 1e-12
     assert m.inference_accuracy <= evaluate_scores(scores, member, n_bootstrap=0).inference_accuracy
 
 

@@ -8,10 +8,13 @@ distinct score), so the numbers equal ``roc_auc_score``, ``average_precision_sco
 Definitions:
 
 - A threshold ``t`` predicts "member" for every score ``>= t``.
-- ``inference_accuracy``, ``precision``, ``recall``: at the chosen threshold. With
-  ``threshold=None`` it is the oracle threshold, the one that maximises accuracy on these
-  very scores (the paper's choice: an optimistic upper bound); otherwise the given one
-  (e.g. learned on shadow models).
+- ``inference_accuracy``: the *balanced* accuracy at the chosen threshold, (TPR + TNR) / 2,
+  which is the paper's accuracy on its balanced evaluation sets and stays meaningful on
+  unbalanced ones (where plain accuracy rewards calling everyone a non-member);
+  ``precision`` (TP / (TP + FP), computed as the paper does, on the sets as given) and
+  ``recall`` at the same threshold. With ``threshold=None`` it is the oracle threshold, the
+  one that maximises balanced accuracy on these very scores (the paper's choice: an
+  optimistic upper bound); otherwise the given one (e.g. learned on shadow models).
 - ``auprc``: average precision with members as the positive class.
 - ``roc_auc``; ``tpr_at_fpr[a]``: the highest TPR of an operating point whose FPR <= a;
   ``advantage``: max over thresholds of TPR - FPR.
@@ -79,17 +82,20 @@ def tpr_at_fpr(p: OperatingPoints, level: float) -> float:
     return float(p.tpr[ok[-1]])
 
 
-def _at(p: OperatingPoints, i: int) -> tuple[float, float, float]:
-    tp, fp = int(p.tp[i]), int(p.fp[i])
-    accuracy = (tp + p.n_neg - fp) / (p.n_pos + p.n_neg)
+def balanced_accuracy(tp, fp, n_pos: int, n_neg: int):
+    """(TPR + TNR) / 2."""
+    return 0.5 * (tp / n_pos + (n_neg - fp) / n_neg)
+
+
+def _counts(tp: int, fp: int, n_pos: int, n_neg: int) -> tuple[float, float, float]:
+    """Balanced accuracy, precision and recall from the counts at one threshold."""
     precision = tp / (tp + fp) if tp + fp else 0.0
-    return accuracy, precision, tp / p.n_pos
+    return float(balanced_accuracy(tp, fp, n_pos, n_neg)), precision, tp / n_pos
 
 
 def best_threshold(p: OperatingPoints) -> tuple[float, int]:
-    """The accuracy-maximising threshold (the first, i.e. highest, on ties) and its index."""
-    accuracy = (p.tp + p.n_neg - p.fp) / (p.n_pos + p.n_neg)
-    i = int(np.argmax(accuracy))
+    """The threshold that maximises balanced accuracy (the first, i.e. highest, on ties) and its index."""
+    i = int(np.argmax(balanced_accuracy(p.tp, p.fp, p.n_pos, p.n_neg)))
     return float(p.thresholds[i]), i
 
 
@@ -109,12 +115,10 @@ def _point_metrics(scores: np.ndarray, member: np.ndarray, threshold: Optional[f
     p = operating_points(scores, member)
     if threshold is None:
         threshold, i = best_threshold(p)
-        accuracy, precision, recall = _at(p, i)
+        accuracy, precision, recall = _counts(int(p.tp[i]), int(p.fp[i]), p.n_pos, p.n_neg)
     else:
         pred = scores >= threshold
-        tp, fp = int(np.sum(pred & member)), int(np.sum(pred & ~member))
-        accuracy = (tp + p.n_neg - fp) / (p.n_pos + p.n_neg)
-        precision, recall = (tp / (tp + fp) if tp + fp else 0.0), tp / p.n_pos
+        accuracy, precision, recall = _counts(int(np.sum(pred & member)), int(np.sum(pred & ~member)), p.n_pos, p.n_neg)
     return {
         "inference_accuracy": accuracy,
         "precision": precision,
@@ -145,6 +149,7 @@ class MembershipMetrics:
     kl_on: str
     ci95: dict[str, list[float]] = field(default_factory=dict)
     n_bootstrap: int = 0
+    inference_accuracy_is: str = "balanced: (TPR + TNR) / 2 at the threshold"
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)

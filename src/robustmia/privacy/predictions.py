@@ -1,7 +1,8 @@
 """A file of a black-box model's predictions, for auditing models trained elsewhere.
 
 ``FILE.npz`` holds ``labels`` (N,) integer classes, ``member`` (N,) bool truth, and either
-``probs`` (N, C) probabilities or ``logits`` (N, C). It is read with
+``probs`` (N, C) probabilities (scored as given) or ``logits`` (N, C). Members and
+non-members may be unbalanced (inference accuracy is balanced). It is read with
 ``allow_pickle=False`` and checked in full before any number is computed: each problem is
 one clear line.
 """
@@ -18,8 +19,9 @@ from robustmia.errors import UserError
 PROB_SUM_TOLERANCE = 1e-3  # each row of probs must sum to 1 within this
 
 
-def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(logits, labels, member)``; probabilities are turned into log-probabilities."""
+def load_predictions(path: str | Path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(kind, scores, labels, member)``: ``kind`` is ``probs`` or ``logits`` as the file
+    holds them (probabilities are scored as given, never passed through log and softmax)."""
     path = Path(path)
     try:
         z = np.load(path, allow_pickle=False)
@@ -69,7 +71,4 @@ def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
         worst = float(np.abs(scores.sum(1) - 1).max())
         if worst > PROB_SUM_TOLERANCE:
             raise UserError(f"{path}: probs rows must sum to 1 (tolerance {PROB_SUM_TOLERANCE}); one is off by {worst:.3g}")
-        logits = np.log(np.maximum(scores.astype(np.float64), 1e-300))
-    else:
-        logits = scores.astype(np.float64)
-    return logits, labels.astype(np.int64), member
+    return kind, scores.astype(np.float64), labels.astype(np.int64), member

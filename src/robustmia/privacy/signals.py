@@ -55,6 +55,23 @@ def signals_from_logits(logits: torch.Tensor | np.ndarray, labels: torch.Tensor 
     }
 
 
+def signals_from_probs(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The same signals from probabilities given as probabilities (a predictions file's ``probs``),
+    computed from them as they are: ``confidence`` is exactly the given F_y, so ties stay ties.
+    Logarithms of zero are taken at 1e-300 (a loss of 690.8), so every signal is finite."""
+    p = np.asarray(probs, dtype=np.float64)
+    rows = np.arange(len(p))
+    y = np.asarray(labels, dtype=np.int64)
+    log = lambda v: np.log(np.maximum(v, 1e-300))  # noqa: E731
+    p_y = p[rows, y]
+    others = p.copy()
+    others[rows, y] = 0.0
+    entropy = -np.sum(np.where(p > 0, p * log(p), 0.0), axis=1)
+    mentropy = -(1 - p_y) * log(p_y) - np.sum(np.where(others > 0, others * log(1 - others), 0.0), axis=1)
+    return {"confidence": p_y, "loss": -log(p_y), "entropy": entropy, "mentropy": mentropy,
+            "lira": log(p_y) - log(others.sum(1)), "logits": log(p).astype(np.float32)}
+
+
 def model_signals(model: nn.Module, data: ImageSet, *, perturbation: Optional[Any] = None, batch_size: int = 500,
                   cache: Optional[Path] = None) -> dict[str, np.ndarray]:
     """All signals of ``model`` on ``data`` (plus ``logits``); with a ``perturbation``
