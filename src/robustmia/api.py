@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from robustmia.errors import UserError
 from robustmia.progress import Progress
 
 
@@ -57,37 +58,115 @@ def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "
     return train_loop(config, out, resume=resume, device=device, download=download, progress=progress)
 
 
-def evaluate(run_dir: str | Path, *, eps: Any = None, attack_steps: int = 20, step_size: Any = None, restarts: int = 1,
-             random_start: bool = True, autoattack: bool = False, bound: str = "crown", max_examples: Optional[int] = None,
-             seed: int = 0, device: str = "auto", batch_size: int = 500) -> dict[str, Any]:
-    """Clean, PGD (and AutoAttack, verified) accuracy of a run on its members and the test split.
-    ``eps`` defaults to the run's training eps; ``bound="none"`` skips verification."""
-    from robustmia.robust.bound_names import check_bound
-    from robustmia.robust.evaluate import Perturbation, evaluate_model
-    from robustmia.training.run import Run
-
-    run = Run.open(run_dir)
-    perturbation = Perturbation.for_run(run.config.eps, eps, steps=attack_steps, step_size=step_size, restarts=restarts,
-                                        random_start=random_start, seed=seed, autoattack=autoattack)
-    check_bound(bound)
-    model = run.load_model(device)
-    members, test = run.data()
-    scores = evaluate_model(model, members, test, perturbation, num_classes=run.info.num_classes, batch_size=batch_size,
-                            max_examples=max_examples, bound=None if bound == "none" else bound)
-    return {"run": str(run_dir), "dataset": run.config.dataset, "model": run.config.model, "method": run.config.method, **scores}
+EXTERNAL_KEYS = ("arch", "weights", "arch_args", "normalize", "data_dir", "members_dir", "nonmembers_dir", "image_size",
+                 "trained_with", "reference_recipe", "reference_train", "nonmembers")
 
 
-def audit(run_dir: str | Path, *, device: str = "auto", progress: Optional[Progress] = None, **settings: Any):
-    """Membership-inference attacks on a trained run (settings: those of ``robustmia attack``, e.g.
-    ``attacks="confidence,lira"``, ``references=16``, ``eval_size=600``); an AuditResult, also saved
-    under ``RUN_DIR/audit/``."""
-    from robustmia.experiments.audit import audit_run
-    from robustmia.experiments.settings import AuditSettings
-    from robustmia.training.run import Run
+def external_target(dataset: Optional[str] = None, members: Any = None, **options: Any):
+    """An ExternalTarget (experiments.external) from keyword options, validated in one line;
+    ``trained_with`` is ``METHOD`` or ``METHOD:EPS`` (e.g. ``pgd:8/255``), as the model's owner states it."""
+    from robustmia.experiments.external import ExternalTarget
     from robustmia.validation import validate
 
-    run = Run.open(run_dir)
-    return audit_run(run, validate(AuditSettings, settings, "audit settings"), device=device, progress=progress)
+    given = {k: v for k, v in options.items() if v is not None}
+    method, _, eps = str(given.pop("trained_with", "")).partition(":")
+    if method:
+        given["method"] = method
+    if eps:
+        given["eps"] = eps
+    if isinstance(given.get("arch_args"), str):
+        import json
+
+        try:
+            given["arch_args"] = json.loads(given["arch_args"])
+        except json.JSONDecodeError as e:
+            raise UserError(f"--arch-args is not JSON ({e.msg}); write e.g. '{{\"num_classes\": 10}}'") from None
+    if members is not None and not isinstance(members, (str, list)):
+        members = [int(i) for i in members]
+    return validate(ExternalTarget, {"dataset": dataset, "members": None if members is None else (str(members) if isinstance(members, Path) else members),
+                                     **given}, "external target")
+
+
+def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path:
+    """Where an external target's audit and PGD points are kept: ``out``, else runs/external-<sha12 of its weights>."""
+    if out is not None:
+        return Path(out)
+    from robustmia.models.external import sha256, state_sha256
+
+    digest = sha256(Path(target.weights)) if target.weights is not None else state_sha256(model)
+    return Path("runs") / f"external-{digest[:12]}"
+
+
+def _is_run(target: Any) -> bool:
+    return isinstance(target, (str, Path)) and (Path(target) / "config.json").is_file()
+
+
+def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = None, *, eps: Any = None, attack_steps: int = 20,
+             step_size: Any = None, restarts: int = 1, random_start: bool = True, autoattack: bool = False, bound: str = "crown",
+             max_examples: Optional[int] = None, seed: int = 0, device: str = "auto", batch_size: int = 500,
+             out: Optional[str | Path] = None, **external: Any) -> dict[str, Any]:
+    """Clean, PGD (and AutoAttack, verified) accuracy of a run on its members and the test split, or
+    of a model trained elsewhere (an nn.Module, or ``arch=``/``weights=``: see :func:`external_target`)
+    on its members and non-members. ``eps`` defaults to the (stated) training eps; ``bound="none"``
+    skips verification."""
+    from robustmia.models.inference import resolve_device
+    from robustmia.robust.bound_names import check_bound
+    from robustmia.robust.evaluate import Perturbation, evaluate_model
+
+    check_bound(bound)
+    options = dict(steps=attack_steps, step_size=step_size, restarts=restarts, random_start=random_start, seed=seed, autoattack=autoattack)
+    if not _is_run(target):
+        from robustmia.experiments.external import evaluate_external
+
+        model = target if target is not None and not isinstance(target, (str, Path)) else None
+        ext = external_target(dataset, members, **external)
+        perturbation = Perturbation.for_run(ext.eps, eps, **options)
+        return evaluate_external(ext, perturbation, bound=None if bound == "none" else bound, out=_external_folder(out, ext, model),
+                                 device=resolve_device(device), batch_size=batch_size, max_examples=max_examples, model=model)
+    from robustmia.training.run import Run
+
+    run = Run.open(target)
+    perturbation = Perturbation.for_run(run.config.eps, eps, **options)
+    model = run.load_model(device)
+    members_set, test = run.data()
+    scores = evaluate_model(model, members_set, test, perturbation, num_classes=run.info.num_classes, batch_size=batch_size,
+                            max_examples=max_examples, bound=None if bound == "none" else bound, cache=run.path)
+    return {"run": str(target), "dataset": run.config.dataset, "model": run.config.model, "method": run.config.method, **scores}
+
+
+def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None, *, device: str = "auto",
+          progress: Optional[Progress] = None, out: Optional[str | Path] = None, **options: Any):
+    """Membership-inference attacks on ``target``: a run folder robustmia trained, or a model trained
+    elsewhere (an nn.Module, or ``arch=``/``weights=`` files) with the ``dataset`` its examples come
+    from and its ``members`` (a membership file, or train-split indices; see experiments.external).
+    Other options: those of ``robustmia attack`` (e.g. ``attacks="confidence,lira"``,
+    ``references=16``, ``eval_size=600``) and, for external targets, :data:`EXTERNAL_KEYS`. Returns an
+    AuditResult, also saved in the audit folder (a run's ``audit/``, or ``out/audit/``)."""
+    from robustmia.experiments.audit import Audit
+    from robustmia.experiments.settings import AuditSettings
+    from robustmia.validation import validate
+
+    external = {k: options.pop(k) for k in EXTERNAL_KEYS if k in options}
+    is_run = _is_run(target) and not external and dataset is None
+    if not is_run and "attacks" not in options and external.get("reference_recipe") is None:
+        from robustmia.privacy.attacks import ATTACKS, default_attacks
+
+        options["attacks"] = [a for a in default_attacks() if not ATTACKS[a].references]  # no recipe, no reference models
+    settings = validate(AuditSettings, options, "audit settings")
+    if is_run:
+        from robustmia.training.run import Run
+
+        return Audit(Run.open(target), settings, device=device, progress=progress).run_attacks()
+    from robustmia.experiments.external import external_audit_target
+    from robustmia.models.inference import resolve_device
+
+    model = target if target is not None and not isinstance(target, (str, Path)) else None
+    if isinstance(target, (str, Path)):
+        raise UserError(f"{target} is no run folder (it has no config.json); for a model trained elsewhere pass arch= and weights=")
+    ext = external_target(dataset, members, **external)
+    dev = resolve_device(device)
+    audit_target = external_audit_target(ext, settings, _external_folder(out, ext, model), dev, model)
+    return Audit(audit_target, settings, device=device, progress=progress).run_attacks()
 
 
 def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0):

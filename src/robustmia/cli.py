@@ -16,6 +16,7 @@ import typer
 from typer._click import exceptions as click_exc
 
 from robustmia import console
+from robustmia.cli_options import ExternalOptions as X, StudyOptions
 from robustmia.errors import UserError
 from robustmia.robust.bound_names import BOUNDS
 from robustmia.training.methods import METHODS
@@ -144,7 +145,7 @@ def train(
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `robustmia train`."),
+    run_dir: Optional[Path] = typer.Argument(None, help="A run folder written by `robustmia train` (or a model trained elsewhere: --arch ...)."),
     eps: Optional[str] = typer.Option(None, help="Perturbation epsilon, e.g. 8/255 (default: the run's training eps; none: clean only)."),
     attack_steps: int = typer.Option(20, "--attack-steps", help="PGD steps."),
     step_size: Optional[str] = typer.Option(None, "--step-size", help="PGD step (default eps/8: 1/255 at 8/255)."),
@@ -157,8 +158,13 @@ def evaluate(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(500, "--batch-size", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    arch: Optional[str] = X.arch, arch_args: Optional[str] = X.arch_args, weights: Optional[Path] = X.weights,
+    normalize: Optional[str] = X.normalize, dataset: Optional[str] = X.dataset, data_dir: Optional[str] = X.data_dir,
+    members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
+    image_size: int = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
 ) -> None:
-    """Clean and adversarial accuracy of a run on its members (train) and the test split."""
+    """Clean and adversarial accuracy of a run on its members (train) and the test split, or of a model
+    trained elsewhere on its members and non-members."""
     from robustmia import api
 
     options = {k: v for k, v in locals().items() if k not in ("run_dir", "as_json", "api")}
@@ -166,9 +172,9 @@ def evaluate(
     console.print_json(result) if as_json else console.evaluation_table(result)
 
 
-@app.command(help=f"Membership-inference attacks on a trained run; results saved under RUN_DIR/audit/.\n\n{_attack_help()}")
+@app.command(help=f"Membership-inference attacks on a trained run (results saved under RUN_DIR/audit/), or on a model trained elsewhere (--arch, --weights, --dataset, --members; results under --out).\n\n{_attack_help()}")
 def attack(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `robustmia train`."),
+    run_dir: Optional[Path] = typer.Argument(None, help="A run folder written by `robustmia train` (or a model trained elsewhere: --arch ...)."),
     attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks (default: the threshold attacks, lira, rmia, shadow)."),
     threshold: str = typer.Option("oracle", help="Threshold selection of threshold attacks: oracle, shadow or both."),
     per_class: bool = typer.Option(False, "--per-class", help="One threshold per class."),
@@ -184,13 +190,21 @@ def attack(
     device: str = typer.Option("auto"),
     quiet: bool = typer.Option(False, "--quiet"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON record per attack."),
+    arch: Optional[str] = X.arch, arch_args: Optional[str] = X.arch_args, weights: Optional[Path] = X.weights,
+    normalize: Optional[str] = X.normalize, dataset: Optional[str] = X.dataset, data_dir: Optional[str] = X.data_dir,
+    members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
+    image_size: int = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
+    reference_recipe: Optional[str] = X.reference_recipe,
 ) -> None:
     from robustmia import api
 
     settings = {k: v for k, v in locals().items() if k not in ("run_dir", "device", "quiet", "as_json", "api") and v is not None}
-    with _progress(not (quiet or as_json), f"run the same command again to continue (--out {run_dir})") as bar:
+    with _progress(not (quiet or as_json), "run the same command again to continue") as bar:
         result = api.audit(run_dir, device=device, progress=bar, **settings)
-    console.print_json(result.records()) if as_json else console.metrics_table(f"membership inference on {run_dir}", result.records())
+    for warning in result.about.get("warnings", []):
+        typer.echo(f"robustmia: warning: {warning}", err=True)
+    title = f"membership inference on {run_dir or arch or 'the model'}"
+    console.print_json(result.records()) if as_json else console.metrics_table(title, result.records())
 
 
 @app.command("audit-scores")
@@ -205,19 +219,6 @@ def audit_scores(
 
     records = api.audit_predictions(file, bootstrap=bootstrap, seed=seed).records()
     console.print_json(records) if as_json else console.metrics_table(f"membership inference from {file}", records)
-
-
-class StudyOptions:
-    """The options that `run` and `reproduce` share (typer needs each command's parameters written out)."""
-
-    resume = typer.Option(False, "--resume", help="Continue an interrupted study.")
-    data_dir = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset (cifar10/, svhn/), e.g. ../shared/data.")
-    device = typer.Option("auto")
-    quiet = typer.Option(False, "--quiet")
-    backend = typer.Option("local", "--backend", help="local (this process) or ray (a Ray cluster; pip install 'robustmia[ray]').")
-    address = typer.Option(None, "--address", help="Ray: the cluster's address (`ray start --head` prints it); default: start a local one.")
-    workers = typer.Option(None, "--workers", min=1, help="Ray without --address: CPUs of the local cluster (default: all).")
-    threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (Ray default 1; CPUs per task). Same --threads, same numbers on either backend.")
 
 
 def _study(spec: Any, out: Path, quiet: bool, **options: Any) -> None:

@@ -34,10 +34,11 @@ from robustmia.errors import UserError
 from robustmia.experiments.audit import Audit, reference_groups
 from robustmia.experiments.backends import LocalBackend
 from robustmia.experiments.settings import AuditSettings
-from robustmia.privacy.attacks import needs_adversarial
+from robustmia.models.inference import resolve_device
+from robustmia.privacy.attacks import ATTACKS, needs_adversarial
 from robustmia.experiments.spec import EvaluationSpec, StudySpec
 from robustmia.io import write_json
-from robustmia.experiments.layout import AUDITS_FOLDER, LOG_FILE as STUDY_LOG, RESULTS_FILE, RUNS_FOLDER, SPEC_FILE
+from robustmia.experiments.layout import AUDITS_FOLDER, EXTERNAL_FOLDER, LOG_FILE as STUDY_LOG, RESULTS_FILE, RUNS_FOLDER, SPEC_FILE
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.progress import Progress
 from robustmia.robust.evaluate import Perturbation, evaluate_model
@@ -84,12 +85,15 @@ def _tracker(config: TrainConfig, every: int, num_classes: int) -> Callable[[tor
     return track
 
 
-def _audit_settings(spec: StudySpec, config: TrainConfig) -> AuditSettings:
-    """The spec's audit for one target: attacks on PGD inputs only where the target has an eps,
-    and those inputs made as the evaluation makes them."""
+def _audit_settings(spec: StudySpec, eps: float, references: bool = True) -> AuditSettings:
+    """The spec's audit for one target: attacks on PGD inputs only where the target has an eps, and
+    those inputs made as the evaluation makes them; without a way to train reference models (an
+    external target without a reference recipe) only the attacks that need none, oracle thresholds."""
     a = spec.audit
-    attacks = [x for x in a.attacks if not needs_adversarial(x) or config.eps > 0 or a.eps]
-    update = {"attacks": attacks}
+    attacks = [x for x in a.attacks if (not needs_adversarial(x) or eps > 0 or a.eps) and (references or not ATTACKS[x].references)]
+    update: dict[str, Any] = {"attacks": attacks}
+    if not references:
+        update["threshold"] = "oracle"
     if "attack_steps" not in a.model_fields_set:
         update["attack_steps"] = spec.evaluation.attack_steps
     if "step_size" not in a.model_fields_set:
@@ -113,6 +117,8 @@ def _train_targets(spec: StudySpec, targets: list, backend: Any, log: StudyLog, 
     """Phase 1: every target that is not finished trains (a run shared by two targets once)."""
     training: dict[Path, Any] = {}
     for target, config, run_dir in targets:
+        if config is None:  # a model trained elsewhere
+            continue
         if run_finished(run_dir):
             log(f"reuse {target.name}: {run_dir} is finished")
             continue
@@ -129,11 +135,14 @@ def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: 
     """Phase 2: evaluate every target and train every group of its reference models; return the evaluations."""
     tasks: dict[tuple, Any] = {}
     for target, config, run_dir in targets:
-        tasks.setdefault(("evaluate", run_dir), (evaluate_target, (spec.evaluation, str(run_dir), device)))
-        settings = _audit_settings(spec, config)
+        ext = target.external
+        evaluate = (evaluate_target, (spec.evaluation, str(run_dir), device)) if ext is None else \
+            (evaluate_external_target, (spec.evaluation, ext, str(run_dir), device))
+        tasks.setdefault(("evaluate", run_dir), evaluate)
+        settings = _target_settings(spec, target, config)
         for group in reference_groups(settings):
             key = ("references", run_dir, settings.model_dump_json(), tuple(group))
-            tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device)))
+            tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device, ext)))
     done = dict(zip(tasks, backend.run(list(tasks.values()))))
     return {key[1]: value for key, value in done.items() if key[0] == "evaluate"}
 
@@ -159,23 +168,45 @@ def run_study(
     _open_study(spec_path, out, resume)
     log = StudyLog(out / STUDY_LOG)
     log(f"study {spec.name}: {len(configs)} targets, {backend.name} backend")
-    targets = [(t, configs[t.name], out / RUNS_FOLDER / run_hash(configs[t.name])) for t in spec.targets]
+    targets = [(t, None, out / EXTERNAL_FOLDER / t.name) if t.external is not None else
+               (t, configs[t.name], out / RUNS_FOLDER / run_hash(configs[t.name])) for t in spec.targets]
     _train_targets(spec, targets, backend, log, resume, device)
     evaluations = _evaluate_and_prepare(spec, targets, backend, device)
     log(f"evaluated {len(targets)} targets; their reference models are ready")
     results = []
     for target, config, run_dir in targets:
-        audit = Audit(Run.open(run_dir), _audit_settings(spec, config), device=device, progress=progress).run_attacks()
+        settings = _target_settings(spec, target, config)
+        audit = Audit(_audit_target(target.external, run_dir, settings, device), settings, device=device, progress=progress).run_attacks()
         folder = audit.save(out / AUDITS_FOLDER / target.name)
         log(f"audited {target.name}: {len(audit.attacks)} attack records")
         results.append({
-            "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)), "config": config.model_dump(mode="json"),
+            "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)),
+            "config": config.model_dump(mode="json") if config is not None else _external_config(target.external, evaluations[run_dir]),
             "evaluation": evaluations[run_dir], "attacks": audit.records(), "audit": str(folder.relative_to(out)),
-            "log": _read_log(run_dir),
+            "log": _read_log(run_dir), **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
         })
     write_json(out / RESULTS_FILE, results)
     log("results written")
     return results
+
+
+def _target_settings(spec: StudySpec, target: Any, config: Optional[TrainConfig]) -> AuditSettings:
+    ext = target.external
+    return _audit_settings(spec, config.eps if ext is None else ext.eps, ext is None or ext.reference_recipe is not None)
+
+
+def _audit_target(external: Any, run_dir: Path, settings: AuditSettings, device: str) -> Any:
+    """What the audit reads of a target: its run, or the model trained elsewhere (kept in ``run_dir``)."""
+    if external is None:
+        return Run.open(run_dir)
+    from robustmia.experiments.external import external_audit_target
+
+    return external_audit_target(external, settings, run_dir, resolve_device(device))
+
+
+def _external_config(ext: Any, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the paper's tables for a model trained elsewhere: its dataset, architecture and stated training."""
+    return {"dataset": evaluation["dataset"], "model": ext.arch, "method": ext.method or "external", "eps": ext.eps, "external": True}
 
 
 # --- tasks: top-level functions of plain arguments, so that a Ray worker can run them ------------
@@ -213,9 +244,26 @@ def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Opti
     return result
 
 
-def prepare_references(run_dir: str, settings: AuditSettings, group: list[int], device: str, progress: Optional[Progress] = None) -> None:
+def prepare_references(run_dir: str, settings: AuditSettings, group: list[int], device: str, external: Any = None,
+                       progress: Optional[Progress] = None) -> None:
     """Train one group of a target's reference models and cache their signals."""
-    Audit(Run.open(run_dir), settings, device=device).prepare_references(group)
+    Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device).prepare_references(group)
+
+
+def evaluate_external_target(e: EvaluationSpec, ext: Any, folder: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Clean, PGD and verified accuracy of a model trained elsewhere (members, non-members), cached in its folder."""
+    from robustmia.experiments.external import evaluate_external
+
+    perturbation = Perturbation.for_run(ext.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
+    key = hashlib.sha256(json.dumps([perturbation.describe(), e.bound, e.max_examples, ext.model_dump(mode="json")],
+                                    sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(folder) / f"evaluation-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = evaluate_external(ext, perturbation, bound=None if e.bound == "none" else e.bound, out=Path(folder),
+                               device=resolve_device(device), max_examples=e.max_examples)
+    write_json(path, result)
+    return result
 
 
 def _read_log(run_dir: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ track_every: 10
 ```
 
 Every target's ``train`` block is merged over its ``recipe`` (if it names one) and the
-``defaults``, and validated as a full training config. Validation imports no deep-learning code, so a typo fails at once.
+``defaults``, and validated as a full training config. A target with an ``external`` block is a
+model trained elsewhere (robustmia.experiments.external): its files are checked, nothing trains. Validation imports no deep-learning code, so a typo fails at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from robustmia.data.catalog import check_data_present
 from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
 from robustmia.robust.bound_names import BOUNDS, NO_BOUND
+from robustmia.experiments.external import ExternalTarget
 from robustmia.experiments.settings import AuditSettings
 from robustmia.training.config import TrainConfig
 from robustmia.training.recipes import load_recipe
@@ -40,6 +42,13 @@ class TargetSpec(BaseModel):
     tables: list[Literal["I", "II", "III"]] = Field(default_factory=lambda: ["I"])  # the paper's tables it appears in
     recipe: Optional[str] = None  # a named training recipe (robustmia recipes) under ``train``
     train: dict[str, Any] = Field(default_factory=dict)
+    external: Optional[ExternalTarget] = None  # a model trained elsewhere, instead of recipe/train
+
+    @model_validator(mode="after")
+    def _external_alone(self) -> "TargetSpec":
+        if self.external is not None and (self.recipe is not None or self.train):
+            raise ValueError("an external target is trained elsewhere: give external, or recipe/train, not both")
+        return self
 
 
 class EvaluationSpec(BaseModel):
@@ -83,6 +92,8 @@ class StudySpec(BaseModel):
         like ``$ROBUSTMIA_DATA_DIR``) overrides where the datasets lie."""
         configs = {}
         for i, t in enumerate(self.targets):
+            if t.external is not None:
+                continue
             where = f"{source}: targets.{i} ({t.name})"
             try:
                 recipe = load_recipe(t.recipe) if t.recipe else {}
@@ -101,11 +112,14 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySp
     data = read_yaml(path)
     spec = validate(StudySpec, data, str(path))
     configs = spec.train_configs(str(path), data_dir)
-    for name, c in configs.items():
+    for t in spec.targets:
         try:
-            check_data_present(c.dataset, c.data_dir)
+            if t.external is not None:
+                t.external.check_files()
+            else:
+                check_data_present(configs[t.name].dataset, configs[t.name].data_dir)
         except UserError as e:
-            raise UserError(f"{path}: target {name}: {e}") from None
+            raise UserError(f"{path}: target {t.name}: {e}") from None
     return spec, configs
 
 

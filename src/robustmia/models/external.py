@@ -126,11 +126,28 @@ def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: 
     model.load_state_dict(state)
 
 
+def state_sha256(model: nn.Module) -> str:
+    """SHA-256 over a model's state dict (names, shapes, dtypes and bytes, in order)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def load_external_model(arch: str, weights: Path, info: DatasetInfo, *, normalize: Optional[tuple[list[float], list[float]]] = None,
                         arch_args: Optional[dict[str, Any]] = None, device: torch.device | str = "cpu") -> nn.Module:
     """The user's model in eval mode: ``Normalize(mean, std)`` (if given) in front of the network."""
     net = build_architecture(arch, info, arch_args)
     load_weights_strict(net, read_state_dict(weights), arch, weights)
+    return wrap_model(net, info, normalize, arch, device)
+
+
+def wrap_model(net: nn.Module, info: DatasetInfo, normalize: Optional[tuple[list[float], list[float]]], arch: str,
+               device: torch.device | str = "cpu") -> nn.Module:
+    """``net`` behind its normalisation, in eval mode on ``device``, checked to map the dataset's
+    images to one logit per class."""
     if normalize is not None:
         mean, std = normalize
         if len(mean) != info.shape[0] or len(std) != info.shape[0]:

@@ -66,5 +66,6 @@ def write_report(study: Path) -> dict[str, Any]:
     (folder / "findings.md").write_text("\n\n".join(found) + "\n")
     summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found,
                "paper_tables": {k: v[0] for k, v in TABLES.items() if k in tables}}
+    summary["warnings"] = [f"{r['name']}: {w}" for r in results for w in r.get("warnings", [])]
     write_json(folder / "report.json", summary)
     return summary

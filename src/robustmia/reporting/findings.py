@@ -36,7 +36,8 @@ def _eps(r) -> str:
 def findings(results: list[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     for dataset in dict.fromkeys(r["config"]["dataset"] for r in results):
-        rs = [r for r in results if r["config"]["dataset"] == dataset and _conf(r)]
+        every = [r for r in results if r["config"]["dataset"] == dataset and _conf(r)]
+        rs = [r for r in every if not r["config"].get("external")]  # robustmia's own targets
         natural = next((r for r in rs if r["config"]["method"] == "natural"), None)
         robust = sorted((r for r in rs if r["config"]["method"] in ADVERSARIAL), key=lambda r: r["config"]["eps"])
         provable = [r for r in rs if r["config"]["method"] in CERTIFIED]
@@ -72,4 +73,17 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
                 text += (f"; its natural twin {twin['name']}: test accuracy {100 * twin['evaluation']['test_accuracy']:.1f}%, "
                          f"inference accuracy {_fmt(a)}, so the provable model leaks {rel} ({_noise(a, c)})")
             out.append(text + ".")
+        out += [_external(r, natural) for r in every if r["config"].get("external")]
     return out
+
+
+def _external(r: dict[str, Any], natural: Optional[dict[str, Any]]) -> str:
+    """A model trained elsewhere, beside robustmia's natural model on the same data."""
+    e, c, x = r["evaluation"], _conf(r), r.get("external", {})
+    text = (f"{r['config']['dataset']}: the external model {r['name']} ({x.get('arch', r['config']['model'])}, weights SHA-256 "
+            f"{str(x.get('weights_sha256', ''))[:12]}) has accuracy {100 * e['train_accuracy']:.1f}% on its members and "
+            f"{100 * e['test_accuracy']:.1f}% on its non-members, and inference accuracy {_fmt(c)}")
+    if natural is not None:
+        a = _conf(natural)
+        text += f"; robustmia's natural model {natural['name']}: {_fmt(a)} ({_noise(a, c)})"
+    return text + "."

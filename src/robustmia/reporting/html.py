@@ -17,6 +17,7 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 img { max-width: 560px; border: 1px solid #ddd; }
 .finding { background: #f6f9ff; border-left: 4px solid #5b8def; padding: 0.5em 1em; margin: 0.5em 0; }
+.warning { background: #fff6e6; border-left: 4px solid #e69a00; padding: 0.5em 1em; margin: 0.5em 0; }
 details pre { background: #f8f8f8; padding: 0.5em; font-size: 0.8em; }
 """
 
@@ -39,6 +40,9 @@ def write_html(
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>", "<h2>Findings</h2>"]
     parts += [f"<p class='finding'>{html.escape(f)}</p>" for f in findings]
+    warnings = [f"{r['name']}: {w}" for r in results for w in r.get("warnings", [])]
+    if warnings:
+        parts.append("<h2>Warnings</h2>" + "".join(f"<p class='warning'>{html.escape(w)}</p>" for w in warnings))
     parts.append("<h2>How the numbers were obtained</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts.append("<h2>Tables</h2>")
     parts += [_table(columns, rows, caption) for columns, rows, caption in tables.values()]
@@ -46,7 +50,8 @@ def write_html(
     parts += [_figure(p) for p in figures if p.suffix == ".png"]
     parts.append("<h2>Runs and their settings</h2>")
     for r in results:
-        settings = json.dumps({"config": r["config"], "run": r["run"]}, indent=2, sort_keys=True)
+        shown = {"config": r["config"], "run": r["run"], **({"external": r["external"]} if "external" in r else {})}
+        settings = json.dumps(shown, indent=2, sort_keys=True)
         parts.append(f"<details><summary>{html.escape(r['name'])}</summary><pre>{html.escape(settings)}</pre></details>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts))

@@ -1,0 +1,37 @@
+"""The option declarations that several ``robustmia`` commands share (typer needs each command's
+parameters written out; their definitions live here once)."""
+
+from __future__ import annotations
+
+import typer
+
+
+class StudyOptions:
+    """The options that `run` and `reproduce` share (typer needs each command's parameters written out)."""
+
+    resume = typer.Option(False, "--resume", help="Continue an interrupted study.")
+    data_dir = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset (cifar10/, svhn/), e.g. ../shared/data.")
+    device = typer.Option("auto")
+    quiet = typer.Option(False, "--quiet")
+    backend = typer.Option("local", "--backend", help="local (this process) or ray (a Ray cluster; pip install 'robustmia[ray]').")
+    address = typer.Option(None, "--address", help="Ray: the cluster's address (`ray start --head` prints it); default: start a local one.")
+    workers = typer.Option(None, "--workers", min=1, help="Ray without --address: CPUs of the local cluster (default: all).")
+    threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (Ray default 1; CPUs per task). Same --threads, same numbers on either backend.")
+
+
+class ExternalOptions:
+    """A model trained elsewhere, for `attack` and `evaluate` (robustmia.experiments.external)."""
+
+    arch = typer.Option(None, "--arch", help="A model trained elsewhere: a robustmia architecture, torchvision:NAME, timm:NAME or package.module:factory.")
+    arch_args = typer.Option(None, "--arch-args", help='JSON keyword arguments of the architecture, e.g. \'{"num_classes": 10}\'.')
+    weights = typer.Option(None, "--weights", help="Its weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True).")
+    normalize = typer.Option(None, "--normalize", help="The normalisation it expects: MEAN/STD per channel (0.49,0.48,0.45/0.25,0.24,0.26) or none.")
+    dataset = typer.Option(None, "--dataset", help="The dataset its examples come from (see `robustmia datasets`).")
+    data_dir = typer.Option(None, "--data-dir", help="Where that dataset lies.")
+    members = typer.Option(None, "--members", help="Its members: indices into the dataset's train split (.npz, .json or .csv).")
+    members_dir = typer.Option(None, "--members-dir", help="Or: an image folder of its members (class sub-folders) ...")
+    nonmembers_dir = typer.Option(None, "--nonmembers-dir", help="... and one of images it never saw.")
+    image_size = typer.Option(32, "--image-size", help="Side the images of --members-dir/--nonmembers-dir are resized to.")
+    trained_with = typer.Option(None, "--trained-with", help="How it was trained, as you know it: METHOD or METHOD:EPS, e.g. pgd:8/255.")
+    reference_recipe = typer.Option(None, "--reference-recipe", help="Recipe to train reference models with (LiRA, RMIA, shadow).")
+    out = typer.Option(None, "--out", help="Folder for its audit and cached PGD points (default runs/external-<sha of the weights>).")

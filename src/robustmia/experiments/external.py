@@ -1,0 +1,317 @@
+"""Auditing a model trained elsewhere: its architecture, weights and normalisation, the data
+it saw, and who its members were.
+
+:class:`ExternalTarget` is the description (validated without numerical libraries: the CLI's
+flags, a study spec's ``external`` block and the Python API all build one);
+:func:`external_audit_target` turns it into what an audit reads (experiments.audit.AuditTarget),
+checking everything before anything is written.
+
+Membership ground truth, one of:
+
+- ``members``: a file of indices into the dataset's *train* split (``.npz`` with an array
+  ``members``; ``.json``, a list or ``{"members": [...]}``; ``.csv``/``.txt``, integers
+  separated by commas or new lines, a non-numeric first line skipped). With ``nonmembers`` in
+  the same file (npz/JSON; train-split indices disjoint from the members) those are the
+  non-members; otherwise the non-members are the dataset's test split, which the model never saw.
+- ``members_dir`` and ``nonmembers_dir``: two image folders of class sub-folders (ImageFolder),
+  resized to ``image_size``.
+
+Non-members beyond ``eval_size`` become RMIA's population (examples no model trained on).
+Reference models (LiRA, RMIA, shadow thresholds) train with ``reference_recipe`` (a robustmia
+recipe) and ``reference_train`` (settings over it) on halves of the evaluation set; when that
+recipe is not the one the target was trained with (``method``/``eps`` as stated, and its
+architecture), the audit carries a warning: such references understate leakage.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from robustmia.epsilon import Epsilon
+from robustmia.errors import UserError
+from robustmia.training.methods import METHODS
+
+
+def parse_normalize(value: Any) -> Optional[tuple[list[float], list[float]]]:
+    """``none``/None, ``MEAN/STD`` with comma-separated channels (``0.49,0.48,0.45/0.25,0.24,0.26``),
+    a single ``0.5/0.25`` for every channel, or ``{"mean": [...], "std": [...]}``."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if isinstance(value, dict) and set(value) == {"mean", "std"}:
+        mean, std = value["mean"], value["std"]
+    elif isinstance(value, str) and value.count("/") == 1:
+        mean, std = (part.split(",") for part in value.split("/"))
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        mean, std = value
+    else:
+        raise ValueError("write the normalisation as MEAN/STD, e.g. 0.4914,0.4822,0.4465/0.2470,0.2435,0.2616, or none")
+    try:
+        mean, std = [float(m) for m in mean], [float(s) for s in std]
+    except (TypeError, ValueError):
+        raise ValueError("the means and stds must be numbers") from None
+    if len(mean) != len(std) or not mean or any(s <= 0 for s in std) or not all(abs(m) < 1e6 for m in mean):
+        raise ValueError("give as many means as stds, one per channel, with every std positive")
+    return mean, std
+
+
+class ExternalTarget(BaseModel):
+    """A model trained elsewhere (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: Optional[str] = None  # None only with a model object (the Python API)
+    weights: Optional[str] = None
+    arch_args: dict[str, Any] = Field(default_factory=dict)
+    normalize: Optional[tuple[list[float], list[float]]] = None
+    dataset: Optional[str] = None
+    data_dir: Optional[str] = None
+    members: Optional[str | list[int]] = None  # a membership file, or (Python API) the indices themselves
+    nonmembers: Optional[list[int]] = None  # (Python API) train-split indices of non-members
+    members_dir: Optional[str] = None
+    nonmembers_dir: Optional[str] = None
+    image_size: int = Field(default=32, ge=1, le=4096)
+    method: Optional[str] = None  # how the target was trained, as its owner states it
+    eps: Epsilon = 0.0  # its training eps: the default eps of PGD evaluation and attacks
+    reference_recipe: Optional[str] = None
+    reference_train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _normalize(cls, v: Any) -> Any:
+        return parse_normalize(v)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and v not in METHODS:
+            raise ValueError(f"unknown training method; choose one of: {', '.join(METHODS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_membership(self) -> "ExternalTarget":
+        dirs = (self.members_dir is not None, self.nonmembers_dir is not None)
+        if dirs[0] != dirs[1]:
+            raise ValueError("give members_dir and nonmembers_dir together")
+        if dirs[0] == (self.members is not None):
+            raise ValueError("say who the members were: members (a file of indices, with dataset) or members_dir and nonmembers_dir")
+        if self.members is not None and self.dataset is None:
+            raise ValueError("members indexes a dataset's train split: name the dataset")
+        if (self.arch is None) != (self.weights is None):
+            raise ValueError("give the architecture (arch) and its weights together")
+        return self
+
+    def check_files(self) -> None:
+        """Every named file and folder exists (a one-line error otherwise); the dataset's files too."""
+        members_file = self.members if isinstance(self.members, str) else None
+        for what, path, folder in (("weights", self.weights, False), ("members", members_file, False),
+                                   ("members_dir", self.members_dir, True), ("nonmembers_dir", self.nonmembers_dir, True)):
+            if path is not None and not (Path(path).is_dir() if folder else Path(path).is_file()):
+                raise UserError(f"{what} {path} does not exist")
+        if self.dataset is not None:
+            from robustmia.data.catalog import check_data_present
+
+            check_data_present(self.dataset, self.data_dir)
+
+
+def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]] = None) -> tuple[list[int], Optional[list[int]]]:
+    """``(members, nonmembers or None)`` from a membership file (see the module docstring), or
+    from the indices themselves."""
+    if isinstance(path, list):
+        return path, nonmembers
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as z:
+                found = {k: z[k].tolist() for k in ("members", "nonmembers") if k in z.files}
+        elif path.suffix == ".json":
+            data = json.loads(path.read_text())
+            found = {"members": data} if isinstance(data, list) else {k: data[k] for k in ("members", "nonmembers") if k in data}
+        else:
+            rows = [cell.strip() for row in csv.reader(path.read_text().splitlines()) for cell in row if cell.strip()]
+            if rows and not rows[0].lstrip("-").isdigit():
+                rows = rows[1:]
+            found = {"members": [int(r) for r in rows]}
+    except Exception as e:
+        raise UserError(f"cannot read the membership file {path} ({type(e).__name__}: {e}); "
+                        "write member indices as .npz (members), .json or .csv") from None
+    members, nonmembers = found.get("members"), found.get("nonmembers")
+    for name, values in (("members", members), ("nonmembers", nonmembers)):
+        if values is not None and (not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+            raise UserError(f"{path}: {name} must be a flat list of integer indices")
+    if not members:
+        raise UserError(f"{path} lists no member indices")
+    return members, nonmembers
+
+
+def check_indices(path: str, members: list[int], nonmembers: Optional[list[int]], n_train: int, split: str) -> None:
+    """Member (and non-member) indices in range of the train split, unique, and disjoint."""
+    for name, values in (("member", members), ("non-member", nonmembers or [])):
+        bad = next((v for v in values if not 0 <= v < n_train), None)
+        if bad is not None:
+            raise UserError(f"{path}: {name} index {bad} is out of range: {split} has {n_train} examples (0..{n_train - 1})")
+        if len(set(values)) != len(values):
+            raise UserError(f"{path}: {name} indices repeat; list each example once")
+    shared = sorted(set(members) & set(nonmembers or []))
+    if shared:
+        raise UserError(f"{path}: {len(shared)} indices are both members and non-members (e.g. {shared[0]}); they must be disjoint")
+
+
+# --- building it (numerical libraries imported here, on use) --------------------------------------
+
+
+class ExternalData:
+    """The examples of an external target: ``members`` and ``nonmembers`` (ImageSets), a pool of
+    further examples it never saw (``spare``), the images' DatasetInfo, and where each came from."""
+
+    def __init__(self, target: ExternalTarget):
+        import numpy as np
+
+        from robustmia.data.catalog import DatasetInfo, dataset_info
+        from robustmia.data.datasets import ImageSet, example_ids, load_dataset
+
+        self.spare: Optional[ImageSet] = None
+        if target.members is not None:
+            self.info = dataset_info(target.dataset, target.data_dir)
+            train, test = load_dataset(target.dataset, target.data_dir)
+            members, nonmembers = read_membership(target.members, target.nonmembers)
+            where = target.members if isinstance(target.members, str) else "the given indices"
+            check_indices(where, members, nonmembers, len(train), f"the {target.dataset} train split")
+            self.members = train.subset(np.sort(members))
+            if nonmembers is not None:
+                self.nonmembers = train.subset(np.sort(nonmembers))
+                self.sources = {"members": f"{len(members)} indices of the {target.dataset} train split listed in {where}",
+                                "nonmembers": f"{len(nonmembers)} indices of the {target.dataset} train split listed in {where}"}
+                self.spare = test
+            else:
+                self.nonmembers = test
+                self.sources = {"members": f"{len(members)} indices of the {target.dataset} train split listed in {where}",
+                                "nonmembers": f"the {target.dataset} test split ({len(test)} images), which the model never saw"}
+        else:
+            from robustmia.data.sets.imagefolder import INFO, classes_of, read_folder
+
+            classes = sorted(set(classes_of(Path(target.members_dir))) | set(classes_of(Path(target.nonmembers_dir))))
+            if len(classes) < 2:
+                raise UserError(f"{target.members_dir} and {target.nonmembers_dir} hold {len(classes)} class folder(s); "
+                                "a classifier's audit needs at least two")
+            self.members = read_folder(Path(target.members_dir), target.image_size, classes)
+            self.nonmembers = read_folder(Path(target.nonmembers_dir), target.image_size, classes)
+            self.members.ids, self.nonmembers.ids = example_ids(len(self.members), 0), example_ids(len(self.nonmembers), 1)
+            size = target.image_size
+            self.info = DatasetInfo(f"imagefolder-{size}", (3, size, size), len(classes), INFO.mean, INFO.std, "none",
+                                    f"the images of {target.members_dir} and {target.nonmembers_dir}")
+            self.sources = {"members": f"the {len(self.members)} images of {target.members_dir}",
+                            "nonmembers": f"the {len(self.nonmembers)} images of {target.nonmembers_dir}"}
+
+
+def reference_config(target: ExternalTarget, info: Any):
+    """The TrainConfig reference models get: the named recipe with ``reference_train`` over it, on the target's dataset."""
+    from robustmia.training.config import TrainConfig
+    from robustmia.training.recipes import load_recipe
+    from robustmia.validation import validate
+
+    if target.reference_recipe is None:
+        return None
+    if target.dataset is None:
+        raise UserError("reference models train on a dataset: give the images as a dataset (e.g. imagefolder with train/ and test/) "
+                        "and a members file, or leave out the attacks that need reference models")
+    merged = {**load_recipe(target.reference_recipe), **target.reference_train, "dataset": target.dataset, "data_dir": target.data_dir}
+    return validate(TrainConfig, merged, f"reference recipe {target.reference_recipe}")
+
+
+def reference_warning(target: ExternalTarget, recipe: Any) -> Optional[str]:
+    """Why the reference models may not share the target's recipe, or None when they do as far as stated."""
+    differences = []
+    if recipe.model != target.arch:
+        differences.append(f"architecture {recipe.model} vs the target's {target.arch}")
+    if target.method is None:
+        differences.append("the target's training method is not stated (trained_with), so it could not be compared")
+    elif (recipe.method, round(recipe.eps, 9)) != (target.method, round(target.eps, 9)):
+        differences.append(f"method {recipe.method} at eps {recipe.eps:.4g} vs the target's {target.method} at eps {target.eps:.4g}")
+    if not differences:
+        return None
+    return (f"reference models were trained with recipe {target.reference_recipe}, which may differ from the target's "
+            f"({'; '.join(differences)}): LiRA, RMIA, shadow-model and shadow-threshold results then understate leakage")
+
+
+def load_target_model(target: ExternalTarget, info: Any, device: Any, model: Any = None):
+    """The target in eval mode: built from its files, or ``model`` (an nn.Module) behind its normalisation."""
+    from robustmia.models.external import load_external_model, wrap_model
+
+    if model is not None:
+        return wrap_model(model, info, target.normalize, "the model", device)
+
+    return load_external_model(target.arch, Path(target.weights), info, normalize=target.normalize, arch_args=target.arch_args,
+                               device=device)
+
+
+def provenance(target: ExternalTarget, data: ExternalData, model: Any = None) -> dict[str, Any]:
+    """Where the target came from: architecture, weights and their SHA-256 (of the file, or of an
+    in-memory model's tensors), normalisation, dataset, and where members and non-members came from."""
+    from robustmia.models.external import sha256, state_sha256
+
+    if target.weights is not None:
+        weights, digest = str(target.weights), sha256(Path(target.weights))
+    else:
+        weights, digest = "an in-memory torch.nn.Module", state_sha256(model)
+    return {"arch": target.arch or type(model).__name__, "arch_args": target.arch_args, "weights": weights, "weights_sha256": digest,
+            "normalize": None if target.normalize is None else {"mean": target.normalize[0], "std": target.normalize[1]},
+            "dataset": data.info.name, "trained_with": {"method": target.method, "eps": target.eps}, **data.sources}
+
+
+def external_audit_target(target: ExternalTarget, settings: Any, out: Path, device: Any, model: Any = None):
+    """What an audit reads of an external target (experiments.audit.AuditTarget), everything
+    checked (files, model, weights, normalisation, indices) before anything is written."""
+    import numpy as np
+
+    from robustmia.data.datasets import ImageSet
+    from robustmia.experiments.audit import AuditTarget
+    from robustmia.seeding import derive_seed
+
+    target.check_files()
+    data = ExternalData(target)
+    net = load_target_model(target, data.info, device, model)
+    recipe = reference_config(target, data.info)
+    rng = np.random.default_rng(derive_seed(settings.seed, 1))
+    n_mem = min(len(data.members), settings.eval_size or len(data.members))
+    n_non = min(len(data.nonmembers), settings.eval_size or len(data.nonmembers))
+    mem_idx = np.sort(rng.permutation(len(data.members))[:n_mem])
+    non_perm = rng.permutation(len(data.nonmembers))
+    parts = [data.nonmembers.subset(non_perm[n_non:])] + ([data.spare] if data.spare is not None else [])
+    pool = ImageSet.concat(*parts)
+    take = np.sort(rng.permutation(len(pool))[: settings.population])
+    about = {"external": provenance(target, data, model)}
+    about["external"]["population"] = f"{len(take)} examples the model never saw (non-members beyond the evaluation set)"
+    if recipe is not None:
+        about["references"] = {"recipe": target.reference_recipe, "config": recipe.model_dump(mode="json")}
+        warning = reference_warning(target, recipe)
+        if warning is not None:
+            about["warnings"] = [warning]
+    return AuditTarget(
+        folder=out / "audit" / f"n{n_mem}+{n_non}-seed{settings.seed}", points=out, load_model=lambda device: net,
+        candidates=ImageSet.concat(data.members.subset(mem_idx), data.nonmembers.subset(np.sort(non_perm[:n_non]))),
+        member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
+        eps=target.eps, recipe=recipe, shortfall="pass a smaller --eval-size (spare non-members become population)", about=about,
+    )
+
+
+def evaluate_external(target: ExternalTarget, perturbation: Any, *, bound: Optional[str], out: Optional[Path], device: Any,
+                      batch_size: int = 500, max_examples: Optional[int] = None, model: Any = None) -> dict[str, Any]:
+    """Clean, PGD (AutoAttack, verified) accuracy of an external target on its members (the
+    ``train`` columns) and its non-members (the ``test`` columns)."""
+    from robustmia.robust.evaluate import evaluate_model
+
+    target.check_files()
+    data = ExternalData(target)
+    net = load_target_model(target, data.info, device, model)
+    result = evaluate_model(net, data.members, data.nonmembers, perturbation, num_classes=data.info.num_classes,
+                            batch_size=batch_size, bound=bound, cache=out, max_examples=max_examples)
+    about = provenance(target, data, model)
+    return {"target": about, "dataset": data.info.name, "model": about["arch"],
+            "method": target.method or "external", **result}
