@@ -68,7 +68,7 @@ def external_target(dataset: Optional[str] = None, members: Any = None, **option
     from robustmia.experiments.external import ExternalTarget
     from robustmia.validation import validate
 
-    given = {k: v for k, v in options.items() if v is not None}
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
     method, _, eps = str(given.pop("trained_with", "")).partition(":")
     if method:
         given["method"] = method
@@ -81,10 +81,11 @@ def external_target(dataset: Optional[str] = None, members: Any = None, **option
             given["arch_args"] = json.loads(given["arch_args"])
         except json.JSONDecodeError as e:
             raise UserError(f"--arch-args is not JSON ({e.msg}); write e.g. '{{\"num_classes\": 10}}'") from None
-    if members is not None and not isinstance(members, (str, list)):
-        members = [int(i) for i in members]
-    return validate(ExternalTarget, {"dataset": dataset, "members": None if members is None else (str(members) if isinstance(members, Path) else members),
-                                     **given}, "external target")
+    if isinstance(members, Path):
+        members = str(members)
+    elif members is not None and not isinstance(members, (str, list)):
+        members = [int(i) for i in members]  # an array of indices
+    return validate(ExternalTarget, {"dataset": dataset, "members": members, **given}, "external target")
 
 
 def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path:

@@ -287,7 +287,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click_exc.ClickException as e:
         typer.echo(f"robustmia: error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(2)
-    except (KeyboardInterrupt, Interrupted, click_exc.Abort) as e:
+    except (KeyboardInterrupt, Interrupted) as e:
         typer.echo(f"robustmia: {e if isinstance(e, Interrupted) else 'interrupted'}", err=True)
         sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -232,7 +232,8 @@ def reference_warning(target: ExternalTarget, recipe: Any) -> Optional[str]:
         differences.append(f"architecture {recipe.model} vs the target's {target.arch}")
     if target.method is None:
         differences.append("the target's training method is not stated (trained_with), so it could not be compared")
-    elif (recipe.method, round(recipe.eps, 9)) != (target.method, round(target.eps, 9)):
+    elif recipe.method != target.method or (recipe.method != "natural" and abs(recipe.eps - target.eps) > 1e-9):
+        # a natural recipe's eps only names its robust twin's evaluation: it does not change training
         differences.append(f"method {recipe.method} at eps {recipe.eps:.4g} vs the target's {target.method} at eps {target.eps:.4g}")
     if not differences:
         return None

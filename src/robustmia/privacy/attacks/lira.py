@@ -54,8 +54,8 @@ def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = Fa
 
 
 def _register(name: str, help: str, *, online: bool, fixed: bool) -> None:
-    # a variance per example needs 2 IN and 2 OUT models per example
-    register_attack(name, help=help, references=True, min_references=2 if fixed else 4, default=name == "lira")(
+    # the Gaussians are fitted to at least 2 OUT (and, online, 2 IN) models of every example
+    register_attack(name, help=help, references=True, min_references=4, default=name == "lira")(
         lambda inputs, options: lira(inputs, online=online, fixed_variance=fixed))
 
 
