@@ -98,8 +98,15 @@ def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path
     return Path("runs") / f"external-{digest[:12]}"
 
 
-def _is_run(target: Any) -> bool:
-    return isinstance(target, (str, Path)) and (Path(target) / "config.json").is_file()
+def _is_external(target: Any, dataset: Any, members: Any, external: dict[str, Any]) -> bool:
+    """Whether the call names a model trained elsewhere (a model object, or its files and data),
+    rather than a run folder; a run folder and a model trained elsewhere at once is a mistake."""
+    named = dataset is not None or members is not None or any(external.get(k) is not None for k in ("arch", "weights", "members_dir"))
+    if isinstance(target, (str, Path)) and named:
+        raise UserError(f"give a run folder ({target}) or a model trained elsewhere (--arch, --weights, --dataset, --members), not both")
+    if target is None and not named:
+        raise UserError("name a run folder, or a model trained elsewhere with --arch, --weights, --dataset and --members")
+    return named or not isinstance(target, (str, Path))
 
 
 def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = None, *, eps: Any = None, attack_steps: int = 20,
@@ -116,10 +123,10 @@ def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = N
 
     check_bound(bound)
     options = dict(steps=attack_steps, step_size=step_size, restarts=restarts, random_start=random_start, seed=seed, autoattack=autoattack)
-    if not _is_run(target):
+    if _is_external(target, dataset, members, external):
         from robustmia.experiments.external import evaluate_external
 
-        model = target if target is not None and not isinstance(target, (str, Path)) else None
+        model = target
         ext = external_target(dataset, members, **external)
         perturbation = Perturbation.for_run(ext.eps, eps, **options)
         return evaluate_external(ext, perturbation, bound=None if bound == "none" else bound, out=_external_folder(out, ext, model),
@@ -148,7 +155,7 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     from robustmia.validation import validate
 
     external = {k: options.pop(k) for k in EXTERNAL_KEYS if k in options}
-    is_run = _is_run(target) and not external and dataset is None
+    is_run = not _is_external(target, dataset, members, external)
     if not is_run and "attacks" not in options and external.get("reference_recipe") is None:
         from robustmia.privacy.attacks import ATTACKS, default_attacks
 
@@ -161,12 +168,8 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     from robustmia.experiments.external import external_audit_target
     from robustmia.models.inference import resolve_device
 
-    model = target if target is not None and not isinstance(target, (str, Path)) else None
-    if isinstance(target, (str, Path)):
-        raise UserError(f"{target} is no run folder (it has no config.json); for a model trained elsewhere pass arch= and weights=")
     ext = external_target(dataset, members, **external)
-    dev = resolve_device(device)
-    audit_target = external_audit_target(ext, settings, _external_folder(out, ext, model), dev, model)
+    audit_target = external_audit_target(ext, settings, _external_folder(out, ext, target), resolve_device(device), target)
     return Audit(audit_target, settings, device=device, progress=progress).run_attacks()
 
 

@@ -20,7 +20,7 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--dataset", "mnist"], ["unknown dataset 'mnist'"]),
+        (["--dataset", "emnist"], ["unknown dataset 'emnist'"]),
         (["--model", "resnet-50"], ["unknown model 'resnet-50'"]),
         (["--epochs", "-3"], ["epochs", "greater than or equal to 1"]),
         (["--dataset", "cifar10", "--model", "small-cnn", "--data-dir", "/nonexistent/cifar"], ["CIFAR-10 not found", "--download"]),
