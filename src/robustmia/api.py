@@ -92,7 +92,8 @@ def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path
     """Where an external target's audit and PGD points are kept: ``out``, else runs/external-<sha12 of its weights>."""
     if out is not None:
         return Path(out)
-    from robustmia.models.external import sha256, state_sha256
+    from robustmia.io import file_sha256 as sha256
+    from robustmia.models.external import state_sha256
 
     digest = sha256(Path(target.weights)) if target.weights is not None else state_sha256(model)
     return Path("runs") / f"external-{digest[:12]}"

@@ -53,8 +53,6 @@ def _modules() -> dict[str, ModuleType]:
     return found
 
 
-_MODULES = _modules()
-DATASETS: dict[str, DatasetInfo] = {name: m.INFO for name, m in sorted(_MODULES.items(), key=lambda kv: getattr(kv[1], "ORDER", 99))}
 
 
 def dataset_module(name: str) -> ModuleType:
@@ -72,6 +70,15 @@ def dataset_info(name: str, data_dir: Optional[str | os.PathLike] = None) -> Dat
     module: classes and shape come from the files) read from where ``data_dir`` points."""
     module = dataset_module(name)
     return module.info(resolve_root(name, data_dir), name) if hasattr(module, "info") else module.INFO
+
+
+def find_folder(root: Path, candidates: tuple[str, ...], files: tuple[str, ...]) -> Optional[Path]:
+    """The first of ``root/<candidate>`` (``""``: root itself) that holds every one of ``files``."""
+    for candidate in candidates:
+        folder = root / candidate if candidate else root
+        if all((folder / f).is_file() for f in files):
+            return folder
+    return None
 
 
 def default_data_dir(name: str) -> Path:
@@ -97,3 +104,8 @@ def check_data_present(name: str, data_dir: Optional[str | os.PathLike]) -> None
     message = missing_message(name, resolve_root(name, data_dir))
     if message is not None:
         raise UserError(message)
+
+
+# found last: the dataset modules import the helpers above
+_MODULES = _modules()
+DATASETS: dict[str, DatasetInfo] = {name: m.INFO for name, m in sorted(_MODULES.items(), key=lambda kv: getattr(kv[1], "ORDER", 99))}

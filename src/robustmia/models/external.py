@@ -34,14 +34,6 @@ NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 PREFIXES = ("module.", "_orig_mod.")
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[str, Any]] = None) -> nn.Module:
     """The untrained network ``arch`` for inputs shaped like ``info`` (see the module docstring)."""
     args = dict(arch_args or {})

@@ -13,7 +13,6 @@ renames, so a kill at any moment leaves either the old or the new checkpoint who
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from robustmia.errors import UserError
-from robustmia.io import write_json
+from robustmia.io import file_sha256, write_json
 
 CURRENT, NEW, OLD = "checkpoint", ".checkpoint-new", ".checkpoint-old"
 MODEL_FILE, OPTIM_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "meta.json"
@@ -42,14 +41,6 @@ def library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -94,7 +85,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
         **meta,
         "optimizer": optim_skeleton,
         "versions": library_versions(),
-        "sha256": {MODEL_FILE: _sha256(new / MODEL_FILE), OPTIM_FILE: _sha256(new / OPTIM_FILE)},
+        "sha256": {MODEL_FILE: file_sha256(new / MODEL_FILE), OPTIM_FILE: file_sha256(new / OPTIM_FILE)},
     }
     write_json(new / META_FILE, meta)
     for name in (MODEL_FILE, OPTIM_FILE):
@@ -135,7 +126,7 @@ def read_safetensors(path: Path, expected_sha256: Optional[str] = None) -> dict[
             f"{path} is a pickle (torch.save) file; robustmia never unpickles files: "
             "save the weights with safetensors.torch.save_file"
         )
-    if expected_sha256 is not None and _sha256(path) != expected_sha256:
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
         raise UserError(f"checkpoint file {path} is damaged or truncated (checksum mismatch); re-train or restore it")
     try:
         return load_file(str(path))

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from robustmia.data.catalog import DatasetInfo
+from robustmia.data.catalog import DatasetInfo, find_folder
 from robustmia.errors import UserError
 
 TITLE = "CIFAR-10"
@@ -24,10 +24,7 @@ INFO = DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470
 
 def folder(root: Path) -> Optional[Path]:
     """The folder holding ``test_batch``: ``root/cifar-10-batches-py`` or ``root`` itself."""
-    for candidate in (root / "cifar-10-batches-py", root):
-        if (candidate / "test_batch").is_file():
-            return candidate
-    return None
+    return find_folder(root, ("cifar-10-batches-py", ""), ("test_batch",))
 
 
 def missing(root: Path) -> Optional[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from robustmia.data.catalog import DatasetInfo
+from robustmia.data.catalog import DatasetInfo, find_folder
 
 TITLE = "CIFAR-100"
 ORDER = 3
@@ -17,10 +17,7 @@ INFO = DatasetInfo("cifar100", (3, 32, 32), 100, (0.5071, 0.4865, 0.4409), (0.26
 
 
 def folder(root: Path) -> Optional[Path]:
-    for candidate in (root / "cifar-100-python", root):
-        if (candidate / "train").is_file() and (candidate / "test").is_file():
-            return candidate
-    return None
+    return find_folder(root, ("cifar-100-python", ""), ("train", "test"))
 
 
 def missing(root: Path) -> Optional[str]:
