@@ -59,7 +59,7 @@ def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "
 
 
 EXTERNAL_KEYS = ("arch", "weights", "arch_args", "normalize", "data_dir", "members_dir", "nonmembers_dir", "image_size",
-                 "trained_with", "reference_recipe", "reference_train", "nonmembers")
+                 "trained_with", "reference_recipe", "reference_train", "reference_weights", "reference_keep", "nonmembers")
 
 
 def external_target(dataset: Optional[str] = None, members: Any = None, **options: Any):
@@ -68,7 +68,9 @@ def external_target(dataset: Optional[str] = None, members: Any = None, **option
     from robustmia.experiments.external import ExternalTarget
     from robustmia.validation import validate
 
-    given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None and v != []}
+    if given.get("reference_weights"):
+        given["reference_weights"] = [str(w) for w in given["reference_weights"]]
     method, _, eps = str(given.pop("trained_with", "")).partition(":")
     if method:
         given["method"] = method
@@ -157,7 +159,10 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
 
     external = {k: options.pop(k) for k in EXTERNAL_KEYS if k in options}
     is_run = not _is_external(target, dataset, members, external)
-    if not is_run and "attacks" not in options and external.get("reference_recipe") is None:
+    supplied = list(external.get("reference_weights") or [])
+    if supplied and "references" not in options:
+        options["references"] = len(supplied)
+    if not is_run and "attacks" not in options and external.get("reference_recipe") is None and not supplied:
         from robustmia.privacy.attacks import ATTACKS, default_attacks
 
         options["attacks"] = [a for a in default_attacks() if not ATTACKS[a].references]  # no recipe, no reference models

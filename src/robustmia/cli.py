@@ -194,7 +194,8 @@ def attack(
     normalize: Optional[str] = X.normalize, dataset: Optional[str] = X.dataset, data_dir: Optional[str] = X.data_dir,
     members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
     image_size: int = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
-    reference_recipe: Optional[str] = X.reference_recipe,
+    reference_recipe: Optional[str] = X.reference_recipe, reference_weights: Optional[list[Path]] = X.reference_weights,
+    reference_keep: Optional[Path] = X.reference_keep,
 ) -> None:
     from robustmia import api
 

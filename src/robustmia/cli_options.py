@@ -34,4 +34,6 @@ class ExternalOptions:
     image_size = typer.Option(32, "--image-size", help="Side the images of --members-dir/--nonmembers-dir are resized to.")
     trained_with = typer.Option(None, "--trained-with", help="How it was trained, as you know it: METHOD or METHOD:EPS, e.g. pgd:8/255.")
     reference_recipe = typer.Option(None, "--reference-recipe", help="Recipe to train reference models with (LiRA, RMIA, shadow).")
+    reference_weights = typer.Option(None, "--reference-weights", help="Or your own reference models of the same arch (repeat the flag) ...")
+    reference_keep = typer.Option(None, "--reference-keep", help="... and an .npz whose keep (K, members + non-members) marks what each trained on.")
     out = typer.Option(None, "--out", help="Folder for its audit and cached PGD points (default runs/external-<sha of the weights>).")

@@ -28,7 +28,7 @@ PLAIN = '''
 import json, sys
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from sklearn.datasets import load_digits
 from toy_models import mlp
 
@@ -57,6 +57,33 @@ with torch.no_grad():
         return p
     pm, pn = confidence(x[members]), confidence(x[1000:])
 np.savez("outputs.npz", members=pm[np.arange(200), y[members]], nonmembers=pn[np.arange(len(pn)), y[1000:]])
+
+# 4 reference models of the same architecture, each on a random half of members + non-members (in that order)
+xa, ya = np.concatenate([x[members], x[1000:]]), np.concatenate([y[members], y[1000:]])
+keep = np.random.default_rng(1).random((4, len(ya))).argsort(0) < 2
+phi = []
+for k in range(4):
+    torch.manual_seed(10 + k)
+    ref = mlp()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    xi, yi = torch.from_numpy(xa[keep[k]]), torch.from_numpy(ya[keep[k]])
+    for epoch in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(ref((xi - 0.5) / 0.25), yi).backward()
+        opt.step()
+    save_file(ref.eval().state_dict(), f"ref{k}.safetensors")
+def lira_phi(net):
+    with torch.no_grad():
+        z = net((torch.from_numpy(xa) - 0.5) / 0.25).double()
+    zy = z[torch.arange(len(ya)), torch.from_numpy(ya)]
+    return (zy - z.scatter(1, torch.from_numpy(ya)[:, None], float("-inf")).logsumexp(1)).numpy()
+refs = []
+for k in range(4):
+    net = mlp()
+    net.load_state_dict(load_file(f"ref{k}.safetensors"))
+    refs.append(lira_phi(net.eval()))
+np.savez("keep.npz", keep=keep)
+np.savez("phi.npz", target=lira_phi(model), references=np.stack(refs), keep=keep)
 assert not any(m.startswith("robustmia") for m in sys.modules), "the plain script imported robustmia"
 '''
 
@@ -154,6 +181,30 @@ def test_lira_with_references_from_a_recipe_and_the_mismatch_warning(plain, monk
                                  reference_train={"model": "digits-mlp", "epochs": 2, "train_size": None}, **common)
     (warning,) = mismatched.about["warnings"]
     assert "understate leakage" in warning and "architecture digits-mlp" in warning and "method natural" in warning
+
+
+def test_lira_with_reference_models_the_user_trained(plain, monkeypatch):
+    """K=4 reference checkpoints and their keep masks from the plain script: the audit's LiRA equals
+    LiRA on the logit-scaled confidences the plain script computed itself."""
+    import robustmia
+    from robustmia.privacy.attacks import AttackInputs, run_attack
+
+    monkeypatch.syspath_prepend(str(plain))
+    monkeypatch.chdir(plain)
+    result = robustmia.audit(arch="toy_models:mlp", weights="model.safetensors", normalize="0.5/0.25", dataset="npz", data_dir="data",
+                             members="members.json", reference_weights=[f"ref{k}.safetensors" for k in range(4)], reference_keep="keep.npz",
+                             attacks="lira-fixed,lira-offline-fixed", bootstrap=0, out="audit-supplied")
+    z = np.load(plain / "phi.npz")
+    inputs = AttackInputs(target={"lira": z["target"]}, labels=np.zeros(997, int), references=[{"lira": r} for r in z["references"]],
+                          keep=z["keep"])
+    for name in ("lira-fixed", "lira-offline-fixed"):
+        ours = result.get(name)
+        assert ours.to_dict()["n_references"] == 4
+        assert np.allclose(ours.scores, run_attack(name, inputs).scores, rtol=1e-5, atol=1e-5)
+    assert len(result.about["references"]["supplied"]) == 4 and "warnings" not in result.about
+    r = _robustmia(plain, "attack", "--arch", "toy_models:mlp", "--weights", "model.safetensors", *TARGET, "--reference-weights",
+                   "ref0.safetensors", "--reference-weights", "ref1.safetensors", "--reference-keep", "keep.npz", "--attacks", "lira-fixed")
+    assert_one_line_error(r.returncode, r.stdout, r.stderr, "keep must be (K, N) booleans, K = 2")
 
 
 def test_study_compares_an_external_target_with_trained_ones(plain):

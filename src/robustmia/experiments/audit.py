@@ -82,7 +82,9 @@ class AuditTarget:
     models and results; ``points``: where the target's PGD points are cached (shared with its
     evaluation); ``eps``: its training eps (the default of attacks on PGD points); ``recipe``:
     the training config reference models get (None: no reference model can be trained);
-    ``shortfall``: how to get more population examples; ``about``: provenance, into the results."""
+    ``shortfall``: how to get more population examples; ``about``: provenance, into the results;
+    ``supplied``/``supplied_keep``: reference models the user trained (loaders) and which evaluation
+    examples each trained on, (K, N) bool, used instead of training any."""
 
     folder: Path
     points: Path
@@ -95,6 +97,8 @@ class AuditTarget:
     eval_batch_size: int = 500
     shortfall: str = ""
     about: dict[str, Any] = field(default_factory=dict)
+    supplied: Optional[list[Callable[[torch.device], torch.nn.Module]]] = None
+    supplied_keep: Optional[np.ndarray] = None
 
 
 def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
@@ -129,10 +133,13 @@ class Audit:
                                                      step_size=settings.step_size, seed=settings.seed)
             if self.perturbation.eps is None:
                 raise UserError("adversarial-input attacks need an epsilon: pass --eps (e.g. 8/255); the target was trained with none")
-        if reference_groups(settings) and self.target.recipe is None:
+        if reference_groups(settings) and self.target.recipe is None and self.target.supplied is None:
             needing = [a for a in settings.attacks if needs_references(a, settings.threshold)]
             raise UserError(f"{', '.join(needing)} need reference models: name the recipe to train them with (--reference-recipe), "
-                            "or leave these attacks out")
+                            "supply your own (--reference-weights, --reference-keep), or leave these attacks out")
+        if self.target.supplied is not None and len(self.target.supplied) != settings.references:
+            raise UserError(f"{len(self.target.supplied)} reference models were supplied, but the audit asks for {settings.references}; "
+                            f"pass --references {len(self.target.supplied)}")
         self.candidates, self.member, self.population = self.target.candidates, self.target.member, self.target.population
         self.folder = self.target.folder
         have = 0 if self.population is None else len(self.population)
@@ -163,7 +170,9 @@ class Audit:
 
     @functools.cached_property
     def keep(self) -> np.ndarray:
-        """(K, 2n): which evaluation examples each reference model trains on."""
+        """(K, N): which evaluation examples each reference model trains on."""
+        if self.target.supplied_keep is not None:
+            return self.target.supplied_keep
         k = self.settings.references
         return balanced_keep(k, len(self.candidates), derive_seed(self.settings.seed, 2, k))
 
@@ -175,7 +184,11 @@ class Audit:
 
     def train_references(self, group: list[int]) -> None:
         """Train (or finish) the reference models of one group: stacked where that pays off.
-        Finished ones are left alone without opening them (a study's tasks may have trained them)."""
+        Finished ones are left alone without opening them (a study's tasks may have trained them);
+        supplied ones need no training."""
+        if self.target.supplied is not None:
+            emit(self.progress, "advance", steps=len(group))
+            return
         pending = [j for j in group if not run_finished(self._reference(j)[1])]
         emit(self.progress, "advance", steps=len(group) - len(pending))
         jobs = [(*self._reference(j), self.candidates.subset(np.flatnonzero(self.keep[j]))) for j in pending]
@@ -189,8 +202,12 @@ class Audit:
                 emit(self.progress, "advance", steps=1)
 
     def _reference_signals(self, j: int) -> tuple[dict[str, np.ndarray], Optional[dict[str, np.ndarray]]]:
-        config, folder = self._reference(j)
-        model = functools.cache(lambda: load_trained_model(folder, config, dataset_info(config.dataset, config.data_dir), self.device))
+        if self.target.supplied is not None:
+            folder = self.folder / f"supplied-{self.settings.references}" / f"model-{j:03d}"
+            model = functools.cache(lambda: self.target.supplied[j](self.device))
+        else:
+            config, folder = self._reference(j)
+            model = functools.cache(lambda: load_trained_model(folder, config, dataset_info(config.dataset, config.data_dir), self.device))
         pop = self._signals(folder, model, self.population, "population", folder) if self.population is not None else None
         return self._signals(folder, model, self.candidates, "eval", folder), pop
 
@@ -201,7 +218,8 @@ class Audit:
             self._reference_signals(j)
 
     def _reference_models(self) -> tuple[np.ndarray, list[dict], Optional[list[dict]]]:
-        emit(self.progress, "start", task=f"reference models ({self.target.recipe.method})", total=self.settings.references)
+        what = "supplied" if self.target.supplied is not None else self.target.recipe.method
+        emit(self.progress, "start", task=f"reference models ({what})", total=self.settings.references)
         for group in reference_groups(self.settings):
             self.train_references(group)
         emit(self.progress, "end")

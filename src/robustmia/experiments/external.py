@@ -20,7 +20,10 @@ Non-members beyond ``eval_size`` become RMIA's population (examples no model tra
 Reference models (LiRA, RMIA, shadow thresholds) train with ``reference_recipe`` (a robustmia
 recipe) and ``reference_train`` (settings over it) on halves of the evaluation set; when that
 recipe is not the one the target was trained with (``method``/``eps`` as stated, and its
-architecture), the audit carries a warning: such references understate leakage.
+architecture), the audit carries a warning: such references understate leakage. Or the user
+supplies K reference models of the target's architecture (``reference_weights``) and an
+``.npz`` whose ``keep`` (K, M + N) bool marks which of the M members and N non-members (in
+that order: members by ascending index, then non-members) each one trained on.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class ExternalTarget(BaseModel):
     eps: Epsilon = 0.0  # its training eps: the default eps of PGD evaluation and attacks
     reference_recipe: Optional[str] = None
     reference_train: dict[str, Any] = Field(default_factory=dict)
+    reference_weights: list[str] = Field(default_factory=list)  # or reference models you trained (same arch) ...
+    reference_keep: Optional[str] = None  # ... and an .npz whose keep (K, members + non-members) says what each trained on
 
     @field_validator("normalize", mode="before")
     @classmethod
@@ -103,12 +108,17 @@ class ExternalTarget(BaseModel):
             raise ValueError("members indexes a dataset's train split: name the dataset")
         if (self.arch is None) != (self.weights is None):
             raise ValueError("give the architecture (arch) and its weights together")
+        if bool(self.reference_weights) != (self.reference_keep is not None):
+            raise ValueError("supplied reference models need their keep masks: give reference_weights and reference_keep together")
+        if self.reference_weights and (self.reference_recipe is not None or self.arch is None):
+            raise ValueError("supplied reference models share the target's arch: give arch, and no reference_recipe")
         return self
 
     def check_files(self) -> None:
         """Every named file and folder exists (a one-line error otherwise); the dataset's files too."""
         members_file = self.members if isinstance(self.members, str) else None
-        for what, path, folder in (("weights", self.weights, False), ("members", members_file, False),
+        supplied = [("reference weights", w, False) for w in self.reference_weights] + [("reference_keep", self.reference_keep, False)]
+        for what, path, folder in (("weights", self.weights, False), ("members", members_file, False), *supplied,
                                    ("members_dir", self.members_dir, True), ("nonmembers_dir", self.nonmembers_dir, True)):
             if path is not None and not (Path(path).is_dir() if folder else Path(path).is_file()):
                 raise UserError(f"{what} {path} does not exist")
@@ -274,6 +284,7 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
 
     from robustmia.data.datasets import ImageSet
     from robustmia.experiments.audit import AuditTarget
+    from robustmia.io import file_sha256 as sha256
     from robustmia.seeding import derive_seed
 
     target.check_files()
@@ -288,8 +299,12 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
     parts = [data.nonmembers.subset(non_perm[n_non:])] + ([data.spare] if data.spare is not None else [])
     pool = ImageSet.concat(*parts)
     take = np.sort(rng.permutation(len(pool))[: settings.population])
+    supplied, supplied_keep = _supplied_references(target, data, np.r_[mem_idx, len(data.members) + np.sort(non_perm[:n_non])], device)
     about = {"external": provenance(target, data, model)}
     about["external"]["population"] = f"{len(take)} examples the model never saw (non-members beyond the evaluation set)"
+    if supplied is not None:
+        about["references"] = {"supplied": [{"weights": w, "weights_sha256": sha256(Path(w))} for w in target.reference_weights],
+                               "keep": target.reference_keep}
     if recipe is not None:
         about["references"] = {"recipe": target.reference_recipe, "config": recipe.model_dump(mode="json")}
         warning = reference_warning(target, recipe)
@@ -300,7 +315,31 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
         candidates=ImageSet.concat(data.members.subset(mem_idx), data.nonmembers.subset(np.sort(non_perm[:n_non]))),
         member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
         eps=target.eps, recipe=recipe, shortfall="pass a smaller --eval-size (spare non-members become population)", about=about,
+        supplied=supplied, supplied_keep=supplied_keep,
     )
+
+
+def _supplied_references(target: ExternalTarget, data: ExternalData, columns: Any, device: Any) -> tuple[Optional[list], Any]:
+    """Loaders of the user's reference models (built and checked now) and their keep masks on the
+    evaluation set (``columns``: its examples' positions among all members, then all non-members)."""
+    import numpy as np
+
+    if not target.reference_weights:
+        return None, None
+    from robustmia.models.external import load_external_model
+
+    n = len(data.members) + len(data.nonmembers)
+    try:
+        with np.load(target.reference_keep, allow_pickle=False) as z:
+            keep = np.asarray(z["keep"])
+    except Exception as e:
+        raise UserError(f"cannot read keep masks from {target.reference_keep} ({type(e).__name__}: {e}); save keep=(K, N) booleans with numpy.savez") from None
+    if keep.shape != (len(target.reference_weights), n) or not np.isin(keep, (0, 1)).all():
+        raise UserError(f"{target.reference_keep}: keep must be (K, N) booleans, K = {len(target.reference_weights)} reference models and "
+                        f"N = {len(data.members)} members + {len(data.nonmembers)} non-members (in that order), got {keep.shape}")
+    models = [load_external_model(target.arch, Path(w), data.info, normalize=target.normalize, arch_args=target.arch_args, device=device)
+              for w in target.reference_weights]
+    return [lambda device, m=m: m for m in models], keep.astype(bool)[:, columns]
 
 
 def evaluate_external(target: ExternalTarget, perturbation: Any, *, bound: Optional[str], out: Optional[Path], device: Any,

@@ -192,7 +192,10 @@ def run_study(
 
 def _target_settings(spec: StudySpec, target: Any, config: Optional[TrainConfig]) -> AuditSettings:
     ext = target.external
-    return _audit_settings(spec, config.eps if ext is None else ext.eps, ext is None or ext.reference_recipe is not None)
+    if ext is None:
+        return _audit_settings(spec, config.eps)
+    settings = _audit_settings(spec, ext.eps, ext.reference_recipe is not None or bool(ext.reference_weights))
+    return settings.model_copy(update={"references": len(ext.reference_weights)}) if ext.reference_weights else settings
 
 
 def _audit_target(external: Any, run_dir: Path, settings: AuditSettings, device: str) -> Any:
