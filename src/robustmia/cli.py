@@ -265,8 +265,8 @@ def reproduce(
 
 
 @app.command()
-def report(study_dir: Path = typer.Argument(..., help="A study folder written by `robustmia run` or `reproduce`.")) -> None:
-    """Rebuild a study's tables, figures, findings and report.html from its folder alone (no model or dataset is loaded)."""
+def report(study_dir: Path = typer.Argument(..., help="A study folder (`robustmia run`, `reproduce`) or an audit folder (attacks.json).")) -> None:
+    """Rebuild a study's (or one audit's) tables, figures, findings and report.html from its folder alone (no model or dataset is loaded)."""
     from robustmia import api
 
     summary = api.report(study_dir)

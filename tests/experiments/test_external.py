@@ -131,8 +131,14 @@ def test_cli_audits_a_pt_state_dict_and_matches_sklearn(plain):
                    "--attacks", "confidence,loss", "--bootstrap", "0", "--json", "--out", "audit-pt")
     assert r.returncode == 0, r.stderr
     _assert_equal(json.loads(r.stdout)[0], _direct(plain))
-    saved = json.loads(next((plain / "audit-pt" / "audit").glob("*/attacks.json")).read_text())
+    folder = next((plain / "audit-pt" / "audit").glob("*/attacks.json")).parent
+    saved = json.loads((folder / "attacks.json").read_text())
     assert saved["about"]["external"]["weights_sha256"] and "members.json" in saved["about"]["external"]["members"]
+    # the audit's own report, from its folder
+    r = _robustmia(plain, "report", str(folder))
+    assert r.returncode == 0, r.stderr
+    html = (folder / "report" / "report.html").read_text()
+    assert saved["about"]["external"]["weights_sha256"] in html and "toy_models:mlp" in html and "confidence" in html
 
 
 def test_python_api_audits_safetensors_a_zoo_architecture_and_a_module(plain, monkeypatch):

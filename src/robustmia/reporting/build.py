@@ -14,7 +14,7 @@ import yaml
 from robustmia.errors import UserError
 from robustmia.experiments.layout import REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
 from robustmia.io import write_json
-from robustmia.privacy.results import AuditResult
+from robustmia.privacy.results import ATTACKS_FILE, AuditResult
 from robustmia.reporting.figures import write_figures
 from robustmia.reporting.findings import findings
 from robustmia.reporting.html import write_html
@@ -30,7 +30,8 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
         "Inference accuracy, precision and recall of the paper's tables: the confidence threshold attack; 'oracle' rows pick "
         "the threshold that maximises accuracy on the evaluation set itself (the paper's choice, an optimistic upper bound), "
         "'shadow' rows pick it on reference models trained with the target's recipe and apply it to the target.",
-        f"Evaluation sets are balanced: {', '.join(sorted(n))}.",
+        f"Evaluation sets: {', '.join(sorted(n))}. Inference accuracy is balanced, (TPR + TNR) / 2: the paper's accuracy on "
+        "balanced sets, and meaningful on unbalanced ones; precision is TP / (TP + FP) on the sets as given.",
         f"95% confidence intervals: 2.5 and 97.5 percentiles over {', '.join(map(str, sorted(boots)))} bootstrap resamples "
         "(the oracle threshold re-chosen in each).",
         f"LiRA, RMIA and the shadow-model attack use {', '.join(map(str, sorted(refs))) or 'no'} reference models per target, "
@@ -41,9 +42,26 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _single_audit(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An audit folder (attacks.json + scores.npz: ``robustmia attack``, ``robustmia.audit(...).save``)
+    as a study of one target, for its report: modern attacks, figures, provenance and warnings."""
+    audit = AuditResult.load(folder)
+    ext = audit.about.get("external", {})
+    stated = ext.get("trained_with") or {}
+    name = Path(audit.about["run"]).name if "run" in audit.about else "target"
+    config = {"dataset": ext.get("dataset", ""), "model": ext.get("arch", ""), "method": stated.get("method") or "external",
+              "eps": stated.get("eps") or 0.0, "external": bool(ext)}
+    result = {"name": name, "tables": [], "run": str(audit.about.get("run", folder)), "config": config, "evaluation": {},
+              "attacks": audit.records(), "audit": audit, "log": [], **{k: audit.about[k] for k in ("external", "warnings") if k in audit.about}}
+    return {"name": f"membership audit of {name}", "description": f"the audit saved in {folder}"}, [result]
+
+
 def load_study(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The study's spec (as written) and its per-target results, each with its ``audit`` loaded."""
+    """The study's spec (as written) and its per-target results, each with its ``audit`` loaded; or
+    an audit folder's single result."""
     study = Path(study)
+    if not (study / RESULTS_FILE).is_file() and (study / ATTACKS_FILE).is_file():
+        return _single_audit(study)
     if not (study / RESULTS_FILE).is_file():
         raise UserError(f"{study} holds no finished study ({RESULTS_FILE} is missing); run `robustmia run SPEC --out {study}` first")
     spec = yaml.safe_load((study / SPEC_FILE).read_text()) if (study / SPEC_FILE).is_file() else {}

@@ -15,16 +15,22 @@ def _conf(r: dict[str, Any], attack: str = "confidence") -> Optional[dict[str, A
 
 
 def _fmt(a: dict[str, Any]) -> str:
+    if "inference_accuracy" not in a["ci95"]:
+        return f"{100 * a['inference_accuracy']:.1f}% (no interval: no bootstrap)"
     lo, hi = a["ci95"]["inference_accuracy"]
     return f"{100 * a['inference_accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 def _separated(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if "inference_accuracy" not in a["ci95"] or "inference_accuracy" not in b["ci95"]:
+        return False
     (alo, ahi), (blo, bhi) = a["ci95"]["inference_accuracy"], b["ci95"]["inference_accuracy"]
     return blo > ahi or bhi < alo
 
 
 def _noise(a, b) -> str:
+    if "inference_accuracy" not in a["ci95"] or "inference_accuracy" not in b["ci95"]:
+        return "no 95% intervals were computed (bootstrap 0), so whether the difference is beyond noise is not known"
     return ("the 95% intervals do not overlap" if _separated(a, b)
             else "the 95% intervals overlap, so at this scale the difference is within noise")
 
@@ -81,8 +87,9 @@ def _external(r: dict[str, Any], natural: Optional[dict[str, Any]]) -> str:
     """A model trained elsewhere, beside robustmia's natural model on the same data."""
     e, c, x = r["evaluation"], _conf(r), r.get("external", {})
     text = (f"{r['config']['dataset']}: the external model {r['name']} ({x.get('arch', r['config']['model'])}, weights SHA-256 "
-            f"{str(x.get('weights_sha256', ''))[:12]}) has accuracy {100 * e['train_accuracy']:.1f}% on its members and "
-            f"{100 * e['test_accuracy']:.1f}% on its non-members, and inference accuracy {_fmt(c)}")
+            f"{str(x.get('weights_sha256', ''))[:12]}) has " +
+            (f"accuracy {100 * e['train_accuracy']:.1f}% on its members and {100 * e['test_accuracy']:.1f}% on its non-members, and "
+             if "train_accuracy" in e else "") + f"inference accuracy {_fmt(c)}")
     if natural is not None:
         a = _conf(natural)
         text += f"; robustmia's natural model {natural['name']}: {_fmt(a)} ({_noise(a, c)})"
