@@ -71,7 +71,7 @@ class ProgressBar:
             self.started = False
 
 
-def metricstable(title: str, records: list[dict[str, Any]]) -> None:
+def metrics_table(title: str, records: list[dict[str, Any]]) -> None:
     rows = []
     for r in records:
         lo, hi = r["ci95"].get("inference_accuracy", [float("nan")] * 2)
@@ -82,8 +82,8 @@ def metricstable(title: str, records: list[dict[str, Any]]) -> None:
                    "TPR@0.1%", "TPR@1%", "advantage"], rows)
     if records:
         r = records[0]
-        print(f"{r['n_members']} members + {r['n_nonmembers']} non-members; CIs from {r['n_bootstrap']} bootstrap "
-                   "resamples; an oracle threshold is chosen on the evaluation set itself (an optimistic upper bound)")
+        print(f"{r['n_members']} members + {r['n_nonmembers']} non-members; accuracy is balanced, (TPR + TNR) / 2; CIs from "
+              f"{r['n_bootstrap']} bootstrap resamples; an oracle threshold is chosen on the evaluation set itself (an optimistic upper bound)")
 
 
 def evaluation_table(result: dict[str, Any]) -> None:

@@ -126,3 +126,11 @@ def test_probabilities_are_scored_as_given_ties_included(tmp_path, run_main):
     record = json.loads(out)[0]
     assert abs(record["roc_auc"] - roc_auc_score(member, conf)) < 1e-12
     assert abs(record["auprc"] - average_precision_score(member, conf)) < 1e-12
+
+
+def test_the_table_a_person_reads(tmp_path, run_main):
+    labels, member, logits, _ = _data()
+    np.savez(tmp_path / "l.npz", labels=labels, member=member, logits=logits)
+    code, out, err = run_main("audit-scores", str(tmp_path / "l.npz"), "--bootstrap", "20")
+    assert code == 0, err
+    assert "modified-entropy" in out and "200 members + 200 non-members; accuracy is balanced" in out

@@ -306,3 +306,25 @@ def test_torchvision_resnet_on_an_imagefolder_of_generated_pngs(tmp_path):
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)
     assert ev["n_train"] == 18 and ev["model"] == "torchvision:resnet18" and 0 <= ev["adv_test_accuracy"] <= ev["test_accuracy"] + 1e-9
+
+
+def test_a_timm_architecture(tmp_path):
+    """timm (an optional extra, installed by `make test`): a timm network saved by plain code, audited."""
+    timm = pytest.importorskip("timm", reason="timm is an optional extra: pip install 'robustmia[timm]'")
+    import torch
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(0)
+    for folder in ("members", "nonmembers"):
+        for c in ("a", "b"):
+            (tmp_path / folder / c).mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / folder / c / f"{i}.png")
+    torch.manual_seed(0)
+    save_file(timm.create_model("resnet10t", pretrained=False, num_classes=2).state_dict(), str(tmp_path / "w.safetensors"))
+    r = _robustmia(tmp_path, "attack", "--arch", "timm:resnet10t", "--arch-args", '{"num_classes": 2}', "--weights",
+                   str(tmp_path / "w.safetensors"), "--members-dir", str(tmp_path / "members"), "--nonmembers-dir",
+                   str(tmp_path / "nonmembers"), "--out", str(tmp_path / "out"), "--bootstrap", "0")
+    assert r.returncode == 0, r.stderr
+    assert "membership inference on timm:resnet10t" in r.stdout and "8 members + 8 non-members" in r.stdout
