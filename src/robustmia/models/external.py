@@ -52,7 +52,7 @@ def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[st
             try:
                 import timm
             except ImportError:
-                raise UserError(f"architecture {arch!r} needs timm: pip install timm") from None
+                raise UserError(f"architecture {arch!r} needs timm: pip install 'robustmia[timm]'") from None
             return timm.create_model(name, pretrained=False, **args)
         factory = getattr(importlib.import_module(kind), name)
         model = factory(**args)
