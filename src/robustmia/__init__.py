@@ -29,7 +29,7 @@ _EXPORTS = {
     "AttackScores": "robustmia.privacy.attacks",
     "TrainConfig": "robustmia.training.config",
     "AuditSettings": "robustmia.experiments.settings",
-    "Perturbation": "robustmia.robust.evaluate",
+    "Perturbation": "robustmia.robust.perturbation",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -34,7 +34,12 @@ def train_config(settings: Optional[dict[str, Any]] = None, *, out: Optional[Pat
     from robustmia.training.run import read_config_dict
     from robustmia.validation import read_yaml, validate
 
-    merged: dict[str, Any] = dict(read_config_dict(out) or {}) if resume and out is not None else {}
+    merged: dict[str, Any] = {}
+    if resume and out is not None:
+        stored = read_config_dict(out)
+        if stored is None:
+            raise UserError(f"{out} holds no run to resume; drop --resume to start one there")
+        merged = dict(stored)
     sources = []
     for name, part in ((f"recipe {recipe}", recipe and load_recipe(recipe)), (str(config_file), config_file and read_yaml(config_file)),
                        ("settings", settings), ("flags", {k: v for k, v in flags.items() if v is not None})):
@@ -51,10 +56,16 @@ def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "
           progress: Optional[Progress] = None) -> dict[str, Any]:
     """Train ``config`` (a TrainConfig or a dict of its keys) into the run folder ``out``; return
     the last epoch's record."""
-    from robustmia.training.loop import train as train_loop
+    from robustmia.io import check_out
+    from robustmia.validation import check_device
 
     if isinstance(config, dict):
         config = train_config(config)
+    check_device(device)
+    config.check("training config", data_present=not download)
+    check_out(out)
+    from robustmia.training.loop import train as train_loop
+
     return train_loop(config, out, resume=resume, device=device, download=download, progress=progress)
 
 
@@ -92,8 +103,10 @@ def external_target(dataset: Optional[str] = None, members: Any = None, **option
 
 def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path:
     """Where an external target's audit and PGD points are kept: ``out``, else runs/external-<sha12 of its weights>."""
+    from robustmia.io import check_out
+
     if out is not None:
-        return Path(out)
+        return check_out(out)
     from robustmia.io import file_sha256 as sha256
     from robustmia.models.external import state_sha256
 
@@ -120,14 +133,16 @@ def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = N
     of a model trained elsewhere (an nn.Module, or ``arch=``/``weights=``: see :func:`external_target`)
     on its members and non-members. ``eps`` defaults to the (stated) training eps; ``bound="none"``
     skips verification."""
-    from robustmia.models.inference import resolve_device
     from robustmia.robust.bound_names import check_bound
-    from robustmia.robust.evaluate import Perturbation, evaluate_model
+    from robustmia.robust.perturbation import Perturbation
+    from robustmia.validation import check_device
 
     check_bound(bound)
+    check_device(device)
     options = dict(steps=attack_steps, step_size=step_size, restarts=restarts, random_start=random_start, seed=seed, autoattack=autoattack)
     if _is_external(target, dataset, members, external):
         from robustmia.experiments.external import evaluate_external
+        from robustmia.models.inference import resolve_device
 
         model = target
         ext = external_target(dataset, members, **external)
@@ -138,6 +153,8 @@ def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = N
 
     run = Run.open(target)
     perturbation = Perturbation.for_run(run.config.eps, eps, **options)
+    from robustmia.robust.evaluate import evaluate_model
+
     model = run.load_model(device)
     members_set, test = run.data()
     scores = evaluate_model(model, members_set, test, perturbation, num_classes=run.info.num_classes, batch_size=batch_size,
@@ -153,10 +170,10 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     Other options: those of ``robustmia attack`` (e.g. ``attacks="confidence,lira"``,
     ``references=16``, ``eval_size=600``) and, for external targets, :data:`EXTERNAL_KEYS`. Returns an
     AuditResult, also saved in the audit folder (a run's ``audit/``, or ``out/audit/``)."""
-    from robustmia.experiments.audit import Audit
     from robustmia.experiments.settings import AuditSettings
-    from robustmia.validation import validate
+    from robustmia.validation import check_device, validate
 
+    check_device(device)
     external = {k: options.pop(k) for k in EXTERNAL_KEYS if k in options}
     is_run = not _is_external(target, dataset, members, external)
     supplied = list(external.get("reference_weights") or [])
@@ -170,24 +187,31 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     if is_run:
         from robustmia.training.run import Run
 
-        return Audit(Run.open(target), settings, device=device, progress=progress).run_attacks()
+        run = Run.open(target)  # a bad folder is refused before anything heavy is imported
+        from robustmia.experiments.audit import Audit
+
+        return Audit(run, settings, device=device, progress=progress).run_attacks()
+    ext = external_target(dataset, members, **external)
+    ext.check_files()
+    folder = _external_folder(out, ext, target)
+    from robustmia.experiments.audit import Audit
     from robustmia.experiments.external import external_audit_target
     from robustmia.models.inference import resolve_device
 
-    ext = external_target(dataset, members, **external)
-    audit_target = external_audit_target(ext, settings, _external_folder(out, ext, target), resolve_device(device), target)
+    audit_target = external_audit_target(ext, settings, folder, resolve_device(device), target)
     return Audit(audit_target, settings, device=device, progress=progress).run_attacks()
 
 
 def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0):
     """The threshold attacks (oracle thresholds) on a file of a black-box model's predictions
     (see robustmia.privacy.predictions); an AuditResult."""
-    from robustmia.privacy.attacks import AttackInputs, ATTACKS
     from robustmia.privacy.predictions import load_predictions
+
+    kind, scores, labels, member = load_predictions(file)  # a bad file is refused before anything heavy is imported
+    from robustmia.privacy.attacks import ATTACKS, AttackInputs
     from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
     from robustmia.privacy.signals import signals_from_logits, signals_from_probs
 
-    kind, scores, labels, member = load_predictions(file)
     signals = signals_from_probs(scores, labels) if kind == "probs" else signals_from_logits(scores, labels)
     inputs = AttackInputs(target=signals, labels=labels)
     names = [a.name for a in ATTACKS.values() if a.threshold and not a.adversarial]
@@ -203,8 +227,14 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
     from robustmia.experiments.presets import preset_path
     from robustmia.experiments.spec import load_spec
 
+    from robustmia.validation import check_device
+
+    check_device(device)
     path = Path(spec) if Path(spec).suffix in (".yaml", ".yml") or Path(spec).is_file() else preset_path(str(spec))
     study, configs = load_spec(path, data_dir)  # validated in full before anything heavy is imported
+    from robustmia.io import check_out
+
+    check_out(out)
     from robustmia.experiments.backends import make_backend
     from robustmia.experiments.runner import run_study as run
 

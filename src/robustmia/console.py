@@ -10,7 +10,10 @@ from typing import Any
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Strict JSON: a NaN or infinite number is printed as null."""
+    from robustmia.io import dumps
+
+    sys.stdout.write(dumps(obj) + "\n")
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:

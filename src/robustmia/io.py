@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -28,10 +29,85 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         raise
 
 
+def check_out(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse an output folder that cannot be: a path that is a file, one below a file, or one whose
+    first existing ancestor cannot be written (tried with an unnamed temporary file, which leaves
+    nothing behind). Nothing is created."""
+    from robustmia.errors import UserError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a folder; choose another {what}")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{what} {path} lies below {ancestor}, which is a file; choose another {what}")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be written ({ancestor}: {e.strerror}); choose a folder you can write") from None
+    return path
+
+
+def strict(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None, so that it is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Strict JSON (no NaN or Infinity), indented, keys sorted."""
+    return json.dumps(strict(obj), indent=2, sort_keys=True, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
+        f.write(dumps(obj) + "\n")
+
+
+def read_json(path: str | os.PathLike, recover: str) -> Any:
+    """A JSON file robustmia wrote; any damage (truncated, not UTF-8, not JSON) is one line naming
+    the file and ``recover`` (how to get going again)."""
+    from robustmia.errors import UserError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}); {recover}") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise UserError(f"{path} is damaged ({type(e).__name__}); {recover}") from None
+
+
+def read_jsonl(path: str | os.PathLike, recover: str) -> list[Any]:
+    """The records of a JSON-lines log. A half-written last line (a crash mid-write) is dropped;
+    damage anywhere else is one line naming the file and ``recover``."""
+    from robustmia.errors import UserError
+
+    if not Path(path).exists():
+        return []
+    try:
+        lines = [line for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}); {recover}") from None
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+            records.append(record)
+        except ValueError:
+            if i == len(lines) - 1:
+                break  # half-written by a process that died
+            raise UserError(f"{path} is damaged at line {i + 1}; {recover}") from None
+    return records
 
 
 def file_sha256(path: str | os.PathLike) -> str:

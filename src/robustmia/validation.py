@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,6 +13,16 @@ import yaml
 from robustmia.errors import UserError
 
 M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def check_device(device: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (or mps, xpu): checked without numerical libraries."""
+    if not DEVICE.fullmatch(device):
+        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def describe_errors(err: pydantic.ValidationError) -> str:
@@ -39,9 +50,11 @@ def validate(cls: type[M], data: Any, source: str) -> M:
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text (binary, or UTF-16?); save it as UTF-8 YAML") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -92,6 +92,8 @@ def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path, every):
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     done = json.loads(meta.read_text())["epoch"]
     assert 3 <= done < 12 and done % every == 0
+    with open(killed / "log.jsonl", "a") as f:  # as if it died writing a log line
+        f.write('{"epoch": 99, "step": 1, "lr"')
 
     r = cli("train", *args, "--out", str(killed), "--resume")
     assert r.returncode == 0, r.stderr

@@ -8,7 +8,8 @@ Each module defines, importing no deep-learning code at module level:
 - ``missing(root) -> str | None``: what is missing in ``root`` (None when the files are there),
   checked without reading them, so that a spec is validated in a fraction of a second;
 - ``load(root, download) -> (train, test)``: the two splits as ImageSets (see data.datasets);
-- optionally ``TITLE`` (how messages name it) and ``ORDER`` (its place in listings);
+- optionally ``TITLE`` (how messages name it), ``ORDER`` (its place in listings) and
+  ``sizes(root) -> (train, test)`` when the sizes can be told without loading (checked early);
 - for datasets of the user's own files: ``info(root, name) -> DatasetInfo`` (shape and classes
   read from the files; ``INFO`` then describes the kind) and ``load(root, download, name)``;
   with ``SIZED = True`` the name may end in ``-S`` (square images of side S).
@@ -97,6 +98,12 @@ def missing_message(name: str, root: Path) -> Optional[str]:
         return None
     title = getattr(dataset_module(name), "TITLE", name)
     return f"{title} not found in {root} ({what}); pass --download to fetch it, or --data-dir to point at an existing copy"
+
+
+def dataset_sizes(name: str, data_dir: Optional[str | os.PathLike] = None) -> Optional[tuple[int, int]]:
+    """(train, test) sizes when the dataset's module can tell them without loading it (``sizes(root)``), else None."""
+    module = dataset_module(name)
+    return module.sizes(resolve_root(name, data_dir)) if hasattr(module, "sizes") else None
 
 
 def check_data_present(name: str, data_dir: Optional[str | os.PathLike]) -> None:

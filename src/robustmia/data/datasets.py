@@ -105,6 +105,8 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle
+        ("__builtin__", "bytes"),  # ... and empty bytes
+        ("builtins", "bytes"),
     }
 
     def find_class(self, module: str, name: str):

@@ -37,7 +37,8 @@ from robustmia.experiments.settings import AuditSettings
 from robustmia.models.inference import resolve_device
 from robustmia.privacy.attacks import ATTACKS, needs_adversarial
 from robustmia.experiments.spec import EvaluationSpec, StudySpec
-from robustmia.io import write_json
+from robustmia.io import read_jsonl, write_json
+from robustmia.locks import OWNER_FILE, folder_lock
 from robustmia.experiments.layout import AUDITS_FOLDER, EXTERNAL_FOLDER, LOG_FILE as STUDY_LOG, RESULTS_FILE, RUNS_FOLDER, SPEC_FILE
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.progress import Progress
@@ -104,7 +105,7 @@ def _audit_settings(spec: StudySpec, eps: float, references: bool = True) -> Aud
 def _open_study(spec_path: Path, out: Path, resume: bool) -> None:
     """Check ``out`` can take this study (empty, or a study of the same spec, or --resume) and copy the spec in."""
     stored_spec = out / SPEC_FILE
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != OWNER_FILE for p in out.iterdir()):
         if not stored_spec.is_file():
             raise UserError(f"{out} exists and holds no study; choose another --out")
         if stored_spec.read_text() != Path(spec_path).read_text() and not resume:
@@ -165,7 +166,15 @@ def run_study(
     (robustmia.reporting) is built from these files alone."""
     out = Path(out)
     backend = backend or LocalBackend(progress=progress)
-    _open_study(spec_path, out, resume)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file, not a study folder; choose another --out")
+    with folder_lock(out):  # one process runs a study folder; a second is refused in one line
+        _open_study(spec_path, out, resume)
+        return _run(spec, configs, out, resume, device, progress, backend)
+
+
+def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bool, device: str, progress: Optional[Progress],
+         backend: Any) -> list[dict[str, Any]]:
     log = StudyLog(out / STUDY_LOG)
     log(f"study {spec.name}: {len(configs)} targets, {backend.name} backend")
     targets = [(t, None, out / EXTERNAL_FOLDER / t.name) if t.external is not None else
@@ -237,8 +246,9 @@ def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Opti
     attack = Perturbation.for_run(run.config.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
     key = hashlib.sha256(json.dumps([attack.describe(), e.bound, e.max_examples], sort_keys=True).encode()).hexdigest()[:12]
     path = run.path / f"evaluation-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    cached = _cached_json(path)
+    if cached is not None:
+        return cached
     model = run.load_model(device)
     members, test = run.data()
     result = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, max_examples=e.max_examples,
@@ -261,14 +271,25 @@ def evaluate_external_target(e: EvaluationSpec, ext: Any, folder: str, device: s
     key = hashlib.sha256(json.dumps([perturbation.describe(), e.bound, e.max_examples, ext.model_dump(mode="json")],
                                     sort_keys=True).encode()).hexdigest()[:12]
     path = Path(folder) / f"evaluation-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    cached = _cached_json(path)
+    if cached is not None:
+        return cached
     result = evaluate_external(ext, perturbation, bound=None if e.bound == "none" else e.bound, out=Path(folder),
                                device=resolve_device(device), max_examples=e.max_examples)
     write_json(path, result)
     return result
 
 
+def _cached_json(path: Path) -> Optional[dict[str, Any]]:
+    """A cached result, or None when it is missing or damaged (then it is computed again)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _read_log(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / LOG_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    records = read_jsonl(path, f"delete {run_dir} to train it again")
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # runs of earlier versions logged time

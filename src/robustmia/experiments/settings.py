@@ -12,23 +12,23 @@ from robustmia.privacy.attacks.registry import ATTACKS, check_references, defaul
 
 
 class AuditSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     attacks: list[str] = Field(default_factory=default_attacks)
     threshold: Literal["oracle", "shadow", "both"] = "oracle"
     per_class: bool = False
-    references: int = Field(default=16, ge=2)
-    eval_size: Optional[int] = Field(default=None, ge=1)
-    population: int = Field(default=2000, ge=0)
+    references: int = Field(default=16, ge=2, le=4096)
+    eval_size: Optional[int] = Field(default=None, ge=1, le=10**9)
+    population: int = Field(default=2000, ge=0, le=10**8)
     eps: Optional[Epsilon] = None
-    attack_steps: int = Field(default=20, ge=1)
+    attack_steps: int = Field(default=20, ge=1, le=10_000)
     step_size: StepSize = None
-    bootstrap: int = Field(default=1000, ge=0)
-    seed: int = Field(default=0, ge=0)
+    bootstrap: int = Field(default=1000, ge=0, le=1_000_000)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     # reference models train in stacks of up to this many at once where that pays off
     # (robustmia.training.stacked); 1 trains them one by one. The stacks are also the units a
     # Ray cluster spreads over its workers.
-    stack_references: int = Field(default=16, ge=1)
+    stack_references: int = Field(default=16, ge=1, le=4096)
 
     @field_validator("attacks", mode="before")
     @classmethod

@@ -24,7 +24,6 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from robustmia.data.catalog import check_data_present
 from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
 from robustmia.robust.bound_names import BOUNDS, NO_BOUND
@@ -113,14 +112,35 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySp
     spec = validate(StudySpec, data, str(path))
     configs = spec.train_configs(str(path), data_dir)
     for t in spec.targets:
-        try:
-            if t.external is not None:
+        if t.external is not None:
+            try:
                 t.external.check_files()
-            else:
-                check_data_present(configs[t.name].dataset, configs[t.name].data_dir)
-        except UserError as e:
-            raise UserError(f"{path}: target {t.name}: {e}") from None
+            except UserError as e:
+                raise UserError(f"{path}: target {t.name}: {e}") from None
+        else:
+            configs[t.name].check(f"{path}: target {t.name}")
+            _check_population(spec, configs[t.name], f"{path}: target {t.name}")
     return spec, configs
+
+
+def _check_population(spec: StudySpec, config: TrainConfig, where: str) -> None:
+    """RMIA's population (examples no model trains on) must exist for the target's split, checked
+    here rather than after every target has trained (where the dataset's sizes can be told early)."""
+    from robustmia.data.catalog import dataset_sizes
+    from robustmia.privacy.attacks import ATTACKS
+
+    need = max((ATTACKS[a].population for a in spec.audit.attacks), default=0)
+    sizes = dataset_sizes(config.dataset, config.data_dir) if need else None
+    if sizes is None:
+        return
+    n_train, n_test = sizes
+    members = config.train_size or n_train
+    nonmembers = min(members, n_test)
+    evaluated = min(members, nonmembers, spec.audit.eval_size or members)
+    have = min(spec.audit.population, (n_train - members) + (n_test - nonmembers) + (nonmembers - evaluated))
+    if have < need:
+        raise UserError(f"{where}: rmia needs at least {need} population examples that no model trains on, but this target "
+                        f"leaves {have}: set audit.eval_size below {evaluated}, a smaller train_size, or a larger audit.population")
 
 
 __all__ = ["AuditSettings", "EvaluationSpec", "StudySpec", "TargetSpec", "describe_errors", "load_spec"]

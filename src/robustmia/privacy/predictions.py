@@ -48,6 +48,8 @@ def load_predictions(path: str | Path) -> tuple[str, np.ndarray, np.ndarray, np.
     if scores.ndim != 2 or scores.shape[1] < 2:
         raise UserError(f"{path}: {kind} must have shape (N, C) with C >= 2, got {scores.shape}")
     n, c = scores.shape
+    if n == 0:
+        raise UserError(f"{path}: {kind} has no rows; save the predictions of at least one member and one non-member")
     for name, a in (("labels", labels), ("member", member)):
         if a.shape != (n,):
             raise UserError(f"{path}: {name} has shape {a.shape} but {kind} has {n} rows; all must have the same length N")

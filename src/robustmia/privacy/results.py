@@ -18,14 +18,13 @@ model or dataset.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from robustmia.io import atomic_write, write_json
+from robustmia.io import atomic_write, read_json, write_json
 from robustmia.privacy.attacks import AttackInputs, attack_spec, needs_references, run_attack
 from robustmia.privacy.attacks.registry import selections
 from robustmia.privacy.metrics import MembershipMetrics, evaluate_scores, operating_points
@@ -92,12 +91,22 @@ class AuditResult:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "AuditResult":
+    def load(cls, folder: str | Path, recover: str = "run the audit again") -> "AuditResult":
+        """A saved audit; any damage is one line naming the file and ``recover``."""
+        from robustmia.errors import UserError
+
         folder = Path(folder)
-        data = json.loads((folder / ATTACKS_FILE).read_text())
-        with np.load(folder / SCORES_FILE, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        member = arrays["member"].astype(bool)
+        data = read_json(folder / ATTACKS_FILE, recover)
+        try:
+            with np.load(folder / SCORES_FILE, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            member = arrays["member"].astype(bool)
+            return cls._from(data, arrays, member)
+        except Exception as e:
+            raise UserError(f"the audit in {folder} is damaged ({type(e).__name__}: {e}); {recover}") from None
+
+    @classmethod
+    def _from(cls, data: dict[str, Any], arrays: dict[str, np.ndarray], member: np.ndarray) -> "AuditResult":
         signals = {k.removeprefix("signal__"): v for k, v in arrays.items() if k.startswith("signal__")}
         attacks = []
         for record in data["attacks"]:

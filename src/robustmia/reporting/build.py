@@ -5,7 +5,6 @@ or dataset is loaded, so a report can be rebuilt wherever the folder is copied.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import yaml
 
 from robustmia.errors import UserError
 from robustmia.experiments.layout import REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
-from robustmia.io import write_json
+from robustmia.io import read_json, write_json
 from robustmia.privacy.results import ATTACKS_FILE, AuditResult
 from robustmia.reporting.figures import write_figures
 from robustmia.reporting.findings import findings
@@ -45,7 +44,7 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
 def _single_audit(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An audit folder (attacks.json + scores.npz: ``robustmia attack``, ``robustmia.audit(...).save``)
     as a study of one target, for its report: modern attacks, figures, provenance and warnings."""
-    audit = AuditResult.load(folder)
+    audit = AuditResult.load(folder, f"run the audit again to rewrite {folder}")
     ext = audit.about.get("external", {})
     stated = ext.get("trained_with") or {}
     name = Path(audit.about["run"]).name if "run" in audit.about else "target"
@@ -64,11 +63,17 @@ def load_study(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return _single_audit(study)
     if not (study / RESULTS_FILE).is_file():
         raise UserError(f"{study} holds no finished study ({RESULTS_FILE} is missing); run `robustmia run SPEC --out {study}` first")
-    spec = yaml.safe_load((study / SPEC_FILE).read_text()) if (study / SPEC_FILE).is_file() else {}
-    results = json.loads((study / RESULTS_FILE).read_text())
+    recover = f"run the study again with --resume (--out {study}) to rewrite it"
+    try:
+        spec = yaml.safe_load((study / SPEC_FILE).read_text(encoding="utf-8")) if (study / SPEC_FILE).is_file() else {}
+    except (ValueError, yaml.YAMLError):
+        spec = {}  # only the title and description are read from it
+    results = read_json(study / RESULTS_FILE, recover)
+    if not isinstance(results, list) or not all(isinstance(r, dict) and "audit" in r for r in results):
+        raise UserError(f"{study / RESULTS_FILE} is not a list of target results; {recover}")
     for r in results:
-        r["audit"] = AuditResult.load(study / r["audit"])
-    return spec or {}, results
+        r["audit"] = AuditResult.load(study / r["audit"], recover)
+    return spec if isinstance(spec, dict) else {}, results
 
 
 def write_report(study: Path) -> dict[str, Any]:

@@ -6,22 +6,18 @@ is never updated) and restores the mode it found.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from robustmia.data.datasets import ImageSet
-from robustmia.epsilon import Epsilon, StepSize
 from robustmia.io import atomic_write
 from robustmia.models.inference import eval_mode, logits_of, model_device
-from robustmia.seeding import generator_draw, per_example_draw
+from robustmia.robust.perturbation import Perturbation
 
 
 class Accuracy(NamedTuple):
@@ -56,57 +52,6 @@ def adversarial_accuracy(
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
     return Accuracy(correct / len(data), loss_sum / len(data), len(data))
-
-
-class Perturbation(BaseModel):
-    """How a model's robustness is measured: PGD-``steps`` in eval mode at ``eps``, step ``eps/8``
-    unless given (1/255 at 8/255, as in Madry et al.'s evaluation), optionally AutoAttack too.
-    ``eps=None`` measures clean accuracy only. (Robustness "perturbations" here; membership
-    "attacks" live in robustmia.privacy.)"""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    eps: Optional[Epsilon] = None
-    steps: int = Field(default=20, ge=1)
-    step_size: StepSize = None
-    restarts: int = Field(default=1, ge=1)
-    random_start: bool = True
-    seed: int = Field(default=0, ge=0)
-    autoattack: bool = False
-
-    @classmethod
-    def for_run(cls, run_eps: float, eps: Any = None, **options: Any) -> "Perturbation":
-        """The one rule for a run: the given ``eps``, else the run's training eps (a natural run
-        stores its robust twin's), else none (clean accuracy only). Options are validated."""
-        from robustmia.validation import validate
-
-        if eps is None and run_eps > 0:
-            eps = run_eps
-        return validate(cls, {"eps": eps, **options}, "evaluation perturbation")
-
-    @property
-    def alpha(self) -> float:
-        return self.step_size if self.step_size is not None else (self.eps or 0.0) / 8
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": "pgd", "norm": "linf", "eps": self.eps, "alpha": self.alpha, "steps": self.steps,
-                "restarts": self.restarts, "random_start": self.random_start, "mode": "eval", "seed": self.seed}
-
-    def key(self) -> str:
-        """A short name of these settings, for cache files."""
-        return hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()[:12]
-
-    def pgd(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ids: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """PGD points of a batch. With ``ids`` (see data.datasets.ImageSet) every example draws its
-        random start from its own seed, so its point does not depend on the batch it came in."""
-        from robustmia.robust.pgd import pgd
-
-        if ids is not None:
-            draw = per_example_draw(self.seed, ids)
-        else:
-            draw = generator_draw(torch.Generator(device=x.device).manual_seed(self.seed))
-        return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=self.steps, random_start=self.random_start,
-                   restarts=self.restarts, mode="eval", draw=draw)
 
 
 def perturbed_logits(model: nn.Module, data: ImageSet, perturbation: Perturbation, *, batch_size: int = 500,

@@ -13,7 +13,6 @@ renames, so a kill at any moment leaves either the old or the new checkpoint who
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -26,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from robustmia.errors import UserError
-from robustmia.io import file_sha256, write_json
+from robustmia.io import file_sha256, read_json, write_json
 
 CURRENT, NEW, OLD = "checkpoint", ".checkpoint-new", ".checkpoint-old"
 MODEL_FILE, OPTIM_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "meta.json"
@@ -136,12 +135,7 @@ def read_safetensors(path: Path, expected_sha256: Optional[str] = None) -> dict[
 
 def read_meta(ckpt: Path) -> dict:
     path = Path(ckpt) / META_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is not valid JSON (damaged checkpoint); re-train or restore it") from None
+    meta = read_json(path, "it is not valid JSON (damaged checkpoint); re-train or restore it")
     if not isinstance(meta, dict) or not {"config", "epoch", "step", "sha256"} <= meta.keys():
         raise UserError(f"{path} lacks the checkpoint metadata robustmia writes; it is not a robustmia checkpoint")
     return meta

@@ -13,32 +13,36 @@ from robustmia.training.schedule import parse_drops
 DEFAULT_EPOCHS = 30
 
 
+MAX_SEED = 2**63 - 1
+
+
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused in every float (an lr of inf trains a NaN model)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dataset: str = "digits"
     data_dir: Optional[str] = None
     model: str = "digits-cnn"
     method: str = "natural"
-    epochs: Optional[int] = Field(default=None, ge=1)
-    iterations: Optional[int] = Field(default=None, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=0.05, gt=0)
+    epochs: Optional[int] = Field(default=None, ge=1, le=1_000_000)
+    iterations: Optional[int] = Field(default=None, ge=1, le=10**10)
+    batch_size: int = Field(default=128, ge=1, le=1 << 20)
+    lr: float = Field(default=0.05, gt=0, le=100)
     lr_drops: list[tuple[int, float]] = Field(default_factory=list)
     lr_unit: Literal["epoch", "iteration"] = "epoch"
     momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=5e-4, ge=0)
+    weight_decay: float = Field(default=5e-4, ge=0, le=1)
     augment: Literal["auto", "none", "crop-flip"] = "auto"
-    train_size: Optional[int] = Field(default=None, ge=1)
-    seed: int = Field(default=0, ge=0)
-    eval_batch_size: int = Field(default=500, ge=1)
+    train_size: Optional[int] = Field(default=None, ge=1, le=10**9)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    eval_batch_size: int = Field(default=500, ge=1, le=1 << 20)
     # the training-time attack of the adversarial methods (pgd, trades, fgsm_rs); see objectives.py
     eps: Epsilon = 0.0
-    attack_steps: Optional[int] = Field(default=None, ge=1)
+    attack_steps: Optional[int] = Field(default=None, ge=1, le=10_000)
     step_size: StepSize = None
     random_start: bool = True
     attack_mode: Optional[Literal["train", "eval"]] = None
-    trades_beta: float = Field(default=6.0, gt=0)
+    trades_beta: float = Field(default=6.0, gt=0, le=1e6)
     # certified methods (convex_dual, ibp, crown_ibp): eps grows linearly from 0 to eps between
     # these fractions of training; kappa (weight of the clean loss) moves from start to end
     ramp_start: float = Field(default=0.0, ge=0, le=1)
@@ -47,7 +51,7 @@ class TrainConfig(BaseModel):
     kappa_end: Optional[float] = Field(default=None, ge=0, le=1)
     # convex_dual: estimate the intermediate bounds with this many random Cauchy projections
     # (Wong et al. 2018 used 50 for their larger networks); None = exact
-    projections: Optional[int] = Field(default=None, ge=2)
+    projections: Optional[int] = Field(default=None, ge=2, le=100_000)
     # GPU speed (see train/loop.py): bf16 autocast of the training step changes the arithmetic, so
     # it is part of the recipe; channels_last and torch.compile only change how it is computed
     amp: Literal["off", "bf16"] = "off"
@@ -75,6 +79,18 @@ class TrainConfig(BaseModel):
             raise ValueError("learning rates must be positive")
         return v
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from robustmia.errors import UserError
+        from robustmia.models.names import check_model_name
+
+        try:
+            check_model_name(v)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return v
+
     @field_validator("method")
     @classmethod
     def _known_method(cls, v: str) -> str:
@@ -91,6 +107,26 @@ class TrainConfig(BaseModel):
         if self.ramp_end < self.ramp_start:
             raise ValueError("ramp_end must not come before ramp_start")
         return self
+
+    def check(self, where: str, data_present: bool = True) -> None:
+        """What the config says about the data and the model that can be checked before anything is
+        loaded: the dataset is where it says, train_size fits its train split (where the size can be
+        told), and a certified method gets a network the bounds handle."""
+        from robustmia.data.catalog import check_data_present, dataset_sizes
+        from robustmia.errors import UserError
+        from robustmia.models.names import CERTIFIABLE
+
+        try:
+            if data_present:  # (not when it is about to be downloaded)
+                check_data_present(self.dataset, self.data_dir)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+        sizes = dataset_sizes(self.dataset, self.data_dir) if data_present else None
+        if sizes is not None and self.train_size is not None and self.train_size > sizes[0]:
+            raise UserError(f"{where}: train_size {self.train_size} is larger than {self.dataset}'s train split ({sizes[0]} images)")
+        if self.method in CERTIFIED and self.model not in CERTIFIABLE:
+            raise UserError(f"{where}: {self.method} certifies networks without pooling or BatchNorm, and {self.model} has them; "
+                            f"use one of {', '.join(CERTIFIABLE)}")
 
     def resolved_augment(self, dataset_default: str) -> str:
         return dataset_default if self.augment == "auto" else self.augment

@@ -14,6 +14,7 @@ optimizer, checkpoint, log) that ``train.stacked`` shares when it trains K model
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -27,7 +28,8 @@ from robustmia.data.datasets import ImageSet, dataset_info, load_dataset
 from robustmia.data.splits import load_split, make_split, save_split
 from robustmia.data.transforms import augment
 from robustmia.errors import UserError
-from robustmia.io import atomic_write, write_json
+from robustmia.io import atomic_write, read_jsonl, write_json
+from robustmia.locks import OWNER_FILE, folder_lock
 from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import clean_accuracy
 from robustmia.training import distributed
@@ -36,7 +38,7 @@ from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.training.objectives import OBJECTIVES, StepContext, check_model
 from robustmia.models.inference import resolve_device
 from robustmia.seeding import epoch_generator, generator_draw
-from robustmia.training.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, build_initial_model, read_config_dict
+from robustmia.training.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, TIMING_FILE, build_initial_model, read_config_dict
 from robustmia.training.schedule import piecewise_lr
 
 
@@ -54,17 +56,20 @@ def _prepare_folder(out: Path, config: TrainConfig, resume: bool) -> bool:
         if changed:
             raise UserError(f"cannot resume {out}: it was trained with different {', '.join(changed)}; drop those flags")
         return True
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(p.name != OWNER_FILE for p in out.iterdir())):
         raise UserError(f"{out} exists and is not an empty folder or a run; choose another --out")
     return False
 
 
 def _truncate_log(path: Path, epochs_done: int) -> None:
+    """Keep the log's records up to the checkpoint the run resumes from (a half-written last line,
+    from a process that died writing it, is dropped)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epochs_done]
+    records = read_jsonl(path, f"delete {path.parent} to train it again")
+    keep = [r for r in records if isinstance(r.get("epoch"), int) and r["epoch"] <= epochs_done]
     with atomic_write(path, "w") as f:
-        f.write("".join(line + "\n" for line in keep))
+        f.write("".join(json.dumps(r) + "\n" for r in keep))
 
 
 EpochHook = Callable[[torch.nn.Module, int, ImageSet, ImageSet], dict[str, Any]]
@@ -108,6 +113,11 @@ class RunSession:
     epoch: int = 0
     step: int = 0
     record: dict[str, Any] = field(default_factory=dict)
+    lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def release(self) -> None:
+        """Let go of the run folder's lock (the end of training, or a failure)."""
+        self.lock.close()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -155,14 +165,16 @@ class RunSession:
                 split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
             members = train_set.subset(split.members)
         distributed.barrier()  # every rank has looked at the folder before rank 0 writes
+        lock = contextlib.ExitStack()
+        if writer:  # one process writes a run folder: a second one is refused here, before it writes
+            lock.enter_context(folder_lock(out))
         if writer and not continuing:
-            out.mkdir(parents=True, exist_ok=True)
             if split is not None:
                 save_split(split, out / SPLIT_FILE)
             write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
         model.to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-        session = cls(config, out, members, model, optimizer)
+        session = cls(config, out, members, model, optimizer, lock=lock)
         ckpt = checkpoint_dir(out) if continuing else None
         if ckpt is not None:
             weights, optim_state, meta = load_checkpoint(ckpt)
@@ -171,6 +183,7 @@ class RunSession:
             session.epoch, session.step, session.record = meta["epoch"], meta["step"], meta.get("metrics", {})
         if writer:
             _truncate_log(out / LOG_FILE, session.epoch)
+            _truncate_log(out / TIMING_FILE, session.epoch)
         distributed.barrier()
         return session
 
@@ -185,17 +198,21 @@ class RunSession:
         if test_set is not None and self._due(self.config.eval_every):
             test = clean_accuracy(self.model, test_set, self.config.eval_batch_size)
             record.update(test_loss=test.loss, test_accuracy=test.accuracy)
-        record["seconds"] = round(time.perf_counter() - started, 3)
+        seconds = round(time.perf_counter() - started, 3)
         if epoch_hook is not None:
             record.update(epoch_hook(self.model, self.epoch, self.members, test_set))
         with open(self.out / LOG_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
+        # wall-clock time apart from the log, so that the log (and a study's results.json) is a
+        # function of the config, seed and thread count alone
+        with open(self.out / TIMING_FILE, "a") as f:
+            f.write(json.dumps({"epoch": self.epoch, "seconds": seconds}) + "\n")
         c = self.config
         if self._due(c.checkpoint_every):
             save_checkpoint(self.out, self.model, self.optimizer,
                             {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step, "metrics": record})
         self.record = record
-        return record
+        return {**record, "seconds": seconds}
 
 
 def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: torch.Tensor, y_all: torch.Tensor, kind: str,
@@ -260,6 +277,19 @@ def train(
     needs_data = members is None or config.eval_every > 0 or epoch_hook is not None
     train_set, test_set = load_dataset(config.dataset, config.data_dir, download) if needs_data else (None, None)
     run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
+    try:
+        _run_epochs(run, objective, test_set, group, dev, writer, progress, epoch_hook)
+    finally:
+        run.release()
+        if group is not None:
+            group.close()
+    return run.record
+
+
+def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], group: Optional[distributed.ProcessGroup],
+                dev: torch.device, writer: bool, progress: Optional[Progress], epoch_hook: Optional[EpochHook]) -> None:
+    """Train ``run`` to its end, epoch by epoch: steps, then (the writer's part) the log and checkpoint."""
+    config = run.config
     if group is not None:
         group.check_batches(len(run.members), config.batch_size)
     net = prepare_model(run.model, config, group.wrap if group is not None else None)
@@ -281,6 +311,3 @@ def train(
             run.epoch += 1
     if writer:
         emit(progress, "end")
-    if group is not None:
-        group.close()
-    return run.record

@@ -4,31 +4,29 @@
 RUN_DIR/
   config.json      the validated TrainConfig
   split.npz        members / non-members / pool indices (see robustmia.data.splits)
-  log.jsonl        one JSON record per finished epoch
+  log.jsonl        one JSON record per finished epoch (no wall-clock time: a function of config, seed, threads)
+  timing.jsonl     the seconds each epoch took
   checkpoint/      the latest complete checkpoint (see robustmia.training.checkpoint)
 ```
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-from torch import nn
-
-from robustmia.data.datasets import DatasetInfo, ImageSet, dataset_info, load_dataset
+from robustmia.data.catalog import DatasetInfo, dataset_info
 from robustmia.data.splits import Split, load_split
 from robustmia.errors import UserError
-from robustmia.models import build_model
-from robustmia.models.inference import resolve_device
-from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights
+from robustmia.io import read_json
 from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.validation import validate
 
-CONFIG_FILE, SPLIT_FILE, LOG_FILE = "config.json", "split.npz", "log.jsonl"
+# numerical libraries are imported where a model is built or data is loaded, so that a run folder
+# is opened (and a bad one refused) without them
+
+CONFIG_FILE, SPLIT_FILE, LOG_FILE, TIMING_FILE = "config.json", "split.npz", "log.jsonl", "timing.jsonl"
 
 
 def read_config_dict(run_dir: Path) -> Optional[dict[str, Any]]:
@@ -36,10 +34,9 @@ def read_config_dict(run_dir: Path) -> Optional[dict[str, Any]]:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"{path} is unreadable or not JSON; the run folder is damaged") from None
+    data = read_json(path, f"the run folder is damaged: delete {run_dir} to train it again")
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a JSON object; the run folder is damaged: delete {run_dir} to train it again")
     return data
 
 
@@ -48,15 +45,24 @@ def run_finished(run_dir: Path) -> bool:
     meta = Path(run_dir) / "checkpoint" / "meta.json"
     if not meta.is_file():
         return False
-    m = json.loads(meta.read_text())
-    config = TrainConfig.model_validate(m["config"])
+    recover = f"delete {run_dir} to train it again"
+    m = read_json(meta, recover)
+    try:
+        config = TrainConfig.model_validate(m["config"])
+        step, epoch = int(m["step"]), int(m["epoch"])
+    except Exception:
+        raise UserError(f"{meta} does not hold a checkpoint's config, step and epoch; {recover}") from None
     if config.iterations is not None:
-        return m["step"] >= config.iterations
-    return m["epoch"] >= (config.epochs or DEFAULT_EPOCHS)
+        return step >= config.iterations
+    return epoch >= (config.epochs or DEFAULT_EPOCHS)
 
 
-def build_initial_model(config: TrainConfig, info: DatasetInfo) -> nn.Module:
+def build_initial_model(config: TrainConfig, info: DatasetInfo) -> Any:
     """The model at initialisation: the same weights for the same seed, whatever RNG state the caller has."""
+    import torch
+
+    from robustmia.models import build_model
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         return build_model(config.model, info)
@@ -80,8 +86,10 @@ class Run:
         config = validate(TrainConfig, data, str(path / CONFIG_FILE))
         return cls(path, config, dataset_info(config.dataset, config.data_dir), load_split(path / SPLIT_FILE))
 
-    def data(self) -> tuple[ImageSet, ImageSet]:
+    def data(self) -> tuple[Any, Any]:
         """``(members, test)``: the target's training set and the whole test split."""
+        from robustmia.data.datasets import load_dataset
+
         train, test = load_dataset(self.config.dataset, self.config.data_dir)
         if (len(train), len(test)) != (self.split.n_train, self.split.n_test):
             raise UserError(
@@ -90,12 +98,16 @@ class Run:
             )
         return train.subset(self.split.members), test
 
-    def load_model(self, device: torch.device | str = "cpu") -> nn.Module:
+    def load_model(self, device: Any = "cpu") -> Any:
         return load_trained_model(self.path, self.config, self.info, device)
 
 
-def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, device: torch.device | str = "cpu") -> nn.Module:
+def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, device: Any = "cpu") -> Any:
     """The model in a run folder's latest checkpoint, in eval mode on ``device``."""
+    from robustmia.models import build_model
+    from robustmia.models.inference import resolve_device
+    from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights
+
     ckpt = checkpoint_dir(path)
     if ckpt is None:
         raise UserError(f"run {path} has no checkpoint yet; train it (or resume it with --resume) first")

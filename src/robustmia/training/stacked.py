@@ -198,9 +198,13 @@ def train_stacked(
     train_set, test_set = load_dataset(config.dataset, config.data_dir) if config.eval_every else (None, None)
     runs = [RunSession.open(c, Path(o), resume=True, train_set=train_set, test_set=test_set, members=m, device=dev)
             for c, o, m in zip(configs, outs, members)]
-    todo = [r for r in runs if not r.done]
-    if todo:
-        _train(todo, test_set, dev, progress)
+    try:
+        todo = [r for r in runs if not r.done]
+        if todo:
+            _train(todo, test_set, dev, progress)
+    finally:
+        for r in runs:
+            r.release()
     return [r.record for r in runs]
 
 

@@ -36,6 +36,20 @@ def missing(root: Path, torchvision_folder: str) -> Optional[str]:
     return f"expected {torchvision_folder}/raw/ with {', '.join(f for pair in FILES.values() for f in pair)} (or .gz)"
 
 
+def sizes(root: Path, torchvision_folder: str) -> Optional[tuple[int, int]]:
+    """The two splits' sizes from the label files' headers (8 bytes each), or None if unreadable."""
+    where = folder(root, torchvision_folder)
+    try:
+        counts = []
+        for _, labels_file in FILES.values():
+            path = _find(where, labels_file)
+            with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+                counts.append(int.from_bytes(f.read(8)[4:8], "big"))
+        return counts[0], counts[1]
+    except (OSError, TypeError, EOFError):
+        return None
+
+
 def read_idx(path: Path, dims: int, title: str) -> np.ndarray:
     """An unsigned-byte IDX array (magic 0x0000080N with N = ``dims``, big-endian sizes)."""
     try:

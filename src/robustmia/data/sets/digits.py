@@ -17,6 +17,10 @@ INFO = DatasetInfo("digits", (1, 8, 8), 10, (0.3050,), (0.3760,), "none",
 TRAIN_SIZE = 898
 
 
+def sizes(root: Path) -> tuple[int, int]:
+    return TRAIN_SIZE, 1797 - TRAIN_SIZE
+
+
 def missing(root: Path) -> Optional[str]:
     return None  # ships with scikit-learn
 

@@ -19,5 +19,9 @@ def missing(root: Path) -> Optional[str]:
     return _idx.missing(root, "FashionMNIST")
 
 
+def sizes(root: Path) -> Optional[tuple[int, int]]:
+    return _idx.sizes(root, "FashionMNIST")
+
+
 def load(root: Path, download: bool):
     return _idx.load("fashion-mnist", root, download, "FashionMNIST", TITLE)

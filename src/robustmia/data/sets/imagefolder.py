@@ -39,6 +39,10 @@ def missing(root: Path) -> Optional[str]:
     return None
 
 
+def sizes(root: Path) -> tuple[int, int]:
+    return tuple(sum(1 for p in (root / split).glob("*/*") if p.suffix.lower() in EXTENSIONS) for split in ("train", "test"))
+
+
 def _size(name: str) -> int:
     return int(name.rpartition("-")[2]) if name != "imagefolder" else DEFAULT_SIZE
 

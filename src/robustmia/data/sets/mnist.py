@@ -18,5 +18,9 @@ def missing(root: Path) -> Optional[str]:
     return _idx.missing(root, "MNIST")
 
 
+def sizes(root: Path) -> Optional[tuple[int, int]]:
+    return _idx.sizes(root, "MNIST")
+
+
 def load(root: Path, download: bool):
     return _idx.load("mnist", root, download, "MNIST", TITLE)

@@ -1,0 +1,172 @@
+"""What robustmia refuses, class by class: every case ends in exit code 2 and one line on stderr,
+with no traceback, no folder created or changed, and (where no data is needed) in under 2 s,
+before torch is imported."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+PROBE = ("import sys\nfrom robustmia.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+         "    print('TORCH' if 'torch' in sys.modules else 'NOTORCH', e.code)\n")
+
+SPEC = """
+name: tiny
+defaults: {dataset: digits, model: digits-mlp, train_size: 100, epochs: 2, batch_size: 32}
+targets:
+  - {name: natural, tables: [I], train: {method: natural, eps: 0.1}}
+audit: {attacks: [confidence], bootstrap: 10}
+"""
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def refuse(tmp_path: Path, *args: str, fragment: str, no_torch: bool = True, cwd: Path = None) -> None:
+    """Run the CLI in a fresh process; assert the one-line refusal, that nothing under ``tmp_path``
+    changed, and, for refusals that need no data, that torch was never imported and it took < 2 s."""
+    before = _snapshot(tmp_path)
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd or tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=120)
+    elapsed = time.perf_counter() - start
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.stdout.split()[-1:] == ["2"], (r.stdout, r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("robustmia: error: ") and "Traceback" not in r.stderr, r.stderr
+    assert fragment in lines[0], (fragment, lines[0])
+    assert _snapshot(tmp_path) == before, "a refused command created or changed files"
+    if no_torch:
+        assert r.stdout.split()[0] == "NOTORCH", f"torch was imported before refusing: {lines[0]}"
+        assert elapsed < 2.0, f"refused after {elapsed:.2f} s"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    r = subprocess.run([sys.executable, "-m", "robustmia", "train", "--model", "digits-mlp", "--epochs", "2", "--out", str(root / "run"),
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return root / "run"
+
+
+# --- files that are not what they claim ---------------------------------------------------------
+
+
+def test_a_config_or_spec_that_is_not_utf8(tmp_path):
+    (tmp_path / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    refuse(tmp_path, "train", "--config", "binary.yaml", "--out", "x", fragment="is not UTF-8 text")
+    (tmp_path / "utf16.yaml").write_bytes(SPEC.encode("utf-16"))
+    refuse(tmp_path, "run", "utf16.yaml", "--out", "x", fragment="is not UTF-8 text")
+
+
+def test_damaged_files_in_a_run_folder(tmp_path, run_dir):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "config.json").write_text('{"dataset": "digits", "epochs": "many"')  # truncated
+    refuse(tmp_path, "evaluate", "run", fragment="config.json is damaged")
+    (run / "config.json").write_text(json.dumps({"dataset": "digits", "epochs": "many"}))  # wrong types
+    refuse(tmp_path, "evaluate", "run", fragment="epochs")
+    (run / "config.json").write_text(json.dumps({"dataset": "digits", "model": "digits-mlp", "epochs": 2}))
+    np.savez(run / "split.npz", members=np.array([], np.int64))
+    refuse(tmp_path, "evaluate", "run", fragment="split.npz")
+
+
+def test_prediction_files_with_no_rows_or_objects(tmp_path):
+    np.savez(tmp_path / "empty.npz", labels=np.zeros(0, int), member=np.zeros(0, bool), logits=np.zeros((0, 3)))
+    refuse(tmp_path, "audit-scores", "empty.npz", fragment="has no rows")
+    np.savez(tmp_path / "objects.npz", labels=np.array([1, 2], dtype=object), member=np.array([1, 0]), logits=np.zeros((2, 3)))
+    refuse(tmp_path, "audit-scores", "objects.npz", fragment="pickled (object) array")
+
+
+def test_a_cifar_batch_with_no_images(tmp_path):
+    import pickle
+
+    folder = tmp_path / "c" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in ("data_batch_1", "test_batch"):
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": np.zeros((0, 3072), np.uint8), "labels": []}, f, protocol=2)
+    refuse(tmp_path, "train", "--dataset", "cifar10", "--data-dir", "c", "--model", "small-cnn", "--out", "x",
+           fragment="has no or inconsistent data", no_torch=False)
+    (tmp_path / "w.safetensors").write_bytes(b"not read: the data is refused first")
+    (tmp_path / "members.json").write_text("[0, 1]")
+    refuse(tmp_path, "attack", "--arch", "small-cnn", "--weights", "w.safetensors", "--dataset", "cifar10", "--data-dir", "c",
+           "--members", "members.json", "--out", "o", fragment="has no or inconsistent data", no_torch=False)
+
+
+# --- output paths ------------------------------------------------------------------------------
+
+
+def test_out_below_a_file_or_not_writable(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    refuse(tmp_path, "train", "--out", "file.txt/run", fragment="lies below")
+    refuse(tmp_path, "train", "--out", "/proc/robustmia-run", fragment="cannot be written")
+
+
+def test_out_naming_a_file_and_resume_of_nothing(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    (tmp_path / "results").write_text("x")
+    refuse(tmp_path, "run", "spec.yaml", "--out", "results", fragment="is a file")
+    refuse(tmp_path, "train", "--out", "nothing-here", "--resume", fragment="holds no run to resume")
+
+
+# --- numbers that are not numbers --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--lr", "inf"], "lr"),
+    (["--method", "pgd", "--eps", "0.1", "--step-size", "nan"], "finite"),
+    (["--seed", str(2**70)], "seed"),
+    (["--model", "wrn-40-100000"], "too large"),
+    (["--method", "pgd", "--eps", "8/255", "--step-size", "2"], "write 2/255, not 2"),
+    (["--method", "pgd", "--eps", "8/255/2"], "fraction of a fraction"),
+], ids=["lr-inf", "step-nan", "seed", "width", "step-2", "nested-fraction"])
+def test_numbers_that_are_not_numbers(tmp_path, flags, fragment):
+    refuse(tmp_path, "train", *flags, "--out", "x", fragment=fragment)
+
+
+def test_json_output_is_strict():
+    from robustmia.io import dumps
+
+    text = dumps({"a": float("nan"), "b": [float("inf"), 1.5]})
+    assert json.loads(text) == {"a": None, "b": [None, 1.5]} and "NaN" not in text and "Infinity" not in text
+
+
+# --- checks that must come before anything runs --------------------------------------------------
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda s: s.replace("train_size: 100", "train_size: 5000"), "larger than digits's train split (898 images)"),
+    (lambda s: s.replace("{method: natural, eps: 0.1}", "{method: ibp, eps: 0.1, model: digits-cnn}"), "certifies networks without pooling"),
+    (lambda s: s.replace("attacks: [confidence]", "attacks: [confidence, rmia]").replace("train_size: 100", "train_size: 850"),
+     "rmia needs at least 100 population examples"),
+], ids=["train-size", "certified-pooling", "rmia-population"])
+def test_spec_checks_before_anything_runs(tmp_path, edit, fragment):
+    (tmp_path / "spec.yaml").write_text(edit(SPEC))
+    refuse(tmp_path, "run", "spec.yaml", "--out", "study", fragment=fragment)
+
+
+def test_train_checks_before_anything_runs(tmp_path):
+    refuse(tmp_path, "train", "--train-size", "5000", "--out", "x", fragment="larger than digits's train split")
+    refuse(tmp_path, "train", "--device", "tpu", "--out", "x", fragment="unknown device 'tpu'")
+    refuse(tmp_path, "train", "--method", "ibp", "--eps", "0.1", "--model", "digits-cnn", "--out", "x", fragment="certifies networks")
+
+
+# --- slow refusals -------------------------------------------------------------------------------
+
+
+def test_refusals_of_every_command_come_before_torch(tmp_path):
+    refuse(tmp_path, "evaluate", "nope", fragment="does not exist")
+    refuse(tmp_path, "attack", "nope", "--attacks", "confidence", fragment="does not exist")
+    refuse(tmp_path, "attack", "--attacks", "magic", "--arch", "x", fragment="unknown attack magic")
+    refuse(tmp_path, "audit-scores", "nope.npz", fragment="does not exist")
+    refuse(tmp_path, "evaluate", "nope", "--device", "gpu7", fragment="unknown device")
