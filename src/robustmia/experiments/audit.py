@@ -28,6 +28,7 @@ from robustmia.data.catalog import dataset_info
 from robustmia.data.datasets import ImageSet, load_dataset
 from robustmia.errors import UserError
 from robustmia.io import atomic_write
+from robustmia.locks import folder_lock
 from robustmia.experiments.settings import AuditSettings
 from robustmia.privacy.attacks import ATTACKS, AttackInputs, needs_adversarial, needs_references
 from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
@@ -240,7 +241,12 @@ class Audit:
         return inputs
 
     def run_attacks(self) -> AuditResult:
-        """Every attack of the settings, saved (``attacks.json``, ``scores.npz``) in the audit folder."""
+        """Every attack of the settings, saved (``attacks.json``, ``scores.npz``) in the audit folder,
+        which one process writes at a time."""
+        with folder_lock(self.folder):
+            return self._run_attacks()
+
+    def _run_attacks(self) -> AuditResult:
         inputs, s = self.inputs(), self.settings
         attacks = run_attacks(inputs, s.attacks, self.member, threshold=s.threshold, per_class=s.per_class,
                               bootstrap=s.bootstrap, seed=s.seed, n_references=s.references,
