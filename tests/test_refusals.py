@@ -146,7 +146,7 @@ def test_json_output_is_strict():
 
 @pytest.mark.parametrize("edit, fragment", [
     (lambda s: s.replace("train_size: 100", "train_size: 5000"), "larger than digits's train split (898 images)"),
-    (lambda s: s.replace("{method: natural, eps: 0.1}", "{method: ibp, eps: 0.1, model: digits-cnn}"), "certifies networks without pooling"),
+    (lambda s: s.replace("{method: natural, eps: 0.1}", "{method: ibp, eps: 0.1, model: digits-cnn}"), "cannot certify digits-cnn"),
     (lambda s: s.replace("attacks: [confidence]", "attacks: [confidence, rmia]").replace("train_size: 100", "train_size: 850"),
      "rmia needs at least 100 population examples"),
 ], ids=["train-size", "certified-pooling", "rmia-population"])
@@ -158,7 +158,7 @@ def test_spec_checks_before_anything_runs(tmp_path, edit, fragment):
 def test_train_checks_before_anything_runs(tmp_path):
     refuse(tmp_path, "train", "--train-size", "5000", "--out", "x", fragment="larger than digits's train split")
     refuse(tmp_path, "train", "--device", "tpu", "--out", "x", fragment="unknown device 'tpu'")
-    refuse(tmp_path, "train", "--method", "ibp", "--eps", "0.1", "--model", "digits-cnn", "--out", "x", fragment="certifies networks")
+    refuse(tmp_path, "train", "--method", "ibp", "--eps", "0.1", "--model", "digits-cnn", "--out", "x", fragment="cannot certify digits-cnn")
 
 
 # --- slow refusals -------------------------------------------------------------------------------

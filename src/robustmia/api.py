@@ -62,7 +62,7 @@ def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "
     if isinstance(config, dict):
         config = train_config(config)
     check_device(device)
-    config.check("training config", data_present=not download)
+    config.check(data_present=not download)
     check_out(out)
     from robustmia.training.loop import train as train_loop
 

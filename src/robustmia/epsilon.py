@@ -41,7 +41,9 @@ def _pixel_range(v: float) -> float:
 
 
 def _step_range(v: Optional[float]) -> Optional[float]:
-    if v is not None and not 0.0 < v <= 1.0:
+    if v is not None and v <= 0:
+        raise ValueError("must be positive")
+    if v is not None and v > 1.0:
         raise ValueError("must lie in (0, 1]: pixels are in [0, 1], so write 2/255, not 2")
     return v
 

@@ -19,6 +19,11 @@ DESCRIPTIONS: dict[str, str] = {
 }
 # built only from layers the certified bounds handle (no pooling, no BatchNorm)
 CERTIFIABLE = ("wong-cnn", "wong-resnet", "digits-mlp")
+
+
+def uncertifiable_layers(name: str) -> str:
+    """What in architecture ``name`` the certified bounds cannot handle."""
+    return "WideResNet blocks (BatchNorm2d)" if WRN_NAME.fullmatch(name) else "MaxPool2d layers"
 WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
 MAX_WRN_DEPTH, MAX_WRN_WIDTH = 202, 32  # beyond these a WideResNet does not fit any one GPU
 

@@ -108,25 +108,26 @@ class TrainConfig(BaseModel):
             raise ValueError("ramp_end must not come before ramp_start")
         return self
 
-    def check(self, where: str, data_present: bool = True) -> None:
+    def check(self, where: Optional[str] = None, data_present: bool = True) -> None:
         """What the config says about the data and the model that can be checked before anything is
         loaded: the dataset is where it says, train_size fits its train split (where the size can be
         told), and a certified method gets a network the bounds handle."""
         from robustmia.data.catalog import check_data_present, dataset_sizes
         from robustmia.errors import UserError
-        from robustmia.models.names import CERTIFIABLE
+        from robustmia.models.names import CERTIFIABLE, uncertifiable_layers
 
+        lead = f"{where}: " if where else ""
         try:
             if data_present:  # (not when it is about to be downloaded)
                 check_data_present(self.dataset, self.data_dir)
         except UserError as e:
-            raise UserError(f"{where}: {e}") from None
+            raise UserError(f"{lead}{e}") from None
         sizes = dataset_sizes(self.dataset, self.data_dir) if data_present else None
         if sizes is not None and self.train_size is not None and self.train_size > sizes[0]:
-            raise UserError(f"{where}: train_size {self.train_size} is larger than {self.dataset}'s train split ({sizes[0]} images)")
+            raise UserError(f"{lead}train_size {self.train_size} is larger than {self.dataset}'s train split ({sizes[0]} images)")
         if self.method in CERTIFIED and self.model not in CERTIFIABLE:
-            raise UserError(f"{where}: {self.method} certifies networks without pooling or BatchNorm, and {self.model} has them; "
-                            f"use one of {', '.join(CERTIFIABLE)}")
+            raise UserError(f"{lead}{self.method} cannot certify {self.model}: the bounds do not handle its "
+                            f"{uncertifiable_layers(self.model)}; use one of {', '.join(CERTIFIABLE)}")
 
     def resolved_augment(self, dataset_default: str) -> str:
         return dataset_default if self.augment == "auto" else self.augment

@@ -79,3 +79,9 @@ def load(name: str, root: Path, download: bool, torchvision_folder: str, title: 
             raise UserError(f"{title} files in {where} have inconsistent images/labels; re-download them with --download")
         splits.append(from_uint8(images[:, None], labels))
     return tuple(splits)
+
+
+def functions(name: str, torchvision_folder: str, title: str):
+    """A dataset module's ``missing``, ``sizes`` and ``load`` for IDX files in ``torchvision_folder``."""
+    return (lambda root: missing(root, torchvision_folder), lambda root: sizes(root, torchvision_folder),
+            lambda root, download: load(name, root, download, torchvision_folder, title))
