@@ -108,7 +108,7 @@ def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path
     if out is not None:
         return check_out(out)
     from robustmia.io import file_sha256 as sha256
-    from robustmia.models.external import state_sha256
+    from robustmia.models.inference import state_sha256
 
     digest = sha256(Path(target.weights)) if target.weights is not None else state_sha256(model)
     return Path("runs") / f"external-{digest[:12]}"

@@ -50,3 +50,7 @@ def test_the_cache_computes_each_point_once(tmp_path, monkeypatch):
     assert sum(rows) == 60 and torch.equal(again, everything.flip(0))
     other = perturbed_logits(model, data.subset(range(5)), Perturbation(eps=0.05, steps=5), cache=tmp_path)
     assert sum(rows) == 65 and not torch.equal(other, everything[:5])  # other settings, other points
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # the model trained further: its old points are not reused
+    perturbed_logits(model, data.subset(range(10)), p, cache=tmp_path)
+    assert sum(rows) == 75

@@ -266,7 +266,7 @@ def provenance(target: ExternalTarget, data: ExternalData, model: Any = None) ->
     """Where the target came from: architecture, weights and their SHA-256 (of the file, or of an
     in-memory model's tensors), normalisation, dataset, and where members and non-members came from."""
     from robustmia.io import file_sha256 as sha256
-    from robustmia.models.external import state_sha256
+    from robustmia.models.inference import state_sha256
 
     if target.weights is not None:
         weights, digest = str(target.weights), sha256(Path(target.weights))

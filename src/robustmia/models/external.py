@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import pickle
 from pathlib import Path
@@ -116,16 +115,6 @@ def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: 
         raise UserError(f"weights {path} do not fit {arch}: {what} ({len(missing)} missing, {len(unexpected)} unexpected); "
                         "check --arch and --arch-args")
     model.load_state_dict(state)
-
-
-def state_sha256(model: nn.Module) -> str:
-    """SHA-256 over a model's state dict (names, shapes, dtypes and bytes, in order)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
 
 
 def load_external_model(arch: str, weights: Path, info: DatasetInfo, *, normalize: Optional[tuple[list[float], list[float]]] = None,

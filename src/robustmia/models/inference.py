@@ -6,6 +6,7 @@ for these."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import Iterator
 
 import torch
@@ -50,3 +51,13 @@ def logits_of(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> 
     device = model_device(model)
     with eval_mode(model):
         return torch.cat([model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)])
+
+
+def state_sha256(model: nn.Module) -> str:
+    """SHA-256 over a model's state dict (names, shapes, dtypes and bytes, in order)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()

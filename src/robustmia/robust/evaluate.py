@@ -16,7 +16,7 @@ from torch import nn
 
 from robustmia.data.datasets import ImageSet
 from robustmia.io import atomic_write
-from robustmia.models.inference import eval_mode, logits_of, model_device
+from robustmia.models.inference import eval_mode, logits_of, model_device, state_sha256
 from robustmia.robust.perturbation import Perturbation
 
 
@@ -57,10 +57,13 @@ def adversarial_accuracy(
 def perturbed_logits(model: nn.Module, data: ImageSet, perturbation: Perturbation, *, batch_size: int = 500,
                      cache: Optional[Path] = None) -> torch.Tensor:
     """The model's logits on the PGD points of ``data`` (eval mode). With ``cache`` (a folder, e.g.
-    a run's) and example ids, each example's point is made once for these settings: rows found in
-    ``cache/perturbed-<key>.npz`` are read back, only the missing ones are computed and added, so
-    the evaluation and the membership signals of one model share their PGD points."""
-    path = cache / f"perturbed-{perturbation.key()}.npz" if cache is not None and data.ids is not None else None
+    a run's) and example ids, each example's point is made once for these settings and these
+    weights: rows found in ``cache/perturbed-<settings>-<weights>.npz`` are read back, only the
+    missing ones are computed and added, so the evaluation and the membership signals of one model
+    share their PGD points (and a model trained further gets new ones)."""
+    path = None
+    if cache is not None and data.ids is not None:
+        path = cache / f"perturbed-{perturbation.key()}-{state_sha256(model)[:12]}.npz"
     known: dict[int, np.ndarray] = {}
     if path is not None and path.is_file():
         try:
