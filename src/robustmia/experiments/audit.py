@@ -17,6 +17,7 @@ Everything is cached under ``RUN_DIR/audit/``: a re-run trains and computes noth
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -100,6 +101,7 @@ class AuditTarget:
     about: dict[str, Any] = field(default_factory=dict)
     supplied: Optional[list[Callable[[torch.device], torch.nn.Module]]] = None
     supplied_keep: Optional[np.ndarray] = None
+    model_key: str = ""  # names the target's weights in its cached signals (a run trained further is read again)
 
 
 def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
@@ -118,9 +120,17 @@ def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
         folder=run.path / "audit" / f"n{n}-seed{settings.seed}", points=run.path, load_model=run.load_model,
         candidates=ImageSet.concat(train_set.subset(mem_idx), test_set.subset(non_idx)), member=np.r_[np.ones(n, bool), np.zeros(n, bool)],
         population=population.subset(take) if len(take) else None, eps=run.config.eps, recipe=run.config,
-        eval_batch_size=run.config.eval_batch_size, about={"run": str(run.path)},
+        eval_batch_size=run.config.eval_batch_size, about={"run": str(run.path)}, model_key=_checkpoint_key(run.path),
         shortfall=f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size",
     )
+
+
+def _checkpoint_key(run_dir: Path) -> str:
+    """A short name of the weights in a run's checkpoint (from its meta.json, without loading them)."""
+    try:
+        return str(json.loads((run_dir / "checkpoint" / "meta.json").read_text())["sha256"]["model.safetensors"])[:12]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 class Audit:
@@ -159,7 +169,8 @@ class Audit:
                  points: Path) -> dict[str, np.ndarray]:
         """The signals of ``model()`` on ``data``, cached in ``folder`` (the model is loaded only to
         compute them); its PGD points are shared through ``points`` (the model's run folder)."""
-        path = folder / f"signals-{name}-{self._signal_key()}.npz"
+        owner = self.target.model_key if points == self.target.points else ""
+        path = folder / f"signals-{name}-{self._signal_key()}{'-' + owner if owner else ''}.npz"
         cached = _load_arrays(path)
         if cached is None:
             cached = model_signals(model(), data, perturbation=self.perturbation, batch_size=self.target.eval_batch_size,

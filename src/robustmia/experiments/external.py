@@ -315,7 +315,7 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
         candidates=ImageSet.concat(data.members.subset(mem_idx), data.nonmembers.subset(np.sort(non_perm[:n_non]))),
         member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
         eps=target.eps, recipe=recipe, shortfall="pass a smaller --eval-size (spare non-members become population)", about=about,
-        supplied=supplied, supplied_keep=supplied_keep,
+        supplied=supplied, supplied_keep=supplied_keep, model_key=about["external"]["weights_sha256"][:12],
     )
 
 
