@@ -105,3 +105,40 @@ def test_shokri_attack_learns_from_shadow_models():
 
     inputs = AttackInputs({"logits": logits(member)}, labels, [{"logits": logits(keep[j])} for j in range(k)], keep)
     assert roc_auc_score(member, run_attack("shadow", inputs).scores) > 0.75
+
+
+def _released_reference(phi, ref, keep, online, fixed):
+    """The released code's computation (TensorFlow Privacy, research/mi_lira_2021/plot.py), written
+    out per example: IN/OUT statistics cut to the smallest count, median, np.std with ddof 0; the
+    membership score is minus the released "prediction" (its ROC sweep negates it)."""
+    from scipy.stats import norm
+
+    n = ref.shape[1]
+    dat_in = [ref[keep[:, j], j] for j in range(n)]
+    dat_out = [ref[~keep[:, j], j] for j in range(n)]
+    size_in, size_out = min(map(len, dat_in)), min(map(len, dat_out))
+    dat_in = np.array([x[:size_in] for x in dat_in])
+    dat_out = np.array([x[:size_out] for x in dat_out])
+    mean_in, mean_out = np.median(dat_in, 1), np.median(dat_out, 1)
+    if online:
+        std_in, std_out = (np.std(dat_in), np.std(dat_in)) if fixed else (np.std(dat_in, 1), np.std(dat_out, 1))
+        prediction = -norm.logpdf(phi, mean_in, std_in + 1e-30) + norm.logpdf(phi, mean_out, std_out + 1e-30)
+    else:
+        std_out = np.std(dat_out) if fixed else np.std(dat_out, 1)
+        prediction = norm.logpdf(phi, mean_out, std_out + 1e-30)
+    return -prediction
+
+
+@pytest.mark.parametrize("online, fixed", [(True, False), (False, False), (True, True), (False, True)])
+def test_released_lira_variant_reproduces_the_authors_code(online, fixed):
+    rng = np.random.default_rng(5)
+    inputs, member, _ = _gaussian_world(n=600, k=16)
+    inputs.keep = rng.random(inputs.keep.shape) < 0.5  # uneven IN/OUT counts: the released code cuts them to the smallest
+    name = {(True, False): "lira-released", (False, False): "lira-offline-released",
+            (True, True): "lira-fixed-released", (False, True): "lira-offline-fixed-released"}[(online, fixed)]
+    ours = run_attack(name, inputs).scores
+    reference = _released_reference(inputs.target["lira"], inputs.reference_matrix("lira"), inputs.keep, online, fixed)
+    assert np.allclose(ours, reference, rtol=0, atol=1e-9)
+    # and robustmia's own LiRA differs from it (mean, ddof 1, one-sided offline), as the README says
+    own = run_attack(name.removesuffix("-released"), inputs).scores
+    assert not np.allclose(own, reference, atol=1e-6)

@@ -8,6 +8,14 @@ phi = log F_y - log(1 - F_y).
 - fixed variance: one standard deviation for all examples (the pooled within-example
   standard deviation of the IN, resp. OUT, fits) instead of each example's own; the
   choice of Carlini et al. when there are few reference models.
+
+These fits use the mean and the unbiased (ddof 1) standard deviation. The ``*-released``
+variants follow the authors' released code instead (research/mi_lira_2021 in TensorFlow
+Privacy), so that published numbers can be reproduced: the median of the reference
+statistics, the standard deviation with ddof 0, every example's IN (OUT) statistics cut to
+the smallest count any example has, offline scores two-sided (minus the OUT log-density), and
+with fixed variance the standard deviation of all IN statistics for both Gaussians online (as
+the released code has it) and of all OUT statistics offline.
 """
 
 from __future__ import annotations
@@ -53,6 +61,35 @@ def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = Fa
     return AttackScores(norm.logpdf(phi, mu_in, sd_in) - norm.logpdf(phi, mu_out, sd_out))
 
 
+def _cut(ref: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(m, N): for every example, the statistics of the first m models (in model order) that ``mask``
+    selects, m the smallest such count over the examples (the released code's truncation)."""
+    m = int(mask.sum(0).min())
+    order = np.argsort(~mask, axis=0, kind="stable")[:m]
+    return np.take_along_axis(ref, order, axis=0)
+
+
+def lira_released(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = False) -> AttackScores:
+    """LiRA as the authors' released code computes it (see the module docstring)."""
+    from scipy.stats import norm
+
+    phi = inputs.target["lira"].astype(np.float64)
+    ref = inputs.reference_matrix("lira").astype(np.float64)
+    dat_out = _cut(ref, ~inputs.keep)
+    if len(dat_out) < 2:
+        raise ValueError("LiRA needs at least 2 OUT reference models for every example")
+    mu_out = np.median(dat_out, 0)
+    if not online:
+        sd_out = np.std(dat_out) if fixed_variance else np.std(dat_out, 0)
+        return AttackScores(-norm.logpdf(phi, mu_out, sd_out + _EPS))
+    dat_in = _cut(ref, inputs.keep)
+    if len(dat_in) < 2:
+        raise ValueError("online LiRA needs at least 2 IN reference models for every example")
+    mu_in = np.median(dat_in, 0)
+    sd_in, sd_out = (np.std(dat_in), np.std(dat_in)) if fixed_variance else (np.std(dat_in, 0), np.std(dat_out, 0))
+    return AttackScores(norm.logpdf(phi, mu_in, sd_in + _EPS) - norm.logpdf(phi, mu_out, sd_out + _EPS))
+
+
 def _register(name: str, help: str, *, online: bool, fixed: bool) -> None:
     # the Gaussians are fitted to at least 2 OUT (and, online, 2 IN) models of every example
     register_attack(name, help=help, references=True, min_references=4, default=name == "lira")(
@@ -63,3 +100,8 @@ _register("lira", "LiRA (Carlini et al. 2022), online, a variance per example", 
 _register("lira-offline", "LiRA offline (OUT models only), a variance per example", online=False, fixed=False)
 _register("lira-fixed", "LiRA online with one pooled variance", online=True, fixed=True)
 _register("lira-offline-fixed", "LiRA offline with one pooled variance", online=False, fixed=True)
+for _name, _online, _fixed in (("lira-released", True, False), ("lira-offline-released", False, False),
+                               ("lira-fixed-released", True, True), ("lira-offline-fixed-released", False, True)):
+    register_attack(_name, help=f"{_name.removesuffix('-released')} as the authors' released code computes it (median, ddof 0"
+                    f"{', two-sided' if not _online else ''})", references=True, min_references=4)(
+        lambda inputs, options, o=_online, f=_fixed: lira_released(inputs, online=o, fixed_variance=f))
