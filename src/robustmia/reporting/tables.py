@@ -58,14 +58,24 @@ def paper_rows(results: list[dict[str, Any]], table: str, selection: str = "orac
     return rows
 
 
+MIN_FALSE_POSITIVES = 10  # below this many allowed false positives, a TPR at an FPR level is marked
+LOW_FPR_NOTE = (f"* marks a TPR at an FPR level that allows fewer than {MIN_FALSE_POSITIVES} false positives among the "
+                "non-members (e.g. TPR at 0.1% FPR with 300 non-members is TPR at zero false positives)")
+
+
+def low_fpr_mark(record: dict[str, Any], level: float) -> str:
+    """``*`` when ``level`` x the non-members allows fewer than MIN_FALSE_POSITIVES false positives."""
+    return "*" if level * record["n_nonmembers"] < MIN_FALSE_POSITIVES else ""
+
+
 def modern_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for r in results:
         for a in r["attacks"]:
             if a["threshold_selection"] != "oracle":
                 continue
-            rows.append([r["name"], a["attack"], _with_ci(a, "roc_auc"), _with_ci(a, "tpr_at_fpr_0.001"),
-                         _with_ci(a, "tpr_at_fpr_0.01"), _with_ci(a, "advantage"),
+            rows.append([r["name"], a["attack"], _with_ci(a, "roc_auc"), _with_ci(a, "tpr_at_fpr_0.001") + low_fpr_mark(a, 0.001),
+                         _with_ci(a, "tpr_at_fpr_0.01") + low_fpr_mark(a, 0.01), _with_ci(a, "advantage"),
                          f"{a['n_members']} + {a['n_nonmembers']}", str(a.get("n_references", 0))])
     return rows
 
@@ -112,7 +122,8 @@ def build_tables(results: list[dict[str, Any]]) -> dict[str, tuple[list[str], li
         rows = paper_rows(results, table) + paper_rows(results, table, "shadow")
         if rows:
             tables[key] = (PAPER_COLUMNS, rows, caption + "; inference accuracy, precision, recall and AUPRC in % with 95% bootstrap CIs")
-    tables["modern"] = (MODERN_COLUMNS, modern_rows(results), "Modern attacks: ROC AUC, TPR at low FPR (%), advantage, with 95% bootstrap CIs")
+    tables["modern"] = (MODERN_COLUMNS, modern_rows(results),
+                        f"Modern attacks: ROC AUC, TPR at low FPR (%), advantage, with 95% bootstrap CIs; {LOW_FPR_NOTE}")
     return tables
 
 
