@@ -17,7 +17,6 @@ Everything is cached under ``RUN_DIR/audit/``: a re-run trains and computes noth
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -36,6 +35,7 @@ from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
 from robustmia.privacy.signals import model_signals
 from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import Perturbation
+from robustmia.training.checkpoint import MODEL_FILE, checkpoint_dir, read_meta
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
 from robustmia.models.inference import resolve_device
@@ -126,11 +126,9 @@ def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
 
 
 def _checkpoint_key(run_dir: Path) -> str:
-    """A short name of the weights in a run's checkpoint (from its meta.json, without loading them)."""
-    try:
-        return str(json.loads((run_dir / "checkpoint" / "meta.json").read_text())["sha256"]["model.safetensors"])[:12]
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+    """A short name of the weights in a run's latest checkpoint (from its meta.json, without loading them)."""
+    ckpt = checkpoint_dir(run_dir)
+    return "" if ckpt is None else str(read_meta(ckpt)["sha256"][MODEL_FILE])[:12]
 
 
 class Audit:
