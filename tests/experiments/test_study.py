@@ -19,9 +19,13 @@ description: a small study for the tests
 defaults: {dataset: digits, model: digits-mlp, train_size: 100, batch_size: 32, epochs: 10}
 targets:
   - {name: natural, tables: [I, II], train: {method: natural, eps: 0.1}}
-  - {name: pgd-0.1, tables: [I, II], train: {method: pgd, eps: 0.1}}
+  - name: pgd-0.1
+    tables: [I, II]
+    train: {method: pgd, eps: 0.1}
+    audit: {attacks: [confidence, loss, adv-confidence, lira, rmia, shadow, label-boundary, grad-norm, grad-norm-lira, qmia],
+            boundary_bisections: 4, probe_steps: 4}
   - {name: pgd-0.2, tables: [II], train: {method: pgd, eps: 0.2}}
-  - {name: ibp-0.1, tables: [III], train: {method: ibp, eps: 0.1}}
+  - {name: ibp-0.1, tables: [III], train: {method: ibp, eps: 0.1}, audit: {attacks: [confidence, lira, verified-margin, verified-margin-lira]}}
 evaluation: {attack_steps: 10}
 audit: {attacks: [confidence, loss, adv-confidence, lira, rmia, shadow], threshold: both, references: 4, bootstrap: 50}
 track_every: 5
@@ -50,7 +54,14 @@ def _tables(out: Path) -> dict:
 def test_study_writes_tables_figures_and_report(study):
     report = study / "report"
     tables = _tables(study)
-    assert set(tables) == {"table1.json", "table2.json", "table3.json", "modern.json"}
+    assert set(tables) == {"table1.json", "table2.json", "table3.json", "modern.json", "beyond.json"}
+    # the paper's tables gain no columns; the attacks beyond the seed have their own table, per target and selection
+    assert len(tables["table1.json"]["columns"]) == 18
+    beyond = {(row[0], row[1], row[3]) for row in tables["beyond.json"]["rows"]}
+    assert {("pgd-0.1", "label-boundary", "oracle"), ("pgd-0.1", "label-boundary", "shadow"), ("pgd-0.1", "grad-norm-lira", "oracle"),
+            ("pgd-0.1", "qmia", "quantile"), ("ibp-0.1", "verified-margin", "shadow"), ("ibp-0.1", "verified-margin-lira", "oracle")} <= beyond
+    assert not any(row[0] in ("natural", "pgd-0.2") for row in tables["beyond.json"]["rows"])  # only where the target's audit asks
+    assert any("queries 26 per example" in row[8] for row in tables["beyond.json"]["rows"])  # 1 + 5 radii x (PGD-4 + 1)
     t2 = tables["table2.json"]
     assert [row[2] for row in t2["rows"]] == ["natural", "pgd", "pgd"] * 2  # oracle rows, then shadow rows
     assert all(row[16] in ("oracle", "shadow") for row in t2["rows"])
@@ -63,6 +74,9 @@ def test_study_writes_tables_figures_and_report(study):
         assert {f"{stem}.png", f"{stem}.svg"} <= figures
     findings = (report / "findings.md").read_text()
     assert "PGD training at eps 0.1" in findings and "95% intervals" in findings and "provable model ibp-0.1" in findings
+    assert "on pgd-0.1 (pgd, eps 0.1)" in findings and "TPR at 1% FPR" in findings  # the new attacks against the seed's
+    assert "exposure moves between natural and its twin pgd-0.1" in findings
+    assert {"exposure_pgd-0.1.png", "exposure_pgd-0.1.svg"} <= figures
     results = json.loads((study / "results.json").read_text())
     tracked = [x for x in results[1]["log"] if x.get("track")]
     assert [x["epoch"] for x in tracked] == [5, 10]
@@ -141,7 +155,9 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
       const imgs = [...document.images];
       const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
       document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, rendered: ok,
-        tables: document.querySelectorAll('table').length, rows: document.querySelectorAll('tbody tr').length}));
+        tables: document.querySelectorAll('table').length, rows: document.querySelectorAll('tbody tr').length,
+        thumbs: document.querySelectorAll('figure.thumb img').length,
+        thumbs_drawn: [...document.querySelectorAll('figure.thumb img')].filter(i => i.complete && i.naturalWidth > 0 && i.width === 64).length}));
     });</script></body>"""
     page.write_text((study / "report" / "report.html").read_text().replace("</body>", probe))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -151,8 +167,9 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     marker = 'data-probe="'
     assert marker in dom, dom[:500]
     probe_data = json.loads(dom.split(marker, 1)[1].split('"', 1)[0].replace("&quot;", '"'))
-    assert probe_data["images"] >= 8 and probe_data["rendered"] == probe_data["images"], probe_data
-    assert probe_data["tables"] == 4 and probe_data["rows"] > 10
+    assert probe_data["images"] >= 8 + 4 * 16 and probe_data["rendered"] == probe_data["images"], probe_data  # figures + exposure grids
+    assert probe_data["tables"] == 5 and probe_data["rows"] > 10
+    assert probe_data["thumbs"] == 4 * 16 and probe_data["thumbs_drawn"] == probe_data["thumbs"], probe_data
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     shot = artifacts / "report.png"

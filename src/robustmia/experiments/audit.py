@@ -1,7 +1,8 @@
 """The black-box membership audit of one trained run.
 
 1. The evaluation set: ``eval_size`` members and as many non-members (balanced, seeded).
-2. The target's signals on it (clean, and on PGD points when an adversarial attack asks).
+2. The target's signals on it (clean, and on PGD points when an adversarial attack asks), and
+   the probes that label-only and white-box attacks read (privacy.probes).
 3. If an attack needs them, K reference models trained with the target's exact recipe
    through the one training loop, each on a random half of the evaluation set (balanced
    keep masks: every example is in exactly K/2 of them), and their signals on the
@@ -31,6 +32,7 @@ from robustmia.io import atomic_write
 from robustmia.locks import folder_lock
 from robustmia.experiments.settings import AuditSettings
 from robustmia.privacy.attacks import ATTACKS, AttackInputs, needs_adversarial, needs_references
+from robustmia.privacy.probes import NEEDS_EPS, ProbeSettings, check_probe, probe_signals
 from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
 from robustmia.privacy.signals import model_signals
 from robustmia.progress import Progress, emit
@@ -63,6 +65,15 @@ def _load_arrays(path: Path) -> Optional[dict[str, np.ndarray]]:
             return {k: z[k] for k in z.files}
     except Exception:
         return None  # a damaged cache entry is recomputed
+
+
+def _cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays saved at ``path``, computed and saved first if they are not there (or damaged)."""
+    cached = _load_arrays(path)
+    if cached is None:
+        cached = compute()
+        _save_arrays(path, cached)
+    return cached
 
 
 def reference_groups(settings: AuditSettings) -> list[list[int]]:
@@ -149,6 +160,12 @@ class Audit:
         if self.target.supplied is not None and len(self.target.supplied) != settings.references:
             raise UserError(f"{len(self.target.supplied)} reference models were supplied, but the audit asks for {settings.references}; "
                             f"pass --references {len(self.target.supplied)}")
+        eps = settings.eps if settings.eps is not None else (self.target.eps or None)
+        self.probes = ProbeSettings(eps=eps, bisections=settings.boundary_bisections, steps=settings.probe_steps, draws=settings.noise_draws,
+                                    restarts=settings.adv_restarts, bound=settings.bound, seed=settings.seed)
+        no_eps = [a for a in settings.attacks if set(ATTACKS[a].probes) & set(NEEDS_EPS)]
+        if no_eps and not eps:
+            raise UserError(f"{', '.join(no_eps)} need an epsilon: pass --eps (e.g. 8/255); the target was trained with none")
         self.candidates, self.member, self.population = self.target.candidates, self.target.member, self.target.population
         self.folder = self.target.folder
         have = 0 if self.population is None else len(self.population)
@@ -163,18 +180,28 @@ class Audit:
         a = self.perturbation
         return "clean" if a is None else f"pgd-eps{a.eps:.6g}-steps{a.steps}-alpha{a.alpha:.6g}-seed{a.seed}"
 
+    def _probes(self, references: bool = False, population: bool = False) -> list[str]:
+        """The probes the attacks read: of reference models only where they need references, on the
+        population only where they need population examples."""
+        wanted = [a for a in self.settings.attacks if (not references or needs_references(a, self.settings.threshold))
+                  and (not population or ATTACKS[a].population)]
+        return list(dict.fromkeys(p for a in wanted for p in ATTACKS[a].probes))
+
     def _signals(self, folder: Path, model: Callable[[], torch.nn.Module], data: ImageSet, name: str,
-                 points: Path) -> dict[str, np.ndarray]:
-        """The signals of ``model()`` on ``data``, cached in ``folder`` (the model is loaded only to
-        compute them); its PGD points are shared through ``points`` (the model's run folder)."""
+                 points: Path, probes: list[str]) -> dict[str, np.ndarray]:
+        """The signals of ``model()`` on ``data`` and its ``probes``, cached in ``folder`` (the model is
+        loaded only to compute them); its PGD points are shared through ``points`` (its run folder)."""
         owner = self.target.model_key if points == self.target.points else ""
-        path = folder / f"signals-{name}-{self._signal_key()}{'-' + owner if owner else ''}.npz"
-        cached = _load_arrays(path)
-        if cached is None:
-            cached = model_signals(model(), data, perturbation=self.perturbation, batch_size=self.target.eval_batch_size,
-                                   cache=points)
-            _save_arrays(path, cached)
-        return cached
+        tail = f"{name}{'-' + owner if owner else ''}"
+        out = _cached(folder / f"signals-{name}-{self._signal_key()}{'-' + owner if owner else ''}.npz",
+                      lambda: model_signals(model(), data, perturbation=self.perturbation, batch_size=self.target.eval_batch_size,
+                                            cache=points))
+        for probe in probes:
+            key = self.probes.key(probe)
+            out.update(_cached(folder / f"probe-{probe}{'-' + key if key else ''}-{tail}.npz",
+                               lambda: probe_signals(probe, None if probe == "pixels" else model(), data, self.probes,
+                                                     self.target.eval_batch_size)))
+        return out
 
     # --- reference models ----------------------------------------------------------------
 
@@ -218,8 +245,9 @@ class Audit:
         else:
             config, folder = self._reference(j)
             model = functools.cache(lambda: load_trained_model(folder, config, dataset_info(config.dataset, config.data_dir), self.device))
-        pop = self._signals(folder, model, self.population, "population", folder) if self.population is not None else None
-        return self._signals(folder, model, self.candidates, "eval", folder), pop
+        pop = (self._signals(folder, model, self.population, "population", folder, self._probes(True, True))
+               if self.population is not None else None)
+        return self._signals(folder, model, self.candidates, "eval", folder, self._probes(True)), pop
 
     def prepare_references(self, group: list[int]) -> None:
         """Train one group of reference models and cache their signals (one task of a study)."""
@@ -239,15 +267,23 @@ class Audit:
     # --- attacks -------------------------------------------------------------------------
 
     def inputs(self) -> AttackInputs:
-        model = functools.cache(lambda: self.target.load_model(self.device))
+        model = functools.cache(lambda: self._checked(self.target.load_model(self.device)))
         # the target's PGD points live beside it (a run's folder), shared with its evaluation
-        target = self._signals(self.folder, model, self.candidates, "target", self.target.points)
-        population = (self._signals(self.folder, model, self.population, "target-population", self.target.points)
+        target = self._signals(self.folder, model, self.candidates, "target", self.target.points, self._probes())
+        population = (self._signals(self.folder, model, self.population, "target-population", self.target.points,
+                                    self._probes(population=True))
                       if self.population is not None else None)
         inputs = AttackInputs(target=target, labels=self.candidates.labels.numpy(), population=population)
         if reference_groups(self.settings):
             inputs.keep, inputs.references, inputs.ref_population = self._reference_models()
         return inputs
+
+    def _checked(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The target model, once every probe its attacks need can run on it (else one line naming the attack)."""
+        for a in self.settings.attacks:
+            for probe in ATTACKS[a].probes:
+                check_probe(probe, model, self.candidates, self.probes, attack=a)
+        return model
 
     def run_attacks(self) -> AuditResult:
         """Every attack of the settings, saved (``attacks.json``, ``scores.npz``) in the audit folder,
@@ -259,9 +295,12 @@ class Audit:
         inputs, s = self.inputs(), self.settings
         attacks = run_attacks(inputs, s.attacks, self.member, threshold=s.threshold, per_class=s.per_class,
                               bootstrap=s.bootstrap, seed=s.seed, n_references=s.references,
-                              perturbation=self.perturbation.describe() if self.perturbation is not None else None)
+                              perturbation=self.perturbation.describe() if self.perturbation is not None else None,
+                              probes=self.probes.describe, delta=s.delta)
         signals = {k: inputs.target[k] for k in FIGURE_SIGNALS}
-        result = AuditResult(attacks, self.member, signals, {**self.target.about, "settings": s.model_dump(mode="json")})
+        ids = None if self.candidates.ids is None else self.candidates.ids.numpy()
+        result = AuditResult(attacks, self.member, signals, {**self.target.about, "settings": s.model_dump(mode="json")}, ids)
+        result.add_exposure(self.candidates.images.numpy())
         result.save(self.folder)
         return result
 

@@ -35,6 +35,7 @@ from robustmia.experiments.audit import Audit, reference_groups
 from robustmia.experiments.backends import LocalBackend
 from robustmia.experiments.settings import AuditSettings
 from robustmia.models.inference import resolve_device
+from robustmia.models.names import CERTIFIABLE
 from robustmia.privacy.attacks import ATTACKS, needs_adversarial
 from robustmia.experiments.spec import EvaluationSpec, StudySpec
 from robustmia.io import read_jsonl, write_json
@@ -86,12 +87,16 @@ def _tracker(config: TrainConfig, every: int, num_classes: int) -> Callable[[tor
     return track
 
 
-def _audit_settings(spec: StudySpec, eps: float, references: bool = True) -> AuditSettings:
-    """The spec's audit for one target: attacks on PGD inputs only where the target has an eps, and
-    those inputs made as the evaluation makes them; without a way to train reference models (an
-    external target without a reference recipe) only the attacks that need none, oracle thresholds."""
-    a = spec.audit
-    attacks = [x for x in a.attacks if (not needs_adversarial(x) or eps > 0 or a.eps) and (references or not ATTACKS[x].references)]
+def _audit_settings(spec: StudySpec, target: Any, eps: float, references: bool = True, model: str = "") -> AuditSettings:
+    """The spec's audit for one target (its own ``audit`` block over the study's): attacks on PGD
+    inputs only where the target has an eps, and those inputs made as the evaluation makes them;
+    attacks on certified bounds only where its architecture (``model``, a zoo name) is certifiable;
+    without a way to train reference models (an external target without a reference recipe) only
+    the attacks that need none, oracle thresholds."""
+    a = spec.audit_for(target)
+    certifiable = not model or model in CERTIFIABLE
+    attacks = [x for x in a.attacks if (not needs_adversarial(x) or eps > 0 or a.eps) and (references or not ATTACKS[x].references)
+               and (certifiable or not ATTACKS[x].certified)]
     update: dict[str, Any] = {"attacks": attacks}
     if not references:
         update["threshold"] = "oracle"
@@ -202,8 +207,8 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
 def _target_settings(spec: StudySpec, target: Any, config: Optional[TrainConfig]) -> AuditSettings:
     ext = target.external
     if ext is None:
-        return _audit_settings(spec, config.eps)
-    settings = _audit_settings(spec, ext.eps, ext.reference_recipe is not None or bool(ext.reference_weights))
+        return _audit_settings(spec, target, config.eps, model=config.model)
+    settings = _audit_settings(spec, target, ext.eps, ext.reference_recipe is not None or bool(ext.reference_weights))
     return settings.model_copy(update={"references": len(ext.reference_weights)}) if ext.reference_weights else settings
 
 

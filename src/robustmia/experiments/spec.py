@@ -42,6 +42,7 @@ class TargetSpec(BaseModel):
     recipe: Optional[str] = None  # a named training recipe (robustmia recipes) under ``train``
     train: dict[str, Any] = Field(default_factory=dict)
     external: Optional[ExternalTarget] = None  # a model trained elsewhere, instead of recipe/train
+    audit: dict[str, Any] = Field(default_factory=dict)  # this target's audit settings over the study's (e.g. more attacks)
 
     @model_validator(mode="after")
     def _external_alone(self) -> "TargetSpec":
@@ -86,6 +87,13 @@ class StudySpec(BaseModel):
             raise ValueError(f"target names must be unique, got {names}")
         return self
 
+    def audit_for(self, target: TargetSpec, where: str = "spec") -> AuditSettings:
+        """The audit settings of one target: its own ``audit`` block over the study's."""
+        if not target.audit:
+            return self.audit
+        merged = {**self.audit.model_dump(exclude_unset=True), **target.audit}
+        return validate(AuditSettings, merged, f"{where}: target {target.name}: audit")
+
     def train_configs(self, source: str, data_root: Optional[str] = None) -> dict[str, TrainConfig]:
         """Each target's validated config; ``data_root`` (a folder with one sub-folder per dataset,
         like ``$ROBUSTMIA_DATA_DIR``) overrides where the datasets lie."""
@@ -112,6 +120,7 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySp
     spec = validate(StudySpec, data, str(path))
     configs = spec.train_configs(str(path), data_dir)
     for t in spec.targets:
+        spec.audit_for(t, str(path))
         if t.external is not None:
             try:
                 t.external.check_files()
@@ -119,27 +128,28 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySp
                 raise UserError(f"{path}: target {t.name}: {e}") from None
         else:
             configs[t.name].check(f"{path}: target {t.name}")
-            _check_population(spec, configs[t.name], f"{path}: target {t.name}")
+            _check_population(spec.audit_for(t), configs[t.name], f"{path}: target {t.name}")
     return spec, configs
 
 
-def _check_population(spec: StudySpec, config: TrainConfig, where: str) -> None:
+def _check_population(audit: AuditSettings, config: TrainConfig, where: str) -> None:
     """RMIA's population (examples no model trains on) must exist for the target's split, checked
     here rather than after every target has trained (where the dataset's sizes can be told early)."""
     from robustmia.data.catalog import dataset_sizes
     from robustmia.privacy.attacks import ATTACKS
 
-    need = max((ATTACKS[a].population for a in spec.audit.attacks), default=0)
+    need = max((ATTACKS[a].population for a in audit.attacks), default=0)
     sizes = dataset_sizes(config.dataset, config.data_dir) if need else None
     if sizes is None:
         return
     n_train, n_test = sizes
     members = config.train_size or n_train
     nonmembers = min(members, n_test)
-    evaluated = min(members, nonmembers, spec.audit.eval_size or members)
-    have = min(spec.audit.population, (n_train - members) + (n_test - nonmembers) + (nonmembers - evaluated))
+    evaluated = min(members, nonmembers, audit.eval_size or members)
+    have = min(audit.population, (n_train - members) + (n_test - nonmembers) + (nonmembers - evaluated))
     if have < need:
-        raise UserError(f"{where}: rmia needs at least {need} population examples that no model trains on, but this target "
+        needing = ", ".join(a for a in audit.attacks if ATTACKS[a].population)
+        raise UserError(f"{where}: {needing} need at least {need} population examples that no model trains on, but this target "
                         f"leaves {have}: set audit.eval_size below {evaluated}, a smaller train_size, or a larger audit.population")
 
 

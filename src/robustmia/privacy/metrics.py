@@ -24,6 +24,17 @@ Definitions:
   identical samples and grows as the two distributions separate.
 - ``ci95``: 2.5 and 97.5 percentiles over bootstrap resamples of the examples (the
   threshold is re-chosen in each resample when it is the oracle's).
+- ``empirical_epsilon``: what the attack proves about any (epsilon, delta)-DP guarantee the
+  model could have (Kairouz et al. 2015; Jagielski et al. 2020): at a threshold with rates FPR
+  and FNR, epsilon >= max(log((1 - delta - FNR) / FPR), log((1 - delta - FPR) / FNR)).
+  ``lower_bound`` puts in the Clopper-Pearson upper ends of FPR and FNR and takes the best of
+  the m thresholds tried; the 5% risk is split over both rates and all m thresholds (each rate
+  one-sided at 1 - 0.025/m, Bonferroni), so the bound holds with 95% confidence as stated.
+  (Jagielski et al. and TensorFlow Privacy maximise 95% bounds over thresholds chosen on the same
+  data, which is optimistic.) At the threshold that gives it, ``interval`` is [lower_bound,
+  upper], upper from the Clopper-Pearson lower ends of the rates (None: no finite upper end),
+  and ``estimate`` the bound from the observed rates. A model that leaks nothing has a lower
+  bound of 0 (its interval is then given at the oracle threshold).
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 FPR_LEVELS: tuple[float, ...] = (0.001, 0.01)
+DELTA = 1e-5  # the delta of the empirical epsilon unless told (a DP target's own delta)
+EPSILON_CONFIDENCE = 0.95
 KL_BINS, KL_PSEUDOCOUNT = 100, 0.5
 
 
@@ -99,6 +112,44 @@ def best_threshold(p: OperatingPoints) -> tuple[float, int]:
     return float(p.thresholds[i]), i
 
 
+def _upper_rate(errors: np.ndarray, n: int, level: float) -> np.ndarray:
+    """One-sided Clopper-Pearson upper bounds of error rates ``errors / n`` at confidence ``level``."""
+    from scipy.stats import beta
+
+    errors = np.asarray(errors)
+    safe = np.minimum(errors, n - 1)  # the upper end at errors == n is 1
+    return np.where(errors >= n, 1.0, beta.ppf(level, safe + 1, n - safe))
+
+
+def _lower_rate(errors: np.ndarray, n: int, level: float) -> np.ndarray:
+    """One-sided Clopper-Pearson lower bounds of error rates ``errors / n`` at confidence ``level``."""
+    return 1.0 - _upper_rate(n - np.asarray(errors), n, level)
+
+
+def _epsilons(fpr: np.ndarray, fnr: np.ndarray, delta: float) -> np.ndarray:
+    """The epsilon bound at each operating point (0 where the rates prove nothing; inf at a zero rate)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.log(np.maximum(1 - delta - fnr, 0) / fpr)
+        b = np.log(np.maximum(1 - delta - fpr, 0) / fnr)
+    both = np.fmax(np.where(np.isnan(a), -np.inf, a), np.where(np.isnan(b), -np.inf, b))
+    return np.maximum(both, 0.0)
+
+
+def empirical_epsilon(p: OperatingPoints, delta: float = DELTA, confidence: float = EPSILON_CONFIDENCE) -> dict[str, Any]:
+    """The epsilon lower bound of the operating points and its interval (see the module docstring)."""
+    m = len(p.thresholds)
+    level = 1 - (1 - confidence) / (2 * m)
+    fn = p.n_pos - p.tp
+    lower = _epsilons(_upper_rate(p.fp, p.n_neg, level), _upper_rate(fn, p.n_pos, level), delta)
+    i = int(np.argmax(lower)) if lower.max() > 0 else best_threshold(p)[1]  # no proof anywhere: the oracle threshold
+    upper = _epsilons(_lower_rate(p.fp[i], p.n_neg, level), _lower_rate(fn[i], p.n_pos, level), delta)
+    estimate = _epsilons(p.fp[i] / p.n_neg, fn[i] / p.n_pos, delta)
+    finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
+    return {"lower_bound": float(lower[i]), "interval": [float(lower[i]), finite(upper)], "estimate": finite(estimate),
+            "at_threshold": finite(p.thresholds[i]), "thresholds": m, "delta": delta, "confidence": confidence,
+            "method": "Clopper-Pearson, Bonferroni over both rates and all thresholds"}
+
+
 def kl_divergence(member_values: np.ndarray, nonmember_values: np.ndarray) -> float:
     lo = float(min(member_values.min(), nonmember_values.min()))
     hi = float(max(member_values.max(), nonmember_values.max()))
@@ -149,6 +200,7 @@ class MembershipMetrics:
     kl_on: str
     ci95: dict[str, list[float]] = field(default_factory=dict)
     n_bootstrap: int = 0
+    empirical_epsilon: dict[str, Any] = field(default_factory=dict)
     inference_accuracy_is: str = "balanced: (TPR + TNR) / 2 at the threshold"
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,9 +228,11 @@ def evaluate_scores(
     n_bootstrap: int = 1000,
     seed: int = 0,
     selection: Optional[str] = None,
+    delta: float = DELTA,
 ) -> MembershipMetrics:
     """All metrics of one attack. ``threshold=None`` picks the oracle threshold; ``selection``
-    says how a given threshold was chosen (e.g. ``shadow``; default ``given``)."""
+    says how a given threshold was chosen (e.g. ``shadow``; default ``given``); ``delta`` is the
+    delta of the empirical epsilon."""
     scores = np.asarray(scores, dtype=np.float64)
     member = np.asarray(member, dtype=bool)
     if scores.shape != member.shape or scores.ndim != 1:
@@ -193,7 +247,8 @@ def evaluate_scores(
     result = MembershipMetrics(
         attack=attack, threshold_selection="oracle" if threshold is None else (selection or "given"),
         n_members=int(member.sum()), n_nonmembers=int((~member).sum()), kl_divergence=kl,
-        kl_on="loss" if losses is not None else "score", **point,
+        kl_on="loss" if losses is not None else "score",
+        empirical_epsilon=empirical_epsilon(operating_points(scores, member), delta), **point,
     )
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)

@@ -6,31 +6,35 @@ scores, ROC curves and metrics, and are saved as plain files (JSON + npz).
   and how it was run (``details``: per-class thresholds, reference models, clean or PGD
   inputs and the perturbation that made them);
 - :class:`AuditResult`: every attack on one target, with the target's loss and confidence
-  on the evaluation set (the figures read them) and free-form ``about`` (provenance);
+  on the evaluation set (the figures read them), the examples' ``ids`` (data.datasets.example_ids:
+  the same image has the same id in every audit of a dataset's split), the most exposed members
+  (``exposure``: their thumbnails and scores) and free-form ``about`` (provenance);
 - :func:`run_attacks`: signals in, a list of :class:`AttackResult` out; the one entry point
   that the audit of a run, ``robustmia audit-scores`` and the Python API share.
 
 A saved audit folder holds ``attacks.json`` (one record per result, the metrics as
-:meth:`AttackResult.to_dict` gives them) and ``scores.npz`` (``member``, ``signal__NAME``
-and ``score__ATTACK__SELECTION``); :meth:`AuditResult.load` reads it back without any
-model or dataset.
+:meth:`AttackResult.to_dict` gives them), ``scores.npz`` (``member``, ``ids``, ``signal__NAME``
+and ``score__ATTACK__SELECTION``) and ``exposure.npz``; :meth:`AuditResult.load` reads it back
+without any model or dataset.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from robustmia.io import atomic_write, read_json, write_json
 from robustmia.privacy.attacks import AttackInputs, attack_spec, needs_references, run_attack
 from robustmia.privacy.attacks.registry import selections
-from robustmia.privacy.metrics import MembershipMetrics, evaluate_scores, operating_points
+from robustmia.privacy.metrics import DELTA, MembershipMetrics, evaluate_scores, operating_points
 
-ATTACKS_FILE, SCORES_FILE = "attacks.json", "scores.npz"
+ATTACKS_FILE, SCORES_FILE, EXPOSURE_FILE = "attacks.json", "scores.npz", "exposure.npz"
 FIGURE_SIGNALS = ("loss", "confidence")  # what the report's figures read of the target
+EXPOSURE_ATTACKS = ("lira", "rmia", "lira-offline", "rmia-offline", "lira-released")  # the first one run ranks exposure
+EXPOSED = 16  # members shown as most exposed
 
 
 @dataclass
@@ -66,6 +70,8 @@ class AuditResult:
     member: np.ndarray
     signals: dict[str, np.ndarray] = field(default_factory=dict)
     about: dict[str, Any] = field(default_factory=dict)
+    ids: Optional[np.ndarray] = None
+    exposure: Optional[dict[str, np.ndarray]] = None  # attack (0-d str), ids, scores, images (k, H, W, C) uint8
 
     def get(self, attack: str, selection: str = "oracle") -> Optional[AttackResult]:
         return next((a for a in self.attacks if a.attack == attack and a.threshold_selection == selection), None)
@@ -80,10 +86,31 @@ class AuditResult:
         n = f"{int(self.member.sum())} members + {int((~self.member).sum())} non-members"
         return "\n".join([f"membership audit on {n}", *(a.summary() for a in self.attacks)])
 
+    def exposure_attack(self) -> Optional[AttackResult]:
+        """The attack that ranks the members' exposure: the first of EXPOSURE_ATTACKS that was run."""
+        return next((r for a in EXPOSURE_ATTACKS if (r := self.get(a)) is not None), None)
+
+    def add_exposure(self, images: np.ndarray, k: int = EXPOSED) -> None:
+        """Keep the ``k`` members the exposure attack scores highest, with their thumbnails (``images``:
+        the evaluation set as (N, C, H, W) floats in [0, 1])."""
+        ranked = self.exposure_attack()
+        if ranked is None:
+            return
+        members = np.flatnonzero(self.member)
+        top = members[np.argsort(-ranked.scores[members], kind="stable")[:k]]
+        thumbs = (np.clip(np.asarray(images[top], dtype=np.float32), 0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+        self.exposure = {"attack": np.array(ranked.attack), "index": top, "scores": ranked.scores[top], "images": thumbs}
+
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"member": self.member, **{f"signal__{k}": v for k, v in self.signals.items()}}
+        if self.exposure is not None:
+            with atomic_write(folder / EXPOSURE_FILE) as f:
+                np.savez(f, **self.exposure)
+        else:
+            (folder / EXPOSURE_FILE).unlink(missing_ok=True)
+        arrays = {"member": self.member, **({"ids": self.ids} if self.ids is not None else {}),
+                  **{f"signal__{k}": v for k, v in self.signals.items()}}
         arrays.update({f"score__{a.attack}__{a.threshold_selection}": a.scores for a in self.attacks})
         with atomic_write(folder / SCORES_FILE) as f:
             np.savez(f, **arrays)
@@ -101,7 +128,11 @@ class AuditResult:
             with np.load(folder / SCORES_FILE, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             member = arrays["member"].astype(bool)
-            return cls._from(data, arrays, member)
+            result = cls._from(data, arrays, member)
+            if (folder / EXPOSURE_FILE).is_file():
+                with np.load(folder / EXPOSURE_FILE, allow_pickle=False) as z:
+                    result.exposure = {k: z[k] for k in z.files}
+            return result
         except Exception as e:
             raise UserError(f"the audit in {folder} is damaged ({type(e).__name__}: {e}); {recover}") from None
 
@@ -116,7 +147,7 @@ class AuditResult:
                 metrics.threshold = float("inf")
             scores = arrays[f"score__{metrics.attack}__{metrics.threshold_selection}"]
             attacks.append(AttackResult(scores, member, metrics, {k: v for k, v in record.items() if k not in fields}))
-        return cls(attacks, member, signals, data.get("about", {}))
+        return cls(attacks, member, signals, data.get("about", {}), arrays.get("ids"))
 
 
 def run_attacks(
@@ -130,11 +161,15 @@ def run_attacks(
     seed: int = 0,
     n_references: int = 0,
     perturbation: Optional[dict[str, Any]] = None,
+    probes: Optional[Callable[[str], dict[str, Any]]] = None,
+    delta: float = DELTA,
 ) -> list[AttackResult]:
     """Run each attack in ``names`` on ``inputs`` (under each threshold selection that applies)
     and measure it against ``member``. KL divergence is taken on the loss the attack reads
     (the PGD points' loss for attacks on them). ``perturbation`` describes how the PGD points
-    were made, and ``n_references`` how many reference models there were; both are recorded."""
+    were made, ``probes(name)`` how each probe an attack reads was computed (privacy.probes), and
+    ``n_references`` how many reference models there were; all are recorded. ``delta`` is the delta
+    of each attack's empirical epsilon lower bound."""
     results = []
     for name in names:
         spec = attack_spec(name)
@@ -147,7 +182,7 @@ def run_attacks(
 
                 raise UserError(f"attack {name}: {e}") from None
             metrics = evaluate_scores(out.scores, member, attack=name, threshold=out.threshold, losses=losses,
-                                      n_bootstrap=bootstrap, seed=seed, selection=out.threshold_selection)
+                                      n_bootstrap=bootstrap, seed=seed, selection=out.threshold_selection, delta=delta)
             details: dict[str, Any] = {
                 "per_class": per_class and spec.threshold,
                 "n_references": n_references if needs_references(name, selection) else 0,
@@ -155,5 +190,8 @@ def run_attacks(
             }
             if spec.adversarial and perturbation is not None:
                 details["perturbation"] = perturbation
+            if spec.probes and probes is not None:
+                details["probes"] = {p: probes(p) for p in spec.probes}
+            details["family"] = spec.family
             results.append(AttackResult(np.asarray(out.scores, dtype=np.float64), member, metrics, details))
     return results

@@ -5,7 +5,9 @@
 - ``fig2_precision_recall``: precision-recall curves of the confidence attack per target;
 - ``fig3_accuracy_over_training`` / ``fig4_inference_over_training``: accuracies and
   membership inference accuracy over training (studies with ``track_every``);
-- ``roc_<target>``: ROC curves of every attack on log-log axes.
+- ``roc_<target>``: ROC curves of every attack on log-log axes;
+- ``exposure_<target>``: how each member's exposure moves between a robust target and its
+  natural twin (reporting.exposure).
 """
 
 from __future__ import annotations
@@ -120,4 +122,7 @@ def roc_curves(results: list[dict[str, Any]], folder: Path) -> list[Path]:
 
 def write_figures(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return loss_histograms(results, folder) + precision_recall(results, folder) + over_training(results, folder) + roc_curves(results, folder)
+    from robustmia.reporting.exposure import exposure_figures
+
+    return (loss_histograms(results, folder) + precision_recall(results, folder) + over_training(results, folder)
+            + roc_curves(results, folder) + exposure_figures(results, folder, _save))

@@ -1,12 +1,15 @@
 """Plain-language findings, written from the numbers (never canned): did PGD training raise
-membership inference accuracy over natural training, did it grow with epsilon, and where do
-the provable models stand. Each claim carries its 95% intervals and says when the
+membership inference accuracy over natural training, did it grow with epsilon, where do
+the provable models stand, do the attacks beyond the seed find more at low FPR than its
+confidence threshold, and how does exposure move between twins. Each claim carries its 95% intervals and says when the
 difference is within them."""
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
+from robustmia.privacy.attacks.registry import NEW_FAMILIES
+from robustmia.reporting.exposure import exposure_findings
 from robustmia.training.methods import ADVERSARIAL, CERTIFIED
 
 
@@ -21,10 +24,10 @@ def _fmt(a: dict[str, Any]) -> str:
     return f"{100 * a['inference_accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def _separated(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    if "inference_accuracy" not in a["ci95"] or "inference_accuracy" not in b["ci95"]:
+def _separated(a: dict[str, Any], b: dict[str, Any], key: str = "inference_accuracy") -> bool:
+    if key not in a["ci95"] or key not in b["ci95"]:
         return False
-    (alo, ahi), (blo, bhi) = a["ci95"]["inference_accuracy"], b["ci95"]["inference_accuracy"]
+    (alo, ahi), (blo, bhi) = a["ci95"][key], b["ci95"][key]
     return blo > ahi or bhi < alo
 
 
@@ -80,7 +83,31 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
                          f"inference accuracy {_fmt(a)}, so the provable model leaks {rel} ({_noise(a, c)})")
             out.append(text + ".")
         out += [_external(r, natural) for r in every if r["config"].get("external")]
-    return out
+        out += [text for r in every if (text := _beyond(r))]
+    return out + exposure_findings(results)
+
+
+def _tpr(a: dict[str, Any]) -> str:
+    ci = a["ci95"].get("tpr_at_fpr_0.01")
+    return f"{100 * a['tpr_at_fpr']['0.01']:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+
+
+def _beyond(r: dict[str, Any]) -> str:
+    """Does any attack beyond the seed reach a higher TPR at 1% FPR than the seed's confidence threshold?"""
+    new = list({a["attack"]: a for a in r["attacks"] if a.get("family") in NEW_FAMILIES}.values())
+    conf = _conf(r)
+    if not new or conf is None:
+        return ""
+    best = max(new, key=lambda a: a["tpr_at_fpr"]["0.01"])
+    c = r["config"]
+    where = f"{c['dataset']}: on {r['name']} ({c['method']}{', eps ' + _eps(r) if c['method'] != 'natural' else ''})"
+    gap = _separated(best, conf, "tpr_at_fpr_0.01")
+    if best["tpr_at_fpr"]["0.01"] > conf["tpr_at_fpr"]["0.01"]:
+        return (f"{where}, the attack beyond the seed with the highest TPR at 1% FPR, {best['attack']} ({best['family']}), "
+                f"reaches {_tpr(best)} against {_tpr(conf)} for the seed's confidence threshold; the 95% intervals "
+                f"{'do not overlap' if gap else 'overlap (within noise at this scale)'}.")
+    return (f"{where}, none of the attacks beyond the seed ({', '.join(a['attack'] for a in new)}) reaches a higher TPR at 1% FPR "
+            f"than the seed's confidence threshold, {_tpr(conf)}; the best, {best['attack']}, reaches {_tpr(best)}.")
 
 
 def _external(r: dict[str, Any], natural: Optional[dict[str, Any]]) -> str:

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from robustmia.reporting.exposure import exposure_html
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 .scroll { overflow-x: auto; }
@@ -18,6 +20,9 @@ figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 img { max-width: 560px; border: 1px solid #ddd; }
 .finding { background: #f6f9ff; border-left: 4px solid #5b8def; padding: 0.5em 1em; margin: 0.5em 0; }
 .warning { background: #fff6e6; border-left: 4px solid #e69a00; padding: 0.5em 1em; margin: 0.5em 0; }
+.grid { display: flex; flex-wrap: wrap; gap: 4px; }
+figure.thumb { margin: 2px; width: 104px; font-size: 0.7em; text-align: center; }
+figure.thumb img { width: 64px; height: 64px; image-rendering: pixelated; max-width: none; }
 details pre { background: #f8f8f8; padding: 0.5em; font-size: 0.8em; }
 """
 
@@ -48,6 +53,9 @@ def write_html(
     parts += [_table(columns, rows, caption) for columns, rows, caption in tables.values()]
     parts.append("<h2>Figures</h2>")
     parts += [_figure(p) for p in figures if p.suffix == ".png"]
+    exposed = exposure_html(results)
+    if exposed:
+        parts.append("<h2>Most exposed members</h2>" + exposed)
     parts.append("<h2>Runs and their settings</h2>")
     for r in results:
         shown = {"config": r["config"], "run": r["run"], **({"external": r["external"]} if "external" in r else {})}

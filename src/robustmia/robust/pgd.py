@@ -136,6 +136,17 @@ def pgd(
         return best
 
 
+def pgd_radii(model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: torch.Tensor, *, steps: int, norm: Norm = "linf",
+              start: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """PGD in eval mode with a radius per example (``radii``, shape (B,)), step 2.5 * radius / steps
+    (Madry et al.'s rule), from ``start`` (projected into each ball) or from ``x``."""
+    x = x.detach()
+    eps = radii.to(x).view(-1, *([1] * (x.dim() - 1)))
+    with attack_mode(model, "eval"):
+        x0 = x if start is None else _project(x, start, eps, norm)
+        return _run(model, x, y, eps, 2.5 * eps / steps, steps, norm, x0, cross_entropy)
+
+
 def pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **settings) -> torch.Tensor:
     """L2 PGD: :func:`pgd` with ``norm="l2"``."""
     return pgd(model, x, y, norm="l2", **settings)

@@ -14,7 +14,7 @@ from robustmia.privacy.attacks.base import AttackInputs, AttackOptions, AttackSc
 from robustmia.privacy.attacks.registry import (
     ATTACKS, AttackSpec, attack_spec, default_attacks, needs_adversarial, needs_references, register_attack, run_attack,
 )
-from robustmia.privacy.attacks import threshold, lira, rmia, shadow  # noqa: E402,F401  (they register themselves)
+from robustmia.privacy.attacks import threshold, lira, rmia, shadow, label_only, white_box, quantile  # noqa: E402,F401  (they register themselves)
 
 
 def _load_plugins() -> None:

@@ -42,11 +42,14 @@ def _std(per_example: np.ndarray, count: np.ndarray, fixed: bool) -> np.ndarray:
     return np.full_like(per_example, pooled + _EPS)
 
 
-def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = False) -> AttackScores:
+def lira(inputs: AttackInputs, *, online: bool = True, fixed_variance: bool = False, signal: str = "lira",
+         sign: float = 1.0) -> AttackScores:
+    """LiRA on ``signal`` (``sign`` makes higher mean member): the logit-scaled confidence by
+    default; the white-box and verified-margin attacks calibrate their own signals the same way."""
     from scipy.stats import norm
 
-    phi = inputs.target["lira"].astype(np.float64)
-    ref = inputs.reference_matrix("lira").astype(np.float64)
+    phi = sign * inputs.target[signal].astype(np.float64)
+    ref = sign * inputs.reference_matrix(signal).astype(np.float64)
     keep = inputs.keep
     mu_out, sd_out, n_out = _masked_stats(ref, ~keep)
     if (n_out < 2).any():
@@ -90,16 +93,18 @@ def lira_released(inputs: AttackInputs, *, online: bool = True, fixed_variance: 
     return AttackScores(norm.logpdf(phi, mu_in, sd_in + _EPS) - norm.logpdf(phi, mu_out, sd_out + _EPS))
 
 
-def _register(name: str, help: str, *, online: bool, fixed: bool) -> None:
+def register_lira(name: str, help: str, *, online: bool, fixed: bool, signal: str = "lira", sign: float = 1.0, **needs) -> None:
+    """Register LiRA on ``signal`` as attack ``name``; ``needs`` as
+    :class:`~robustmia.privacy.attacks.registry.AttackSpec`."""
     # the Gaussians are fitted to at least 2 OUT (and, online, 2 IN) models of every example
-    register_attack(name, help=help, references=True, min_references=4, default=name == "lira")(
-        lambda inputs, options: lira(inputs, online=online, fixed_variance=fixed))
+    register_attack(name, help=help, references=True, min_references=4, **needs)(
+        lambda inputs, options: lira(inputs, online=online, fixed_variance=fixed, signal=signal, sign=sign))
 
 
-_register("lira", "LiRA (Carlini et al. 2022), online, a variance per example", online=True, fixed=False)
-_register("lira-offline", "LiRA offline (OUT models only), a variance per example", online=False, fixed=False)
-_register("lira-fixed", "LiRA online with one pooled variance", online=True, fixed=True)
-_register("lira-offline-fixed", "LiRA offline with one pooled variance", online=False, fixed=True)
+register_lira("lira", "LiRA (Carlini et al. 2022), online, a variance per example", online=True, fixed=False, default=True)
+register_lira("lira-offline", "LiRA offline (OUT models only), a variance per example", online=False, fixed=False)
+register_lira("lira-fixed", "LiRA online with one pooled variance", online=True, fixed=True)
+register_lira("lira-offline-fixed", "LiRA offline with one pooled variance", online=False, fixed=True)
 for _name, _online, _fixed in (("lira-released", True, False), ("lira-offline-released", False, False),
                                ("lira-fixed-released", True, True), ("lira-offline-fixed-released", False, True)):
     register_attack(_name, help=f"{_name.removesuffix('-released')} as the authors' released code computes it (median, ddof 0"

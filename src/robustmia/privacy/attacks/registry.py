@@ -33,7 +33,11 @@ class AttackSpec:
     ``adversarial``: reads the target's signals on PGD points (``adv_*``); ``threshold``: a
     threshold attack on one signal, whose threshold may be picked on reference models
     (``--threshold shadow``); ``population``: population examples it needs (RMIA's z);
-    ``default``: one of the attacks run when none are named."""
+    ``default``: one of the attacks run when none are named; ``probes``: signals it needs that
+    only the model itself gives (privacy.probes: label-only, white-box, verified margin);
+    ``certified``: it needs a model the certified bounds handle; ``family``: what the attacker
+    sees (``black-box``, ``label-only``, ``white-box``, ``verified``, ``reference-free``), which
+    groups it in the report."""
 
     name: str
     run: AttackFn
@@ -44,6 +48,9 @@ class AttackSpec:
     min_references: int = 2
     population: int = 0
     default: bool = False
+    probes: tuple[str, ...] = ()
+    certified: bool = False
+    family: str = "black-box"
 
 
 ATTACKS: dict[str, AttackSpec] = {}
@@ -79,6 +86,9 @@ def needs_references(name: str, threshold: str = "oracle") -> bool:
 
 def needs_adversarial(name: str) -> bool:
     return attack_spec(name).adversarial
+
+
+NEW_FAMILIES = ("label-only", "white-box", "verified", "reference-free")  # beyond the seed's black-box attacks
 
 
 def selections(name: str, threshold: str) -> list[str]:

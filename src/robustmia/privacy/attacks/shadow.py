@@ -10,6 +10,8 @@ true-class probability.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from robustmia.privacy.attacks.base import AttackInputs, AttackScores
@@ -30,15 +32,18 @@ def shadow_attack(inputs: AttackInputs, options=None) -> AttackScores:
     return shokri(inputs)
 
 
-def shokri(inputs: AttackInputs, *, seed: int = 0, min_per_class: int = 50) -> AttackScores:
+def shokri(inputs: AttackInputs, *, seed: int = 0, min_per_class: int = 50,
+           features: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray] = lambda s, y: _features(s["logits"], y)) -> AttackScores:
+    """``features(signals, labels)``: what the attack classifier reads of a model's signals (by default
+    its output vector); the white-box attack passes per-layer gradient norms."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     if not inputs.references:
         raise ValueError("the shadow-model attack needs shadow (reference) models")
-    x_shadow = np.concatenate([_features(r["logits"], inputs.labels) for r in inputs.references])
+    x_shadow = np.concatenate([features(r, inputs.labels) for r in inputs.references])
     y_shadow = inputs.keep.reshape(-1)
     c_shadow = np.tile(inputs.labels, len(inputs.references))
-    x_target = _features(inputs.target["logits"], inputs.labels)
+    x_target = features(inputs.target, inputs.labels)
     scores = np.zeros(len(inputs.labels))
 
     def fit(mask: np.ndarray):

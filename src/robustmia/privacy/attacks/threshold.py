@@ -69,19 +69,21 @@ def threshold_attack(
     return AttackScores(shifted, 0.0, "oracle")
 
 
-def _register(name: str, signal: str, sign: float, help: str, *, adversarial: bool = False, default: bool = False) -> None:
+def register_threshold(name: str, signal: str, sign: float, help: str, **needs) -> None:
+    """Register a threshold attack on one signal (``sign`` makes higher mean member); ``needs`` as
+    :class:`~robustmia.privacy.attacks.registry.AttackSpec`."""
     def run(inputs: AttackInputs, options: AttackOptions) -> AttackScores:
         if signal not in inputs.target:
             raise ValueError(f"attack {name} needs the signal {signal!r}, which was not computed")
         return threshold_attack(inputs, signal, sign, selection=options.selection, per_class=options.per_class,
                                 oracle_member=options.oracle_member)
 
-    register_attack(name, help=help, threshold=True, adversarial=adversarial, default=default)(run)
+    register_attack(name, help=help, threshold=True, **needs)(run)
 
 
 for _name, (_signal, _sign) in THRESHOLD_SIGNALS.items():
-    _register(_name, _signal, _sign, f"the paper's threshold attack on the {_signal} signal", default=True)
+    register_threshold(_name, _signal, _sign, f"the paper's threshold attack on the {_signal} signal", default=True)
 for _name, (_signal, _sign) in THRESHOLD_SIGNALS.items():
-    _register(f"adv-{_name}", f"adv_{_signal}", _sign, f"the threshold attack on the {_signal} of PGD points", adversarial=True)
-_register("loss-increase", "loss_increase", -1.0, "threshold on the loss increase under PGD (robust training makes members' rise less)",
+    register_threshold(f"adv-{_name}", f"adv_{_signal}", _sign, f"the threshold attack on the {_signal} of PGD points", adversarial=True)
+register_threshold("loss-increase", "loss_increase", -1.0, "threshold on the loss increase under PGD (robust training makes members' rise less)",
           adversarial=True)
