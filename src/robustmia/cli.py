@@ -16,7 +16,7 @@ import typer
 from typer._click import exceptions as click_exc
 
 from robustmia import console
-from robustmia.cli_options import ExternalOptions as X, StudyOptions
+from robustmia.cli_options import ExternalOptions as X, ProbeOptions as P, StudyOptions
 from robustmia.errors import UserError
 from robustmia.robust.bound_names import BOUNDS
 from robustmia.training.methods import METHODS
@@ -195,7 +195,8 @@ def attack(
     members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
     image_size: int = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
     reference_recipe: Optional[str] = X.reference_recipe, reference_weights: Optional[list[Path]] = X.reference_weights,
-    reference_keep: Optional[Path] = X.reference_keep,
+    reference_keep: Optional[Path] = X.reference_keep, boundary_bisections: int = P.bisections, probe_steps: int = P.steps,
+    noise_draws: int = P.draws, adv_restarts: int = P.restarts, bound: str = P.bound, delta: float = P.delta,
 ) -> None:
     from robustmia import api
 

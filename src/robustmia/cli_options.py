@@ -37,3 +37,14 @@ class ExternalOptions:
     reference_weights = typer.Option(None, "--reference-weights", help="Or your own reference models of the same arch (repeat the flag) ...")
     reference_keep = typer.Option(None, "--reference-keep", help="... and an .npz whose keep (K, members + non-members) marks what each trained on.")
     out = typer.Option(None, "--out", help="Folder for its audit and cached PGD points (default runs/external-<sha of the weights>).")
+
+
+class ProbeOptions:
+    """How `attack` computes what the label-only, white-box and verified-margin attacks read (robustmia.privacy.probes)."""
+
+    bisections = typer.Option(7, "--boundary-bisections", min=1, help="Bisection steps of the boundary-distance search (label-boundary*).")
+    steps = typer.Option(10, "--probe-steps", min=1, help="PGD steps per radius of that search, and of label-adv.")
+    draws = typer.Option(32, "--noise-draws", min=1, help="Random perturbations of label-noise.")
+    restarts = typer.Option(4, "--adv-restarts", min=1, help="PGD runs from random starts of label-adv.")
+    bound = typer.Option("crown", "--bound", help="Certified bound of the verified-margin attacks: crown, wong-kolter, crown-ibp, ibp.")
+    delta = typer.Option(1e-5, "--delta", help="Delta of each attack's empirical epsilon lower bound.")

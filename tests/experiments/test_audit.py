@@ -29,7 +29,9 @@ def records(targets):
     out = {}
     for name in ("natural", "pgd"):
         r = cli("attack", str(targets / name), "--attacks", ",".join(ATTACKS), "--references", "16",
-                "--threshold", "both", "--bootstrap", "100", "--eps", "0.1", "--json")
+                "--threshold", "both", "--bootstrap", "100", "--eps", "0.1", "--json",
+                # the label-only probes at a small query budget (their accuracy is tested on toys in tests/privacy)
+                "--boundary-bisections", "3", "--probe-steps", "3", "--noise-draws", "4", "--adv-restarts", "1")
         assert r.returncode == 0, r.stderr
         out[name] = json.loads(r.stdout)
     return out
@@ -114,3 +116,31 @@ def test_the_audit_stacks_reference_models_and_stacking_does_not_change_the_atta
     assert stacks == [4, 4]  # 8 reference models in two stacks of 4; none stacked with --stack-references 1
     for attack in ("lira", "lira-offline"):
         assert records["stacked"][attack]["roc_auc"] == pytest.approx(records["one-by-one"][attack]["roc_auc"], abs=1e-3)
+
+
+def test_attacks_that_cannot_run_on_a_target_are_refused_by_name(tmp_path, run_main):
+    code, _, err = run_main("train", "--model", "digits-cnn", "--epochs", "1", "--train-size", "100", "--out", str(tmp_path / "cnn"), "--quiet")
+    assert code == 0, err
+    assert_one_line_error(*run_main("attack", str(tmp_path / "cnn"), "--attacks", "verified-margin", "--eps", "0.1"),
+                          "attack verified-margin needs a model the certified bounds handle", "MaxPool2d")
+    assert_one_line_error(*run_main("attack", str(tmp_path / "cnn"), "--attacks", "label-noise"), "label-noise need an epsilon", "--eps")
+    assert_one_line_error(*run_main("attack", str(tmp_path / "cnn"), "--attacks", "grad-norm", "--bound", "best"), "bound")
+    assert not (tmp_path / "cnn" / "audit").exists() or not any((tmp_path / "cnn" / "audit").rglob("attacks.json"))
+
+
+def test_a_study_runs_certified_attacks_only_on_certifiable_targets(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("""
+defaults: {dataset: digits, train_size: 100, epochs: 2, batch_size: 32}
+targets:
+  - {name: cnn, tables: [I], train: {method: natural, model: digits-cnn, eps: 0.1}}
+  - {name: mlp, tables: [I], train: {method: natural, model: digits-mlp, eps: 0.1}, audit: {attacks: [confidence, verified-margin, qmia], eval_size: 50}}
+audit: {attacks: [confidence, verified-margin], bootstrap: 0}
+""")
+    r = cli("run", str(spec), "--out", str(tmp_path / "out"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    results = {t["name"]: {a["attack"] for a in t["attacks"]} for t in json.loads((tmp_path / "out" / "results.json").read_text())}
+    assert results == {"cnn": {"confidence"}, "mlp": {"confidence", "verified-margin", "qmia"}}
+    spec.write_text(spec.read_text().replace("eval_size: 50", "eval_size: 0"))
+    r = cli("run", str(spec), "--out", str(tmp_path / "other"), "--quiet")
+    assert r.returncode == 2 and "target mlp: audit" in r.stderr and "eval_size" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -328,3 +328,31 @@ def test_a_timm_architecture(tmp_path):
                    str(tmp_path / "nonmembers"), "--out", str(tmp_path / "out"), "--bootstrap", "0")
     assert r.returncode == 0, r.stderr
     assert "membership inference on timm:resnet10t" in r.stdout and "8 members + 8 non-members" in r.stdout
+
+
+NEW_ATTACKS = "confidence,label-boundary,label-noise,grad-norm,input-grad-norm,qmia,verified-margin"
+
+
+def test_attacks_beyond_the_seed_on_an_external_model_and_a_control(plain, monkeypatch):
+    """The label-only, white-box, verified-margin and reference-free attacks run on a model trained
+    elsewhere; on a control (the "members" are 200 training-split images the model never saw) every
+    attack's empirical epsilon interval contains 0."""
+    import robustmia
+
+    monkeypatch.syspath_prepend(str(plain))
+    monkeypatch.chdir(plain)
+    common = dict(arch="toy_models:mlp", weights="model.safetensors", normalize="0.5/0.25", dataset="npz", data_dir="data",
+                  attacks=NEW_ATTACKS, bootstrap=0, eps="0.05", boundary_bisections=5, probe_steps=5, noise_draws=8, population=300, eval_size=200)
+    real = robustmia.audit(members="members.json", out="audit-new", **common)
+    assert {a.attack for a in real.attacks} == set(NEW_ATTACKS.split(","))
+    assert real.get("label-boundary").metrics.roc_auc > 0.55  # the overfit members sit farther from the boundary
+    assert real.get("qmia", "quantile") is not None
+    assert "queries" in real.get("label-boundary").details["probes"]["boundary-linf"]
+    members = json.loads((plain / "members.json").read_text())["members"]
+    unseen = sorted(set(range(1000)) - set(members))[:200]
+    (plain / "unseen.json").write_text(json.dumps({"members": unseen}))
+    control = robustmia.audit(members="unseen.json", out="audit-control", **common)
+    for a in control.attacks:
+        e = a.metrics.empirical_epsilon
+        assert e["interval"][0] == 0.0 <= (e["interval"][1] if e["interval"][1] is not None else np.inf), (a.attack, e)
+    assert max(a.metrics.empirical_epsilon["lower_bound"] for a in real.attacks) > 0  # the real members are found

@@ -61,7 +61,7 @@ def test_study_writes_tables_figures_and_report(study):
     assert {("pgd-0.1", "label-boundary", "oracle"), ("pgd-0.1", "label-boundary", "shadow"), ("pgd-0.1", "grad-norm-lira", "oracle"),
             ("pgd-0.1", "qmia", "quantile"), ("ibp-0.1", "verified-margin", "shadow"), ("ibp-0.1", "verified-margin-lira", "oracle")} <= beyond
     assert not any(row[0] in ("natural", "pgd-0.2") for row in tables["beyond.json"]["rows"])  # only where the target's audit asks
-    assert any("queries 26 per example" in row[8] for row in tables["beyond.json"]["rows"])  # 1 + 5 radii x (PGD-4 + 1)
+    assert any("queries 26 per example" in row[8] for row in tables["beyond.json"]["rows"])  # 1 + 5 radii x (4 PGD steps + the last point)
     t2 = tables["table2.json"]
     assert [row[2] for row in t2["rows"]] == ["natural", "pgd", "pgd"] * 2  # oracle rows, then shadow rows
     assert all(row[16] in ("oracle", "shadow") for row in t2["rows"])

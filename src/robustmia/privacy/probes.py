@@ -39,7 +39,7 @@ from torch import nn
 from robustmia.data.datasets import ImageSet
 from robustmia.errors import UserError
 from robustmia.models.inference import eval_mode, model_device
-from robustmia.robust.pgd import pgd, pgd_radii
+from robustmia.robust.pgd import misclassified_within, pgd
 from robustmia.seeding import per_example_draw
 
 
@@ -78,7 +78,7 @@ class ProbeSettings:
         """The label-only query budget per example of a probe, in words (None: not label-only)."""
         if probe.startswith("boundary"):
             n = 1 + (self.bisections + 1) * (self.steps + 1)
-            return f"{n} per example: 1 clean + {self.bisections + 1} radii x (PGD-{self.steps} + 1 label query)"
+            return f"{n} per example: 1 clean + {self.bisections + 1} radii x (PGD-{self.steps}, the label read at every step)"
         if probe == "label-keep":
             return f"{self.draws + self.restarts * (self.steps + 1)} per example: {self.draws} noise draws + {self.restarts} PGD-{self.steps} runs"
         return None
@@ -100,10 +100,10 @@ def boundary_distance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, nor
     correct = _predicts(model, x, y)
     lo = torch.zeros(len(x), device=x.device)
     hi = torch.full_like(lo, top)
-    flips_at_top = ~_predicts(model, pgd_radii(model, x, y, hi, steps=steps, norm=norm), y)
+    flips_at_top = misclassified_within(model, x, y, hi, steps=steps, norm=norm)
     for _ in range(bisections):
         mid = (lo + hi) / 2
-        flipped = ~_predicts(model, pgd_radii(model, x, y, mid, steps=steps, norm=norm), y)
+        flipped = misclassified_within(model, x, y, mid, steps=steps, norm=norm)
         hi, lo = torch.where(flipped, mid, hi), torch.where(flipped, lo, mid)
     return torch.where(~correct, torch.zeros_like(lo), torch.where(flips_at_top, (lo + hi) / 2, hi)).cpu()
 

@@ -136,15 +136,26 @@ def pgd(
         return best
 
 
-def pgd_radii(model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: torch.Tensor, *, steps: int, norm: Norm = "linf",
-              start: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """PGD in eval mode with a radius per example (``radii``, shape (B,)), step 2.5 * radius / steps
-    (Madry et al.'s rule), from ``start`` (projected into each ball) or from ``x``."""
+def misclassified_within(model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: torch.Tensor, *, steps: int,
+                         norm: Norm = "linf") -> torch.Tensor:
+    """(B,) bool: whether PGD in eval mode, with a radius per example (``radii``) and step 2.5 *
+    radius / steps (Madry et al.'s rule), from ``x``, reaches a misclassified point at any step:
+    a proof that the decision boundary lies within that radius."""
     x = x.detach()
     eps = radii.to(x).view(-1, *([1] * (x.dim() - 1)))
+    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     with attack_mode(model, "eval"):
-        x0 = x if start is None else _project(x, start, eps, norm)
-        return _run(model, x, y, eps, 2.5 * eps / steps, steps, norm, x0, cross_entropy)
+        x_adv = x
+        for _ in range(steps):
+            x_adv = x_adv.clone().requires_grad_(True)
+            logits = model(x_adv)
+            found |= logits.argmax(1) != y
+            (grad,) = torch.autograd.grad(cross_entropy(logits, y).sum(), x_adv)
+            step = grad.sign() if norm == "linf" else grad / _l2_norm(grad)
+            x_adv = _project(x, x_adv.detach() + 2.5 * eps / steps * step, eps, norm)
+        with torch.no_grad():
+            found |= model(x_adv).argmax(1) != y
+    return found
 
 
 def pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **settings) -> torch.Tensor:
