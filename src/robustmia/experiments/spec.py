@@ -13,7 +13,9 @@ track_every: 10
 ```
 
 Every target's ``train`` block is merged over its ``recipe`` (if it names one) and the
-``defaults``, and validated as a full training config. A target with an ``external`` block is a
+``defaults``, and validated as a full training config. A target's ``audit`` block overrides the
+study's audit settings for that target (e.g. more attacks). Top-level keys that start with ``x-``
+are ignored: they hold YAML anchors that targets share. A target with an ``external`` block is a
 model trained elsewhere (robustmia.experiments.external): its files are checked, nothing trains. Validation imports no deep-learning code, so a typo fails at once.
 """
 
@@ -117,6 +119,8 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySp
     """Read, validate and check a spec file: every problem is one line naming the file and the key.
     ``data_dir`` is a folder with one sub-folder per dataset (``cifar10/``, ``svhn/``)."""
     data = read_yaml(path)
+    if isinstance(data, dict):  # x-* keys hold YAML anchors (shared lists), as in docker-compose
+        data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
     spec = validate(StudySpec, data, str(path))
     configs = spec.train_configs(str(path), data_dir)
     for t in spec.targets:
