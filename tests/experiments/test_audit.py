@@ -123,7 +123,7 @@ def test_attacks_that_cannot_run_on_a_target_are_refused_by_name(tmp_path, run_m
     assert code == 0, err
     assert_one_line_error(*run_main("attack", str(tmp_path / "cnn"), "--attacks", "verified-margin", "--eps", "0.1"),
                           "attack verified-margin needs a model the certified bounds handle", "MaxPool2d")
-    assert_one_line_error(*run_main("attack", str(tmp_path / "cnn"), "--attacks", "label-noise"), "label-noise need an epsilon", "--eps")
+    assert_one_line_error(*run_main("attack", str(tmp_path / "cnn"), "--attacks", "label-noise"), "label-noise needs an epsilon", "--eps")
     assert_one_line_error(*run_main("attack", str(tmp_path / "cnn"), "--attacks", "grad-norm", "--bound", "best"), "bound")
     assert not (tmp_path / "cnn" / "audit").exists() or not any((tmp_path / "cnn" / "audit").rglob("attacks.json"))
 

@@ -5,7 +5,8 @@ from robustmia.reporting.tables import build_tables, low_fpr_mark
 
 def _record(n_nonmembers):
     return {"attack": "confidence", "threshold_selection": "oracle", "n_members": n_nonmembers, "n_nonmembers": n_nonmembers,
-            "roc_auc": 0.6, "tpr_at_fpr": {"0.001": 0.01, "0.01": 0.05}, "advantage": 0.2, "ci95": {}, "n_references": 0}
+            "roc_auc": 0.6, "tpr_at_fpr": {"0.001": 0.01, "0.01": 0.05}, "advantage": 0.2, "inference_accuracy": 0.6, "ci95": {},
+            "n_references": 0, "empirical_epsilon": {"lower_bound": 0.41, "interval": [0.41, None]}}
 
 
 def test_low_fpr_cells_are_marked_by_the_false_positives_they_allow():

@@ -165,13 +165,14 @@ class Audit:
                                     restarts=settings.adv_restarts, bound=settings.bound, seed=settings.seed)
         no_eps = [a for a in settings.attacks if set(ATTACKS[a].probes) & set(NEEDS_EPS)]
         if no_eps and not eps:
-            raise UserError(f"{', '.join(no_eps)} need an epsilon: pass --eps (e.g. 8/255); the target was trained with none")
+            raise UserError(f"{', '.join(no_eps)} need{'s' if len(no_eps) == 1 else ''} an epsilon: pass --eps (e.g. 8/255); the target was trained with none")
         self.candidates, self.member, self.population = self.target.candidates, self.target.member, self.target.population
         self.folder = self.target.folder
         have = 0 if self.population is None else len(self.population)
         need = max((ATTACKS[a].population for a in settings.attacks), default=0)
         if have < need:
-            raise UserError(f"{', '.join(a for a in settings.attacks if ATTACKS[a].population)} need at least {need} population examples "
+            needing = [a for a in settings.attacks if ATTACKS[a].population]
+            raise UserError(f"{', '.join(needing)} need{'s' if len(needing) == 1 else ''} at least {need} population examples "
                             f"that no model trains on, but this target leaves {have}: {self.target.shortfall}")
 
     # --- signals -------------------------------------------------------------------------

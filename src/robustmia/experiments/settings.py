@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from robustmia.epsilon import Epsilon, StepSize
 from robustmia.privacy.attacks.registry import ATTACKS, check_references, default_attacks
+from robustmia.robust.bound_names import bound_name
 
 
 class AuditSettings(BaseModel):
@@ -34,7 +35,7 @@ class AuditSettings(BaseModel):
     probe_steps: int = Field(default=10, ge=1, le=10_000)  # PGD steps per radius of the search, and of label-adv
     noise_draws: int = Field(default=32, ge=1, le=100_000)  # random perturbations of label-noise
     adv_restarts: int = Field(default=4, ge=1, le=1000)  # PGD runs from random starts of label-adv
-    bound: str = "crown"  # the certified bound of the verified-margin attacks
+    bound: bound_name(allow_none=False) = "crown"  # the certified bound of the verified-margin attacks
     delta: float = Field(default=1e-5, gt=0, lt=1)  # the delta of each attack's empirical epsilon lower bound
 
     @field_validator("attacks", mode="before")
@@ -48,15 +49,6 @@ class AuditSettings(BaseModel):
         unknown = [a for a in v if a not in ATTACKS]
         if unknown or not v:
             raise ValueError(f"unknown attack {', '.join(unknown) or '(none given)'}; choose from: {', '.join(ATTACKS)}")
-        return v
-
-    @field_validator("bound")
-    @classmethod
-    def _known_bound(cls, v: str) -> str:
-        from robustmia.robust.bound_names import BOUNDS
-
-        if v not in BOUNDS:
-            raise ValueError(f"unknown bound; choose one of: {', '.join(BOUNDS)}")
         return v
 
     @field_validator("references")

@@ -24,11 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
-from robustmia.robust.bound_names import BOUNDS, NO_BOUND
+from robustmia.robust.bound_names import bound_name
 from robustmia.experiments.external import ExternalTarget
 from robustmia.experiments.settings import AuditSettings
 from robustmia.training.config import TrainConfig
@@ -59,16 +59,8 @@ class EvaluationSpec(BaseModel):
     attack_steps: int = Field(default=20, ge=1)
     step_size: StepSize = None
     restarts: int = Field(default=1, ge=1)
-    bound: str = "crown"  # a name of robustmia.robust.bound_names.BOUNDS, or none
+    bound: bound_name(allow_none=True) = "crown"  # a name of robustmia.robust.bound_names.BOUNDS, or none
     max_examples: Optional[int] = Field(default=None, ge=1)
-
-
-    @field_validator("bound")
-    @classmethod
-    def _known_bound(cls, v: str) -> str:
-        if v not in BOUNDS and v != NO_BOUND:
-            raise ValueError(f"unknown bound; choose one of: {', '.join(BOUNDS)}, {NO_BOUND}")
-        return v
 
 
 class StudySpec(BaseModel):
@@ -152,8 +144,8 @@ def _check_population(audit: AuditSettings, config: TrainConfig, where: str) -> 
     evaluated = min(members, nonmembers, audit.eval_size or members)
     have = min(audit.population, (n_train - members) + (n_test - nonmembers) + (nonmembers - evaluated))
     if have < need:
-        needing = ", ".join(a for a in audit.attacks if ATTACKS[a].population)
-        raise UserError(f"{where}: {needing} need at least {need} population examples that no model trains on, but this target "
+        needing = [a for a in audit.attacks if ATTACKS[a].population]
+        raise UserError(f"{where}: {', '.join(needing)} need{'s' if len(needing) == 1 else ''} at least {need} population examples that no model trains on, but this target "
                         f"leaves {have}: set audit.eval_size below {evaluated}, a smaller train_size, or a larger audit.population")
 
 

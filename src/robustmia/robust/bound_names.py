@@ -17,3 +17,17 @@ def check_bound(name: str, *, allow_none: bool = True) -> str:
     if name in BOUNDS or (allow_none and name == NO_BOUND):
         return name
     raise UserError(f"unknown bound {name!r}; choose one of: {', '.join(BOUNDS)}{', none' if allow_none else ''}")
+
+
+def bound_name(allow_none: bool):
+    """A pydantic field type: a name of BOUNDS (or ``none`` where allowed), else a validation error."""
+    from typing import Annotated
+
+    from pydantic import AfterValidator
+
+    def check(v: str) -> str:
+        if v not in BOUNDS and not (allow_none and v == NO_BOUND):
+            raise ValueError(f"unknown bound; choose one of: {', '.join(BOUNDS)}{', ' + NO_BOUND if allow_none else ''}")
+        return v
+
+    return Annotated[str, AfterValidator(check)]
