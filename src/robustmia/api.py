@@ -18,21 +18,24 @@ The CLI is a thin face over these functions. Heavy imports happen inside them, s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from robustmia.errors import UserError
 from robustmia.progress import Progress
 
 
 def train_config(settings: Optional[dict[str, Any]] = None, *, out: Optional[Path] = None, resume: bool = False,
-                 recipe: Optional[str] = None, config_file: Optional[Path] = None, **flags: Any):
+                 recipe: Optional[str] = None, config_file: Optional[Path] = None, pairs: Sequence[str] = (), **flags: Any):
     """The validated TrainConfig of a run, merged in this order: the stored config of ``out``
-    (when resuming), ``recipe``, ``config_file`` (YAML), ``settings``, then ``flags`` that are not
-    None. A length given as ``epochs`` or ``iterations`` replaces the other."""
+    (when resuming), ``recipe``, ``config_file`` (YAML), ``settings``, ``pairs`` (``KEY=VALUE``,
+    the CLI's ``--set``), then ``flags`` that are not None. A length given as ``epochs`` or
+    ``iterations`` replaces the other."""
     from robustmia.training.config import TrainConfig
     from robustmia.training.recipes import load_recipe
     from robustmia.training.run import read_config_dict
-    from robustmia.validation import read_yaml, validate
+    from robustmia.validation import key_values, read_yaml, validate
+
+    settings = {**(settings or {}), **key_values(list(pairs))}
 
     merged: dict[str, Any] = {}
     if resume and out is not None:

@@ -127,12 +127,13 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or epoch lines."),
     as_json: bool = typer.Option(False, "--json", help="Print the last epoch's record as JSON."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Any other setting as KEY=VALUE, e.g. dp_noise=1.5 or early_stop=true (repeatable)."),
 ) -> None:
     """Train a model into a run folder. (One option per training setting: the signature is long by design.)"""
     from robustmia import api
 
-    flags = {k: v for k, v in locals().items() if k not in ("out", "recipe", "config", "download", "resume", "device", "quiet", "as_json", "api")}
-    cfg = api.train_config(out=out, resume=resume, recipe=recipe, config_file=config, **flags)
+    flags = {k: v for k, v in locals().items() if k not in ("out", "recipe", "config", "download", "resume", "device", "quiet", "as_json", "api", "set_")}
+    cfg = api.train_config(out=out, resume=resume, recipe=recipe, config_file=config, pairs=set_ or [], **flags)
     lead = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
     with _progress(lead and not quiet, f"continue with: robustmia train --out {out} --resume") as bar:
         record = api.train(cfg, out, resume=resume, device=device, download=download, progress=bar)

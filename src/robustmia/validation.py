@@ -66,3 +66,19 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys to values at the top level")
     return data
+
+
+def key_values(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (``--set``) as settings, each value read as YAML (``1.5``, ``true``, ``8/255`` stays a string)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {pair!r}: write KEY=VALUE, e.g. --set dp_noise=1.5")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out

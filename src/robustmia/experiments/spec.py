@@ -73,6 +73,7 @@ class StudySpec(BaseModel):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     track_every: Optional[int] = Field(default=None, ge=1)
+    frontier: bool = False  # draw the privacy-robustness-accuracy frontier (reporting.frontier)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "StudySpec":

@@ -16,6 +16,7 @@ from robustmia.io import read_json, write_json
 from robustmia.privacy.results import ATTACKS_FILE, AuditResult
 from robustmia.reporting.figures import write_figures
 from robustmia.reporting.findings import findings
+from robustmia.reporting.frontier import frontier_findings, soundness
 from robustmia.reporting.html import write_html
 from robustmia.reporting.tables import write_tables
 from robustmia.reporting.tables import TABLES
@@ -82,9 +83,11 @@ def write_report(study: Path) -> dict[str, Any]:
     title, description = str(spec.get("name", "study")), str(spec.get("description", ""))
     folder = Path(study) / REPORT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    tables = write_tables(results, folder / "tables")
-    figures = write_figures(results, folder / "figures")
-    found = findings(results)
+    for r in results:  # an attack that proves more than a DP model's accountant allows is a bug, never hidden
+        r["warnings"] = [*r.get("warnings", []), *soundness(r)]
+    tables = write_tables(results, folder / "tables", frontier=bool(spec.get("frontier")))
+    figures = write_figures(results, folder / "figures", frontier=bool(spec.get("frontier")))
+    found = findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
     write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results))
     (folder / "findings.md").write_text("\n\n".join(found) + "\n")
     summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found,

@@ -7,7 +7,8 @@
   membership inference accuracy over training (studies with ``track_every``);
 - ``roc_<target>``: ROC curves of every attack on log-log axes;
 - ``exposure_<target>``: how each member's exposure moves between a robust target and its
-  natural twin (reporting.exposure).
+  natural twin (reporting.exposure);
+- ``frontier``: the privacy-robustness-accuracy frontier (reporting.frontier), in studies that ask.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import numpy as np  # noqa: E402
 from robustmia.privacy.metrics import operating_points  # noqa: E402
 
 
-def _save(fig, folder: Path, name: str) -> list[Path]:
+def _save(fig, folder: Path, name: str, tight: bool = True) -> list[Path]:
     paths = [folder / f"{name}.png", folder / f"{name}.svg"]
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     for p in paths:  # no creation date in the files: a report rebuilt from the same results is byte-identical
         fig.savefig(p, dpi=110, metadata={"Date": None} if p.suffix == ".svg" else None)
     plt.close(fig)
@@ -120,9 +122,11 @@ def roc_curves(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     return paths
 
 
-def write_figures(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+def write_figures(results: list[dict[str, Any]], folder: Path, frontier: bool = False) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     from robustmia.reporting.exposure import exposure_figures
+    from robustmia.reporting.frontier import frontier_figure
 
-    return (loss_histograms(results, folder) + precision_recall(results, folder) + over_training(results, folder)
-            + roc_curves(results, folder) + exposure_figures(results, folder, _save))
+    return ((frontier_figure(results, folder, _save) if frontier else []) + loss_histograms(results, folder)
+            + precision_recall(results, folder) + over_training(results, folder) + roc_curves(results, folder)
+            + exposure_figures(results, folder, _save))

@@ -39,6 +39,20 @@ def _with_ci(record: dict[str, Any], key: str, scale: float = 100.0) -> str:
     return f"{text} [{scale * ci[0]:.2f}, {scale * ci[1]:.2f}]" if ci else text
 
 
+def method_text(r: dict[str, Any]) -> str:
+    """The training method, with what training itself says: a DP run's (epsilon, delta), an early stop's epoch."""
+    text = r["config"]["method"]
+    if r.get("dp"):
+        text += f" (DP epsilon {r['dp']['epsilon']:.2f}, delta {r['dp']['delta']:g})"
+    if r.get("early_stop"):
+        text += f" (early-stopped at epoch {r['early_stop']['epoch']})"
+    return text
+
+
+def target_text(r: dict[str, Any]) -> str:
+    return r["name"] + (f" (DP epsilon {r['dp']['epsilon']:.2f})" if r.get("dp") else "")
+
+
 def _find(records: list[dict], attack: str, selection: str) -> Optional[dict]:
     return next((r for r in records if r["attack"] == attack and r["threshold_selection"] == selection), None)
 
@@ -54,7 +68,7 @@ def paper_rows(results: list[dict[str, Any]], table: str, selection: str = "orac
         if conf is None:
             continue
         rows.append([
-            c["dataset"], c["model"], c["method"], f"{c['eps']:.4g}" if c["eps"] else "-",
+            c["dataset"], c["model"], method_text(r), f"{c['eps']:.4g}" if c["eps"] else "-",
             _pct(e.get("train_accuracy")), _pct(e.get("test_accuracy")), _pct(e.get("adv_train_accuracy")),
             _pct(e.get("adv_test_accuracy")), _pct(e.get("verified_train_accuracy")), _pct(e.get("verified_test_accuracy")),
             _with_ci(conf, "inference_accuracy"), _with_ci(adv, "inference_accuracy") if adv else "",
@@ -89,7 +103,7 @@ def modern_rows(results: list[dict[str, Any]]) -> list[list[str]]:
         for a in r["attacks"]:
             if a["threshold_selection"] != "oracle" or a.get("family", "black-box") in NEW_FAMILIES:
                 continue
-            rows.append([r["name"], a["attack"], _with_ci(a, "roc_auc"), _with_ci(a, "tpr_at_fpr_0.001") + low_fpr_mark(a, 0.001),
+            rows.append([target_text(r), a["attack"], _with_ci(a, "roc_auc"), _with_ci(a, "tpr_at_fpr_0.001") + low_fpr_mark(a, 0.001),
                          _with_ci(a, "tpr_at_fpr_0.01") + low_fpr_mark(a, 0.01), _with_ci(a, "advantage"),
                          _with_ci(a, "inference_accuracy"), epsilon_text(a), f"{a['n_members']} + {a['n_nonmembers']}",
                          str(a.get("n_references", 0))])
@@ -111,7 +125,7 @@ def beyond_rows(results: list[dict[str, Any]]) -> list[list[str]]:
         for a in r["attacks"]:
             if a.get("family") not in NEW_FAMILIES:
                 continue
-            rows.append([r["name"], a["attack"], a["family"], a["threshold_selection"], _with_ci(a, "inference_accuracy"),
+            rows.append([target_text(r), a["attack"], a["family"], a["threshold_selection"], _with_ci(a, "inference_accuracy"),
                          _with_ci(a, "roc_auc"), _with_ci(a, "tpr_at_fpr_0.01") + low_fpr_mark(a, 0.01), epsilon_text(a),
                          _settings_text(a), f"{a['n_members']} + {a['n_nonmembers']}", str(a.get("n_references", 0))])
     return rows
@@ -153,7 +167,7 @@ TABLES = {
 }
 
 
-def build_tables(results: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[list[str]], str]]:
+def build_tables(results: list[dict[str, Any]], frontier: bool = False) -> dict[str, tuple[list[str], list[list[str]], str]]:
     tables = {}
     for key, (table, caption) in TABLES.items():
         rows = paper_rows(results, table) + paper_rows(results, table, "shadow")
@@ -168,12 +182,16 @@ def build_tables(results: list[dict[str, Any]]) -> dict[str, tuple[list[str], li
                             "Attacks beyond the seed (label-only, white-box, verified margin, reference-free): inference accuracy "
                             "at the threshold named (quantile: the attack's own per-example threshold), ROC AUC and TPR at 1% FPR "
                             f"(%) with 95% bootstrap CIs, and the empirical epsilon lower bound [95% interval]; {LOW_FPR_NOTE}")
+    if frontier:
+        from robustmia.reporting.frontier import frontier_table
+
+        tables["frontier"] = frontier_table(results)
     return tables
 
 
-def write_tables(results: list[dict[str, Any]], folder: Path) -> dict[str, tuple[list[str], list[list[str]], str]]:
+def write_tables(results: list[dict[str, Any]], folder: Path, frontier: bool = False) -> dict[str, tuple[list[str], list[list[str]], str]]:
     folder.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(results)
+    tables = build_tables(results, frontier)
     for key, (columns, rows, caption) in tables.items():
         (folder / f"{key}.md").write_text(f"**{caption}**\n\n" + to_markdown(columns, rows))
         (folder / f"{key}.csv").write_text(to_csv(columns, rows))

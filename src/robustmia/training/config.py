@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustmia.epsilon import Epsilon, StepSize
-from robustmia.training.methods import ADVERSARIAL, CERTIFIED, METHODS
+from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS
 from robustmia.training.schedule import parse_drops
 
 DEFAULT_EPOCHS = 30
@@ -63,6 +63,16 @@ class TrainConfig(BaseModel):
     # that many epochs: a resume starts from the last checkpoint and drops later log lines)
     eval_every: int = Field(default=1, ge=0)
     checkpoint_every: int = Field(default=1, ge=1)
+    # DP-SGD (dpsgd, dp_pgd; training.private): noise multiplier, per-example clipping norm, the
+    # accountant's delta, and what to do with BatchNorm layers (refuse, or replace by GroupNorm)
+    dp_noise: float = Field(default=1.0, gt=0, le=1e4)
+    dp_clip: float = Field(default=1.0, gt=0, le=1e6)
+    dp_delta: float = Field(default=1e-5, gt=0, lt=1)
+    dp_batchnorm: Literal["refuse", "groupnorm"] = "refuse"
+    # early stopping on held-out PGD accuracy (Rice et al. 2020; training.early_stop)
+    early_stop: bool = False
+    early_stop_holdout: int = Field(default=200, ge=10, le=10**7)
+    early_stop_steps: int = Field(default=10, ge=1, le=10_000)
 
     @field_validator("lr_drops", mode="before")
     @classmethod
@@ -104,6 +114,8 @@ class TrainConfig(BaseModel):
             raise ValueError("give epochs or iterations, not both")
         if (self.method in ADVERSARIAL or self.method in CERTIFIED) and self.eps <= 0:
             raise ValueError(f"method {self.method} needs eps > 0 (e.g. eps 8/255)")
+        if self.early_stop and self.eps <= 0:
+            raise ValueError("early_stop picks the epoch of best held-out PGD accuracy: it needs eps > 0")
         if self.ramp_end < self.ramp_start:
             raise ValueError("ramp_end must not come before ramp_start")
         return self
@@ -125,6 +137,11 @@ class TrainConfig(BaseModel):
         sizes = dataset_sizes(self.dataset, self.data_dir) if data_present else None
         if sizes is not None and self.train_size is not None and self.train_size > sizes[0]:
             raise UserError(f"{lead}train_size {self.train_size} is larger than {self.dataset}'s train split ({sizes[0]} images)")
+        if self.method in DP:
+            import importlib.util
+
+            if importlib.util.find_spec("opacus") is None:
+                raise UserError(f"{lead}{self.method} (DP-SGD) needs opacus: pip install 'robustmia[dp]'")
         if self.method in CERTIFIED and self.model not in CERTIFIABLE:
             raise UserError(f"{lead}{self.method} cannot certify {self.model}: the bounds do not handle its "
                             f"{uncertifiable_layers(self.model)}; use one of {', '.join(CERTIFIABLE)}")
@@ -134,7 +151,10 @@ class TrainConfig(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """What determines the trained weights (so not where the data lies, nor how fast it is computed).
-        ``amp`` counts only when on, so runs made before it existed keep their identity (and study hashes)."""
+        ``amp``, the DP settings and early stopping count only where they act, so runs made before they
+        existed keep their identity (and study hashes)."""
         exclude = {"data_dir", "eval_batch_size", "channels_last", "compile", "eval_every", "checkpoint_every"}
         exclude |= {"amp"} if self.amp == "off" else set()
+        exclude |= set() if self.method in DP else {"dp_noise", "dp_clip", "dp_delta", "dp_batchnorm"}
+        exclude |= set() if self.early_stop else {"early_stop", "early_stop_holdout", "early_stop_steps"}
         return self.model_dump(mode="json", exclude=exclude)

@@ -35,7 +35,10 @@ from robustmia.robust.evaluate import clean_accuracy
 from robustmia.training import distributed
 from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
 from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
-from robustmia.training.objectives import OBJECTIVES, StepContext, check_model
+from robustmia.training.early_stop import EarlyStopping
+from robustmia.training.methods import DP
+from robustmia.training.private import dp_epsilon, make_private, noise_generator, poisson_batches, sample_rate
+from robustmia.training.objectives import OBJECTIVES, StepContext, check_model, plain
 from robustmia.models.inference import resolve_device
 from robustmia.seeding import epoch_generator, generator_draw
 from robustmia.training.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, TIMING_FILE, build_initial_model, read_config_dict
@@ -114,6 +117,7 @@ class RunSession:
     step: int = 0
     record: dict[str, Any] = field(default_factory=dict)
     lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    private: Any = None  # the DP-SGD optimizer around ``optimizer`` (training.private), for DP methods
 
     def release(self) -> None:
         """Let go of the run folder's lock (the end of training, or a failure)."""
@@ -142,9 +146,13 @@ class RunSession:
     def batches(self) -> tuple[torch.Generator, list[torch.Tensor]]:
         """This epoch's generator, and the index batches it still trains on (the step budget may end it early)."""
         generator = epoch_generator(self.config.seed, self.epoch)
+        left = max(0, self.total_steps - self.step)
+        if self.config.method in DP:  # Poisson sampling, as the privacy accountant assumes
+            q = sample_rate(self.config, len(self.members))
+            return generator, poisson_batches(len(self.members), q, min(self.steps_per_epoch, left), generator)
         order = torch.randperm(len(self.members), generator=generator)
         chunks = list(order.split(self.config.batch_size))
-        return generator, chunks[: max(0, self.total_steps - self.step)]
+        return generator, chunks[:left]
 
     @classmethod
     def open(cls, config: TrainConfig, out: Path, *, resume: bool, train_set: ImageSet, test_set: ImageSet,
@@ -224,10 +232,16 @@ def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: t
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     seen, lr = 0, run.lr()
+    optimizer = run.private or run.optimizer
+    if run.private is not None:
+        run.private.generator = noise_generator(generator, dev)
     for idx in batches:
         lr = run.lr()
         for g in run.optimizer.param_groups:
             g["lr"] = lr
+        if len(idx) == 0:  # an empty Poisson sample: no step, but the accountant counts it (an over-count is safe)
+            run.step += 1
+            continue
         idx = idx.to(dev)
         x, y = prepare_batch(augment(x_all[idx], kind, generator), config), y_all[idx]
         draw = generator_draw(generator)
@@ -239,9 +253,9 @@ def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: t
         # the mean over the global batch: DDP averages the ranks' gradients, so each rank
         # weighs its shard's sum by world / global batch size
         scale = group.world / len(idx) if group is not None else 1 / len(idx)
-        run.optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         (out_step.losses.sum() * scale).backward()
-        run.optimizer.step()
+        optimizer.step()
         loss_sum += out_step.losses.detach().sum()
         correct += (out_step.logits.detach().argmax(1) == y).sum()
         seen += len(idx)
@@ -274,11 +288,12 @@ def train(
     writer = group is None or group.rank == 0
     objective = OBJECTIVES[config.method]
     # a model given its members that logs no test metrics (a reference model) needs no dataset
-    needs_data = members is None or config.eval_every > 0 or epoch_hook is not None
+    needs_data = members is None or config.eval_every > 0 or epoch_hook is not None or config.early_stop
     train_set, test_set = load_dataset(config.dataset, config.data_dir, download) if needs_data else (None, None)
     run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
     try:
-        _run_epochs(run, objective, test_set, group, dev, writer, progress, epoch_hook)
+        early = EarlyStopping(config, out, train_set, run.members) if config.early_stop and writer else None
+        _run_epochs(run, objective, test_set, group, dev, writer, progress, _hooks(run, epoch_hook, early), early)
     finally:
         run.release()
         if group is not None:
@@ -286,13 +301,40 @@ def train(
     return run.record
 
 
+def _hooks(run: RunSession, epoch_hook: Optional[EpochHook], early: Optional[EarlyStopping]) -> Optional[EpochHook]:
+    """One hook adding to each epoch's record: the caller's, DP-SGD's (epsilon, delta), early stopping's."""
+    c = run.config
+    dp = (lambda *_: {"dp_epsilon": dp_epsilon(c, len(run.members), run.step), "dp_delta": c.dp_delta}) if c.method in DP else None
+    hooks = [h for h in (epoch_hook, dp, early.hook if early is not None else None) if h is not None]
+    if not hooks:
+        return None
+    return lambda *args: {k: v for h in hooks for k, v in h(*args).items()}
+
+
+def _without_hooks(view: torch.nn.Module, hook: EpochHook) -> EpochHook:
+    def run_quietly(*args):
+        with plain(view):
+            return hook(*args)
+
+    return run_quietly
+
+
 def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], group: Optional[distributed.ProcessGroup],
-                dev: torch.device, writer: bool, progress: Optional[Progress], epoch_hook: Optional[EpochHook]) -> None:
-    """Train ``run`` to its end, epoch by epoch: steps, then (the writer's part) the log and checkpoint."""
+                dev: torch.device, writer: bool, progress: Optional[Progress], epoch_hook: Optional[EpochHook],
+                early: Optional[EarlyStopping] = None) -> None:
+    """Train ``run`` to its end, epoch by epoch: steps, then (the writer's part) the log, checkpoint and
+    early stopping's best weights; an early-stopped run ends with those."""
     config = run.config
     if group is not None:
         group.check_batches(len(run.members), config.batch_size)
-    net = prepare_model(run.model, config, group.wrap if group is not None else None)
+        if config.method in DP:
+            raise UserError(f"{config.method} (DP-SGD) trains in one process: run it without torchrun")
+    if config.method in DP:
+        net, run.private = make_private(run.model, run.optimizer, config, len(run.members))
+        if epoch_hook is not None:  # its evaluations and attacks run with opacus' hooks off
+            epoch_hook = _without_hooks(net, epoch_hook)
+    else:
+        net = prepare_model(run.model, config, group.wrap if group is not None else None)
     kind = config.resolved_augment(dataset_info(config.dataset, config.data_dir).augment)
     x_all, y_all = run.members.images.to(dev), run.members.labels.to(dev)
     if writer:
@@ -306,8 +348,12 @@ def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], g
         if writer:
             record = run.end_epoch(test_set, lr=lr, loss_sum=loss_sum.item(), correct=correct.item(), seen=seen,
                                    started=started, epoch_hook=epoch_hook)
+            if early is not None:
+                early.after_epoch(run.model, record)
             emit(progress, "record", **record)
         else:
             run.epoch += 1
+    if early is not None:
+        early.finish(run)
     if writer:
         emit(progress, "end")

@@ -12,8 +12,9 @@ bounds inside, and nothing else changes.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -80,11 +81,26 @@ def training_attack(config: Any) -> TrainingAttack:
     return TrainingAttack(config.eps, alpha, steps, random_start, config.attack_mode or mode)
 
 
+@contextlib.contextmanager
+def plain(model: nn.Module) -> Iterator[nn.Module]:
+    """The network an attack runs on: under DP-SGD the plain one inside opacus' per-example-gradient
+    view, whose hooks record nothing meanwhile (the private step sees only the training loss)."""
+    if type(model).__name__ != "GradSampleModule":
+        yield model
+        return
+    model.disable_hooks()
+    try:
+        yield model._module
+    finally:
+        model.enable_hooks()
+
+
 def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
     """Minimise the loss on the training-time attack's points: PGD for ``pgd`` (Madry et al.),
     FGSM from a random start for ``fgsm_rs`` (Wong et al., 2020); see :data:`ADVERSARIAL`."""
     a = training_attack(config)
-    x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, draw=ctx.random)
+    with plain(model) as attacked:
+        x_adv = pgd(attacked, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, draw=ctx.random)
     logits = model(x_adv)
     return StepOutput(F.cross_entropy(logits, y, reduction="none"), logits)
 
@@ -163,5 +179,7 @@ OBJECTIVES: dict[str, Objective] = {
     "pgd": adversarial,
     "trades": trades,
     "fgsm_rs": adversarial,
+    "dpsgd": natural,  # made private by the loop (training.private)
+    "dp_pgd": adversarial,
     **{name: certified for name in CERTIFIED},
 }

@@ -62,10 +62,11 @@ def build_initial_model(config: TrainConfig, info: DatasetInfo) -> Any:
     import torch
 
     from robustmia.models import build_model
+    from robustmia.training.private import private_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return build_model(config.model, info)
+        return private_model(build_model(config.model, info), config)  # a DP method's BatchNorm refused or replaced
 
 
 @dataclass

@@ -54,7 +54,7 @@ def _modules(config: TrainConfig) -> list[nn.Module]:
 
 def stackable(config: TrainConfig, modules: Optional[list[nn.Module]] = None) -> bool:
     """Can K models of this recipe train stacked? (See the module's docstring.)"""
-    if config.method not in STACKABLE:
+    if config.method not in STACKABLE or config.early_stop:
         return False
     return not any(isinstance(m, _COUPLING) for m in (modules if modules is not None else _modules(config)))
 

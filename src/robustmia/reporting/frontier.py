@@ -1,0 +1,154 @@
+"""The privacy-robustness-accuracy frontier of a study (``frontier: true`` in its spec): every
+target as a point, adversarial test accuracy against membership leakage, clean test accuracy
+as colour, 95% bootstrap intervals as error bars, and the Pareto set (no other target is at
+least as robust and leaks at most as much, better in one) marked.
+
+Leakage is LiRA's TPR at 1% FPR (one fixed attack for every target, so picking the best attack
+per target does not bias the comparison; the confidence attack where LiRA was not run), and,
+in a second panel, the paper's inference accuracy of the confidence attack (oracle threshold).
+DP targets also carry the accountant's epsilon, and every DP target is checked for soundness:
+no attack's empirical epsilon lower bound may exceed it (else the report shows a bug).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+LEVEL = "0.01"
+COLUMNS = ["target", "method", "eps", "DP epsilon", "test acc", "adv-test acc", "leakage attack", "TPR@1%FPR",
+           "inference acc (confidence)", "on the frontier"]
+
+
+def _attack(r: dict[str, Any], name: str) -> Optional[dict[str, Any]]:
+    return next((a for a in r["attacks"] if a["attack"] == name and a["threshold_selection"] == "oracle"), None)
+
+
+def points(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One point per target with an adversarial test accuracy and a leakage attack."""
+    out = []
+    for r in results:
+        e = r.get("evaluation", {})
+        leak = _attack(r, "lira") or _attack(r, "confidence")
+        conf = _attack(r, "confidence")
+        if e.get("adv_test_accuracy") is None or leak is None:
+            continue
+        out.append({"name": r["name"], "method": r["config"]["method"], "eps": r["config"].get("eps", 0.0), "dp": r.get("dp"),
+                    "robust": e["adv_test_accuracy"], "clean": e.get("test_accuracy"), "leak": leak, "conf": conf})
+    return out
+
+
+def pareto(pts: list[dict[str, Any]], key: str = "tpr") -> list[bool]:
+    """Whether each point is on the frontier: no other is at least as robust and leaks at most as much, better in one."""
+    def leak(p):
+        return p["leak"]["tpr_at_fpr"][LEVEL] if key == "tpr" else p["conf"]["inference_accuracy"]
+
+    flags = []
+    for p in pts:
+        dominated = any(q is not p and q["robust"] >= p["robust"] and leak(q) <= leak(p) and (q["robust"] > p["robust"] or leak(q) < leak(p))
+                        for q in pts if key == "tpr" or q["conf"] is not None)
+        flags.append(not dominated)
+    return flags
+
+
+def _ci(a: dict[str, Any], key: str) -> str:
+    v = a["tpr_at_fpr"][LEVEL] if key == "tpr" else a["inference_accuracy"]
+    ci = a["ci95"].get("tpr_at_fpr_0.01" if key == "tpr" else "inference_accuracy")
+    return f"{100 * v:.2f}" + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
+
+
+def frontier_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], str]:
+    pts = points(results)
+    rows = []
+    for p, on in zip(pts, pareto(pts)):
+        dp = f"{p['dp']['epsilon']:.2f} (delta {p['dp']['delta']:g})" if p["dp"] else ""
+        rows.append([p["name"], p["method"], f"{p['eps']:.4g}" if p["eps"] else "-", dp, f"{100 * p['clean']:.2f}",
+                     f"{100 * p['robust']:.2f}", p["leak"]["attack"], _ci(p["leak"], "tpr"),
+                     _ci(p["conf"], "acc") if p["conf"] else "", "yes" if on else ""])
+    caption = ("The privacy-robustness-accuracy frontier: adversarial test accuracy (PGD at each target's eps) against "
+               "LiRA's TPR at 1% FPR (%, 95% bootstrap CI); 'on the frontier': no other target is at least as robust and "
+               "leaks at most as much, better in one")
+    return COLUMNS, rows, caption
+
+
+def _error(a: dict[str, Any], key: str) -> tuple[float, float, float]:
+    v = a["tpr_at_fpr"][LEVEL] if key == "tpr" else a["inference_accuracy"]
+    ci = a["ci95"].get("tpr_at_fpr_0.01" if key == "tpr" else "inference_accuracy", [v, v])
+    return 100 * v, 100 * (v - ci[0]), 100 * (ci[1] - v)
+
+
+def frontier_figure(results: list[dict[str, Any]], folder: Path, save) -> list[Path]:
+    """``frontier``: two panels (TPR at 1% FPR; inference accuracy) against adversarial test accuracy."""
+    import matplotlib.pyplot as plt
+
+    pts = points(results)
+    if len(pts) < 2:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for ax, key, label in ((axes[0], "tpr", "TPR at 1% FPR (%), LiRA"), (axes[1], "acc", "inference accuracy (%), confidence attack")):
+        shown = [p for p in pts if key == "tpr" or p["conf"] is not None]
+        on = pareto(shown, key)
+        for p, front in zip(shown, on):
+            y, lo, hi = _error(p["leak"] if key == "tpr" else p["conf"], key)
+            ax.errorbar(100 * p["robust"], y, yerr=[[lo], [hi]], fmt="none", ecolor="0.6", lw=1, zorder=1)
+            dot = ax.scatter(100 * p["robust"], y, c=[100 * (p["clean"] or 0)], cmap="viridis", vmin=0, vmax=100, s=60 if front else 30,
+                             edgecolors="red" if front else "none", linewidths=1.5, zorder=2)
+            ax.annotate(p["name"], (100 * p["robust"], y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        front_pts = sorted((p for p, f in zip(shown, on) if f), key=lambda p: p["robust"])
+        if len(front_pts) > 1:
+            ax.plot([100 * p["robust"] for p in front_pts], [_error(p["leak"] if key == "tpr" else p["conf"], key)[0] for p in front_pts],
+                    color="red", lw=1, ls="--", zorder=0, label="Pareto set")
+            ax.legend(fontsize=8, loc="upper left")
+        if key == "tpr":
+            ax.axhline(1.0, color="0.5", lw=0.8, ls=":")  # TPR = FPR: no leakage beyond chance
+        ax.set_xlabel("adversarial test accuracy (%)")
+        ax.set_ylabel(label)
+    fig.colorbar(dot, ax=axes, label="clean test accuracy (%)")
+    return save(fig, folder, "frontier", tight=False)
+
+
+def soundness(r: dict[str, Any]) -> list[str]:
+    """For a DP target: every attack whose empirical epsilon lower bound exceeds the accountant's epsilon."""
+    dp = r.get("dp")
+    if not dp:
+        return []
+    bad = [a for a in r["attacks"] if (a.get("empirical_epsilon") or {}).get("lower_bound", 0) > dp["epsilon"]]
+    return [f"BUG: attack {a['attack']} ({a['threshold_selection']}) proves epsilon >= {a['empirical_epsilon']['lower_bound']:.3f} "
+            f"at 95% confidence, above the accountant's epsilon {dp['epsilon']:.3f} (delta {dp['delta']:g}) for this DP model: "
+            "the DP training, the accountant or the audit is wrong; please report it" for a in bad]
+
+
+def frontier_findings(results: list[dict[str, Any]]) -> list[str]:
+    pts = points(results)
+    out = []
+    if len(pts) >= 2:
+        on = [p["name"] for p, f in zip(pts, pareto(pts)) if f]
+        off = [p["name"] for p, f in zip(pts, pareto(pts)) if not f]
+        out.append(f"On the frontier of adversarial test accuracy against LiRA's TPR at 1% FPR: {', '.join(on)}; dominated "
+                   f"(another target is at least as robust and leaks at most as much): {', '.join(off) or 'none'}. The points "
+                   "carry 95% intervals, so a target just off the frontier may be on it within noise.")
+    for r in results:
+        if not r.get("dp"):
+            continue
+        worst = max((a.get("empirical_epsilon") or {}).get("lower_bound", 0.0) for a in r["attacks"])
+        bugs = soundness(r)
+        out.append(f"Soundness, {r['name']}: the accountant's epsilon is {r['dp']['epsilon']:.2f} (delta {r['dp']['delta']:g}); "
+                   f"the largest empirical lower bound of any attack is {worst:.2f}: "
+                   + ("consistent, as it must be." if not bugs else f"{len(bugs)} attacks exceed it, which is a bug (see Warnings)."))
+    dp = [p for p in pts if p["dp"]]
+    if dp:
+        p = max(dp, key=lambda p: results_noise(results, p["name"]))
+        ci = p["leak"]["ci95"].get("tpr_at_fpr_0.01")
+        inside = ci is not None and ci[0] <= 0.01 <= ci[1]
+        out.append(f"The DP target with the most noise, {p['name']} (epsilon {p['dp']['epsilon']:.2f}), has a TPR at 1% FPR of "
+                   f"{_ci(p['leak'], 'tpr')}%: " + ("its interval includes 1%, so no leakage beyond chance is detected."
+                   if inside else ("no interval was computed (bootstrap 0)." if ci is None else
+                   f"its interval excludes 1%; at epsilon {p['dp']['epsilon']:.2f} the guarantee allows a TPR at 1% FPR "
+                   f"of up to {100 * min(1.0, 0.01 * 2.718281828 ** p['dp']['epsilon'] + p['dp']['delta']):.1f}%, so this is "
+                   "within what DP permits.")))
+    return out
+
+
+def results_noise(results: list[dict[str, Any]], name: str) -> float:
+    r = next(r for r in results if r["name"] == name)
+    return float(r["config"].get("dp_noise", 0.0))
