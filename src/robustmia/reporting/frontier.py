@@ -137,7 +137,7 @@ def frontier_findings(results: list[dict[str, Any]]) -> list[str]:
                    + ("consistent, as it must be." if not bugs else f"{len(bugs)} attacks exceed it, which is a bug (see Warnings)."))
     dp = [p for p in pts if p["dp"]]
     if dp:
-        p = max(dp, key=lambda p: results_noise(results, p["name"]))
+        p = max(dp, key=lambda p: _noise(results, p["name"]))
         ci = p["leak"]["ci95"].get("tpr_at_fpr_0.01")
         inside = ci is not None and ci[0] <= 0.01 <= ci[1]
         out.append(f"The DP target with the most noise, {p['name']} (epsilon {p['dp']['epsilon']:.2f}), has a TPR at 1% FPR of "
@@ -149,6 +149,6 @@ def frontier_findings(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def results_noise(results: list[dict[str, Any]], name: str) -> float:
+def _noise(results: list[dict[str, Any]], name: str) -> float:
     r = next(r for r in results if r["name"] == name)
     return float(r["config"].get("dp_noise", 0.0))

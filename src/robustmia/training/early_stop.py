@@ -33,8 +33,8 @@ def read_state(run_dir: Path) -> Optional[dict[str, Any]]:
 
 
 class EarlyStopping:
-    """The early stopping of one run: its hook scores each epoch; :meth:`after_epoch` keeps the best
-    weights; :meth:`finish` ends the run with them."""
+    """The early stopping of one run: its hook scores each epoch and keeps the best weights;
+    :meth:`finish` ends the run with them."""
 
     def __init__(self, config: Any, out: Path, train_set: Any, members: Any):
         import numpy as np
@@ -48,25 +48,24 @@ class EarlyStopping:
         self.best = read_state(out)
 
     def hook(self, model, epoch: int, members, test) -> dict[str, Any]:
+        """Score the epoch; keep its weights if it is the best so far (before its checkpoint is written, so a
+        run killed in between retrains the epoch and keeps it again)."""
+        from safetensors.torch import save
+
+        from robustmia.io import atomic_write, write_json
         from robustmia.robust.evaluate import adversarial_accuracy
         from robustmia.robust.pgd import pgd
 
         c = self.config
         attack = lambda m, x, y: pgd(m, x, y, eps=c.eps, alpha=c.eps / 4, steps=c.early_stop_steps, random_start=False)  # noqa: E731
-        return {KEY: adversarial_accuracy(model, self.holdout, attack, c.eval_batch_size).accuracy}
-
-    def after_epoch(self, model, record: dict[str, Any]) -> None:
-        from safetensors.torch import save
-
-        from robustmia.io import atomic_write, write_json
-
-        if self.best is not None and record[KEY] <= self.best["holdout_adv_accuracy"]:
-            return
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        with atomic_write(self.out / BEST_FILE) as f:
-            f.write(save(weights))
-        self.best = {"epoch": record["epoch"], "holdout_adv_accuracy": record[KEY], "holdout": len(self.holdout), "final": False}
-        write_json(self.out / STATE_FILE, self.best)
+        accuracy = adversarial_accuracy(model, self.holdout, attack, c.eval_batch_size).accuracy
+        if self.best is None or accuracy > self.best["holdout_adv_accuracy"]:
+            weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            with atomic_write(self.out / BEST_FILE) as f:
+                f.write(save(weights))
+            self.best = {"epoch": epoch, "holdout_adv_accuracy": accuracy, "holdout": len(self.holdout), "final": False}
+            write_json(self.out / STATE_FILE, self.best)
+        return {KEY: accuracy}
 
     def finish(self, session) -> None:
         """End the run with the best epoch's weights (its last checkpoint), and say which epoch."""

@@ -348,8 +348,6 @@ def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], g
         if writer:
             record = run.end_epoch(test_set, lr=lr, loss_sum=loss_sum.item(), correct=correct.item(), seen=seen,
                                    started=started, epoch_hook=epoch_hook)
-            if early is not None:
-                early.after_epoch(run.model, record)
             emit(progress, "record", **record)
         else:
             run.epoch += 1
