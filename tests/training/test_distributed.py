@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,13 +28,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+GLOO_TEARDOWN = "terminate called without an active exception"
+
+
 def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    """Run ``robustmia ARGS`` under torchrun. Once in many runs on a loaded 2-core machine (1 in about 30 here), a
+    rank aborts in gloo's C++ teardown with GLOO_TEARDOWN and no Python error (the upstream problem of gloo worker
+    threads at process exit, pytorch/pytorch#179291); that one signature is retried once, into a fresh folder."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port", str(_free_port()),
-         "-m", "robustmia", *args],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
+    for attempt in range(2):
+        r = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port", str(_free_port()),
+             "-m", "robustmia", *args],
+            capture_output=True, text=True, timeout=600, env=env,
+        )
+        if r.returncode == 0 or GLOO_TEARDOWN not in r.stderr or "robustmia" in r.stderr.split(GLOO_TEARDOWN)[0] or attempt:
+            return r
+        if "--out" in args:
+            shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
+    return r
 
 
 @pytest.mark.parametrize("method", list(METHODS))
