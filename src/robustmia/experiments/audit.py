@@ -32,6 +32,7 @@ from robustmia.io import atomic_write
 from robustmia.locks import folder_lock
 from robustmia.experiments.settings import AuditSettings
 from robustmia.privacy.attacks import ATTACKS, AttackInputs, needs_adversarial, needs_references
+from robustmia.privacy.attacks.registry import they_need
 from robustmia.privacy.probes import NEEDS_EPS, ProbeSettings, check_probe, probe_signals
 from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
 from robustmia.privacy.signals import model_signals
@@ -40,6 +41,7 @@ from robustmia.robust.evaluate import Perturbation
 from robustmia.training.checkpoint import MODEL_FILE, checkpoint_dir, read_meta
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
+from robustmia.training.methods import DP
 from robustmia.models.inference import resolve_device
 from robustmia.seeding import derive_seed
 from robustmia.training.run import Run, load_trained_model, run_finished
@@ -160,19 +162,23 @@ class Audit:
         if self.target.supplied is not None and len(self.target.supplied) != settings.references:
             raise UserError(f"{len(self.target.supplied)} reference models were supplied, but the audit asks for {settings.references}; "
                             f"pass --references {len(self.target.supplied)}")
+        recipe = self.target.recipe
+        # a DP target's empirical epsilon is measured at its accountant's delta (unless told), so that the two compare
+        self.delta = (recipe.dp_delta if recipe is not None and recipe.method in DP and "delta" not in settings.model_fields_set
+                      else settings.delta)
         eps = settings.eps if settings.eps is not None else (self.target.eps or None)
         self.probes = ProbeSettings(eps=eps, bisections=settings.boundary_bisections, steps=settings.probe_steps, draws=settings.noise_draws,
                                     restarts=settings.adv_restarts, bound=settings.bound, seed=settings.seed)
         no_eps = [a for a in settings.attacks if set(ATTACKS[a].probes) & set(NEEDS_EPS)]
         if no_eps and not eps:
-            raise UserError(f"{', '.join(no_eps)} need{'s' if len(no_eps) == 1 else ''} an epsilon: pass --eps (e.g. 8/255); the target was trained with none")
+            raise UserError(f"{they_need(no_eps)} an epsilon: pass --eps (e.g. 8/255); the target was trained with none")
         self.candidates, self.member, self.population = self.target.candidates, self.target.member, self.target.population
         self.folder = self.target.folder
         have = 0 if self.population is None else len(self.population)
         need = max((ATTACKS[a].population for a in settings.attacks), default=0)
         if have < need:
             needing = [a for a in settings.attacks if ATTACKS[a].population]
-            raise UserError(f"{', '.join(needing)} need{'s' if len(needing) == 1 else ''} at least {need} population examples "
+            raise UserError(f"{they_need(needing)} at least {need} population examples "
                             f"that no model trains on, but this target leaves {have}: {self.target.shortfall}")
 
     # --- signals -------------------------------------------------------------------------
@@ -192,14 +198,13 @@ class Audit:
                  points: Path, probes: list[str]) -> dict[str, np.ndarray]:
         """The signals of ``model()`` on ``data`` and its ``probes``, cached in ``folder`` (the model is
         loaded only to compute them); its PGD points are shared through ``points`` (its run folder)."""
-        owner = self.target.model_key if points == self.target.points else ""
-        tail = f"{name}{'-' + owner if owner else ''}"
-        out = _cached(folder / f"signals-{name}-{self._signal_key()}{'-' + owner if owner else ''}.npz",
+        owner = f"-{self.target.model_key}" if points == self.target.points and self.target.model_key else ""
+        out = _cached(folder / f"signals-{name}-{self._signal_key()}{owner}.npz",
                       lambda: model_signals(model(), data, perturbation=self.perturbation, batch_size=self.target.eval_batch_size,
                                             cache=points))
         for probe in probes:
             key = self.probes.key(probe)
-            out.update(_cached(folder / f"probe-{probe}{'-' + key if key else ''}-{tail}.npz",
+            out.update(_cached(folder / f"probe-{probe}{'-' + key if key else ''}-{name}{owner}.npz",
                                lambda: probe_signals(probe, None if probe == "pixels" else model(), data, self.probes,
                                                      self.target.eval_batch_size)))
         return out
@@ -297,7 +302,7 @@ class Audit:
         attacks = run_attacks(inputs, s.attacks, self.member, threshold=s.threshold, per_class=s.per_class,
                               bootstrap=s.bootstrap, seed=s.seed, n_references=s.references,
                               perturbation=self.perturbation.describe() if self.perturbation is not None else None,
-                              probes=self.probes.describe, delta=s.delta)
+                              probes=self.probes.describe, delta=self.delta)
         signals = {k: inputs.target[k] for k in FIGURE_SIGNALS}
         ids = None if self.candidates.ids is None else self.candidates.ids.numpy()
         result = AuditResult(attacks, self.member, signals, {**self.target.about, "settings": s.model_dump(mode="json")}, ids)

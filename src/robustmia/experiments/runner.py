@@ -195,24 +195,25 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
         audit = Audit(_audit_target(target.external, run_dir, settings, device), settings, device=device, progress=progress).run_attacks()
         folder = audit.save(out / AUDITS_FOLDER / target.name)
         log(f"audited {target.name}: {len(audit.attacks)} attack records")
+        log_records = _read_log(run_dir)
         results.append({
             "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)),
             "config": config.model_dump(mode="json") if config is not None else _external_config(target.external, evaluations[run_dir]),
             "evaluation": evaluations[run_dir], "attacks": audit.records(), "audit": str(folder.relative_to(out)),
-            "log": _read_log(run_dir), **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
-            **(_training_facts(run_dir, config) if config is not None else {}),
+            "log": log_records, **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
+            **(_training_facts(run_dir, config, log_records) if config is not None else {}),
         })
     write_json(out / RESULTS_FILE, results)
     log("results written")
     return results
 
 
-def _training_facts(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
-    """What training itself tells the report: a DP run's (epsilon, delta) from its accountant, and the
-    epoch an early-stopped run chose."""
+def _training_facts(run_dir: Path, config: TrainConfig, log: list[dict[str, Any]]) -> dict[str, Any]:
+    """What training itself tells the report: a DP run's (epsilon, delta) from its accountant (its last
+    ``log`` record), and the epoch an early-stopped run chose."""
     facts: dict[str, Any] = {}
     if config.method in DP:
-        last = _read_log(run_dir)[-1]
+        last = log[-1]
         facts["dp"] = {"epsilon": last["dp_epsilon"], "delta": last["dp_delta"], "noise": config.dp_noise, "clip": config.dp_clip,
                        "steps": last["step"], "accountant": "opacus RDP", "sampling": "Poisson"}
     if config.early_stop:
@@ -223,9 +224,7 @@ def _training_facts(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
 def _target_settings(spec: StudySpec, target: Any, config: Optional[TrainConfig]) -> AuditSettings:
     ext = target.external
     if ext is None:
-        settings = _audit_settings(spec, target, config.eps, model=config.model)
-        # a DP target's empirical epsilon is measured at its accountant's delta, so that the two compare
-        return settings.model_copy(update={"delta": config.dp_delta}) if config.method in DP else settings
+        return _audit_settings(spec, target, config.eps, model=config.model)
     settings = _audit_settings(spec, target, ext.eps, ext.reference_recipe is not None or bool(ext.reference_weights))
     return settings.model_copy(update={"references": len(ext.reference_weights)}) if ext.reference_weights else settings
 

@@ -134,6 +134,7 @@ def _check_population(audit: AuditSettings, config: TrainConfig, where: str) -> 
     here rather than after every target has trained (where the dataset's sizes can be told early)."""
     from robustmia.data.catalog import dataset_sizes
     from robustmia.privacy.attacks import ATTACKS
+    from robustmia.privacy.attacks.registry import they_need
 
     need = max((ATTACKS[a].population for a in audit.attacks), default=0)
     sizes = dataset_sizes(config.dataset, config.data_dir) if need else None
@@ -146,7 +147,7 @@ def _check_population(audit: AuditSettings, config: TrainConfig, where: str) -> 
     have = min(audit.population, (n_train - members) + (n_test - nonmembers) + (nonmembers - evaluated))
     if have < need:
         needing = [a for a in audit.attacks if ATTACKS[a].population]
-        raise UserError(f"{where}: {', '.join(needing)} need{'s' if len(needing) == 1 else ''} at least {need} population examples that no model trains on, but this target "
+        raise UserError(f"{where}: {they_need(needing)} at least {need} population examples that no model trains on, but this target "
                         f"leaves {have}: set audit.eval_size below {evaluated}, a smaller train_size, or a larger audit.population")
 
 

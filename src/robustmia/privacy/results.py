@@ -71,7 +71,7 @@ class AuditResult:
     signals: dict[str, np.ndarray] = field(default_factory=dict)
     about: dict[str, Any] = field(default_factory=dict)
     ids: Optional[np.ndarray] = None
-    exposure: Optional[dict[str, np.ndarray]] = None  # attack (0-d str), ids, scores, images (k, H, W, C) uint8
+    exposure: Optional[dict[str, np.ndarray]] = None  # attack (0-d str), index (into the evaluation set), scores, images (k, H, W, C) uint8
 
     def get(self, attack: str, selection: str = "oracle") -> Optional[AttackResult]:
         return next((a for a in self.attacks if a.attack == attack and a.threshold_selection == selection), None)

@@ -10,11 +10,12 @@ from typing import Any, Optional
 
 from robustmia.privacy.attacks.registry import NEW_FAMILIES
 from robustmia.reporting.exposure import exposure_findings
+from robustmia.reporting.tables import find_record
 from robustmia.training.methods import ADVERSARIAL, CERTIFIED
 
 
 def _conf(r: dict[str, Any], attack: str = "confidence") -> Optional[dict[str, Any]]:
-    return next((a for a in r["attacks"] if a["attack"] == attack and a["threshold_selection"] == "oracle"), None)
+    return find_record(r["attacks"], attack, "oracle")
 
 
 def _fmt(a: dict[str, Any]) -> str:

@@ -13,15 +13,14 @@ no attack's empirical epsilon lower bound may exceed it (else the report shows a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+from robustmia.reporting.tables import find_record, with_ci
 
 LEVEL = "0.01"
+KEYS = {"tpr": "tpr_at_fpr_0.01", "acc": "inference_accuracy"}  # the two leakage axes, as the records name them
 COLUMNS = ["target", "method", "eps", "DP epsilon", "test acc", "adv-test acc", "leakage attack", "TPR@1%FPR",
            "inference acc (confidence)", "on the frontier"]
-
-
-def _attack(r: dict[str, Any], name: str) -> Optional[dict[str, Any]]:
-    return next((a for a in r["attacks"] if a["attack"] == name and a["threshold_selection"] == "oracle"), None)
 
 
 def points(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -29,8 +28,8 @@ def points(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in results:
         e = r.get("evaluation", {})
-        leak = _attack(r, "lira") or _attack(r, "confidence")
-        conf = _attack(r, "confidence")
+        conf = find_record(r["attacks"], "confidence", "oracle")
+        leak = find_record(r["attacks"], "lira", "oracle") or conf
         if e.get("adv_test_accuracy") is None or leak is None:
             continue
         out.append({"name": r["name"], "method": r["config"]["method"], "eps": r["config"].get("eps", 0.0), "dp": r.get("dp"),
@@ -51,20 +50,14 @@ def pareto(pts: list[dict[str, Any]], key: str = "tpr") -> list[bool]:
     return flags
 
 
-def _ci(a: dict[str, Any], key: str) -> str:
-    v = a["tpr_at_fpr"][LEVEL] if key == "tpr" else a["inference_accuracy"]
-    ci = a["ci95"].get("tpr_at_fpr_0.01" if key == "tpr" else "inference_accuracy")
-    return f"{100 * v:.2f}" + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
-
-
 def frontier_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], str]:
     pts = points(results)
     rows = []
     for p, on in zip(pts, pareto(pts)):
         dp = f"{p['dp']['epsilon']:.2f} (delta {p['dp']['delta']:g})" if p["dp"] else ""
         rows.append([p["name"], p["method"], f"{p['eps']:.4g}" if p["eps"] else "-", dp, f"{100 * p['clean']:.2f}",
-                     f"{100 * p['robust']:.2f}", p["leak"]["attack"], _ci(p["leak"], "tpr"),
-                     _ci(p["conf"], "acc") if p["conf"] else "", "yes" if on else ""])
+                     f"{100 * p['robust']:.2f}", p["leak"]["attack"], with_ci(p["leak"], KEYS["tpr"]),
+                     with_ci(p["conf"], KEYS["acc"]) if p["conf"] else "", "yes" if on else ""])
     caption = ("The privacy-robustness-accuracy frontier: adversarial test accuracy (PGD at each target's eps) against "
                "LiRA's TPR at 1% FPR (%, 95% bootstrap CI); 'on the frontier': no other target is at least as robust and "
                "leaks at most as much, better in one")
@@ -73,7 +66,7 @@ def frontier_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[
 
 def _error(a: dict[str, Any], key: str) -> tuple[float, float, float]:
     v = a["tpr_at_fpr"][LEVEL] if key == "tpr" else a["inference_accuracy"]
-    ci = a["ci95"].get("tpr_at_fpr_0.01" if key == "tpr" else "inference_accuracy", [v, v])
+    ci = a["ci95"].get(KEYS[key], [v, v])
     return 100 * v, 100 * (v - ci[0]), 100 * (ci[1] - v)
 
 
@@ -137,18 +130,13 @@ def frontier_findings(results: list[dict[str, Any]]) -> list[str]:
                    + ("consistent, as it must be." if not bugs else f"{len(bugs)} attacks exceed it, which is a bug (see Warnings)."))
     dp = [p for p in pts if p["dp"]]
     if dp:
-        p = max(dp, key=lambda p: _noise(results, p["name"]))
+        p = max(dp, key=lambda p: p["dp"]["noise"])
         ci = p["leak"]["ci95"].get("tpr_at_fpr_0.01")
         inside = ci is not None and ci[0] <= 0.01 <= ci[1]
         out.append(f"The DP target with the most noise, {p['name']} (epsilon {p['dp']['epsilon']:.2f}), has a TPR at 1% FPR of "
-                   f"{_ci(p['leak'], 'tpr')}%: " + ("its interval includes 1%, so no leakage beyond chance is detected."
+                   f"{with_ci(p['leak'], KEYS['tpr'])}%: " + ("its interval includes 1%, so no leakage beyond chance is detected."
                    if inside else ("no interval was computed (bootstrap 0)." if ci is None else
                    f"its interval excludes 1%; at epsilon {p['dp']['epsilon']:.2f} the guarantee allows a TPR at 1% FPR "
                    f"of up to {100 * min(1.0, 0.01 * 2.718281828 ** p['dp']['epsilon'] + p['dp']['delta']):.1f}%, so this is "
                    "within what DP permits.")))
     return out
-
-
-def _noise(results: list[dict[str, Any]], name: str) -> float:
-    r = next(r for r in results if r["name"] == name)
-    return float(r["config"].get("dp_noise", 0.0))

@@ -29,7 +29,7 @@ def _pct(v: Optional[float]) -> str:
     return "" if v is None else f"{100 * v:.2f}"
 
 
-def _with_ci(record: dict[str, Any], key: str, scale: float = 100.0) -> str:
+def with_ci(record: dict[str, Any], key: str, scale: float = 100.0) -> str:
     if key.startswith("tpr_at_fpr_"):
         value = record["tpr_at_fpr"][key.removeprefix("tpr_at_fpr_")]
     else:
@@ -53,7 +53,7 @@ def target_text(r: dict[str, Any]) -> str:
     return r["name"] + (f" (DP epsilon {r['dp']['epsilon']:.2f})" if r.get("dp") else "")
 
 
-def _find(records: list[dict], attack: str, selection: str) -> Optional[dict]:
+def find_record(records: list[dict], attack: str, selection: str) -> Optional[dict]:
     return next((r for r in records if r["attack"] == attack and r["threshold_selection"] == selection), None)
 
 
@@ -63,16 +63,16 @@ def paper_rows(results: list[dict[str, Any]], table: str, selection: str = "orac
         if table not in r["tables"]:
             continue
         c, e = r["config"], r["evaluation"]
-        conf = _find(r["attacks"], "confidence", selection)
-        adv = _find(r["attacks"], "adv-confidence", selection)
+        conf = find_record(r["attacks"], "confidence", selection)
+        adv = find_record(r["attacks"], "adv-confidence", selection)
         if conf is None:
             continue
         rows.append([
             c["dataset"], c["model"], method_text(r), f"{c['eps']:.4g}" if c["eps"] else "-",
             _pct(e.get("train_accuracy")), _pct(e.get("test_accuracy")), _pct(e.get("adv_train_accuracy")),
             _pct(e.get("adv_test_accuracy")), _pct(e.get("verified_train_accuracy")), _pct(e.get("verified_test_accuracy")),
-            _with_ci(conf, "inference_accuracy"), _with_ci(adv, "inference_accuracy") if adv else "",
-            _with_ci(conf, "precision"), _with_ci(conf, "recall"), f"{conf['kl_divergence']:.4f}", _with_ci(conf, "auprc"),
+            with_ci(conf, "inference_accuracy"), with_ci(adv, "inference_accuracy") if adv else "",
+            with_ci(conf, "precision"), with_ci(conf, "recall"), f"{conf['kl_divergence']:.4f}", with_ci(conf, "auprc"),
             selection, f"{conf['n_members']} + {conf['n_nonmembers']}",
         ])
     return rows
@@ -103,9 +103,9 @@ def modern_rows(results: list[dict[str, Any]]) -> list[list[str]]:
         for a in r["attacks"]:
             if a["threshold_selection"] != "oracle" or a.get("family", "black-box") in NEW_FAMILIES:
                 continue
-            rows.append([target_text(r), a["attack"], _with_ci(a, "roc_auc"), _with_ci(a, "tpr_at_fpr_0.001") + low_fpr_mark(a, 0.001),
-                         _with_ci(a, "tpr_at_fpr_0.01") + low_fpr_mark(a, 0.01), _with_ci(a, "advantage"),
-                         _with_ci(a, "inference_accuracy"), epsilon_text(a), f"{a['n_members']} + {a['n_nonmembers']}",
+            rows.append([target_text(r), a["attack"], with_ci(a, "roc_auc"), with_ci(a, "tpr_at_fpr_0.001") + low_fpr_mark(a, 0.001),
+                         with_ci(a, "tpr_at_fpr_0.01") + low_fpr_mark(a, 0.01), with_ci(a, "advantage"),
+                         with_ci(a, "inference_accuracy"), epsilon_text(a), f"{a['n_members']} + {a['n_nonmembers']}",
                          str(a.get("n_references", 0))])
     return rows
 
@@ -125,8 +125,8 @@ def beyond_rows(results: list[dict[str, Any]]) -> list[list[str]]:
         for a in r["attacks"]:
             if a.get("family") not in NEW_FAMILIES:
                 continue
-            rows.append([target_text(r), a["attack"], a["family"], a["threshold_selection"], _with_ci(a, "inference_accuracy"),
-                         _with_ci(a, "roc_auc"), _with_ci(a, "tpr_at_fpr_0.01") + low_fpr_mark(a, 0.01), epsilon_text(a),
+            rows.append([target_text(r), a["attack"], a["family"], a["threshold_selection"], with_ci(a, "inference_accuracy"),
+                         with_ci(a, "roc_auc"), with_ci(a, "tpr_at_fpr_0.01") + low_fpr_mark(a, 0.01), epsilon_text(a),
                          _settings_text(a), f"{a['n_members']} + {a['n_nonmembers']}", str(a.get("n_references", 0))])
     return rows
 

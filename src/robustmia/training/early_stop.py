@@ -40,8 +40,10 @@ class EarlyStopping:
         import numpy as np
         import torch
 
-        taken = set() if members.ids is None else {int(i) for i in members.ids if int(i) >> 40 == 0}
-        free = np.array([i for i in range(len(train_set)) if i not in taken], dtype=np.int64)
+        from robustmia.data.datasets import SPLIT_BITS
+
+        ids = np.zeros(0, np.int64) if members.ids is None else members.ids.numpy()
+        free = np.setdiff1d(np.arange(len(train_set)), ids[ids >> SPLIT_BITS == 0])  # train-split examples it does not train on
         order = np.random.default_rng([config.seed, 7]).permutation(len(free))[: config.early_stop_holdout]
         self.holdout = train_set.subset(torch.as_tensor(np.sort(free[order])))
         self.config, self.out = config, Path(out)
@@ -72,14 +74,10 @@ class EarlyStopping:
         from safetensors.torch import load_file
 
         from robustmia.io import write_json
-        from robustmia.training.checkpoint import save_checkpoint
 
         if self.best is None or self.best.get("final"):
             return
         session.model.load_state_dict(load_file(str(self.out / BEST_FILE)))
-        c = session.config
-        save_checkpoint(self.out, session.model, session.optimizer,
-                        {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": session.epoch, "step": session.step,
-                         "metrics": session.record, "early_stop_epoch": self.best["epoch"]})
+        session.save_checkpoint(early_stop_epoch=self.best["epoch"])
         self.best = {**self.best, "final": True, "epochs_trained": session.epoch}
         write_json(self.out / STATE_FILE, self.best)

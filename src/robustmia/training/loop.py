@@ -195,6 +195,13 @@ class RunSession:
         distributed.barrier()
         return session
 
+    def save_checkpoint(self, **extra: Any) -> None:
+        """Checkpoint the model and optimizer where the run stands (``extra``: more metadata)."""
+        c = self.config
+        save_checkpoint(self.out, self.model, self.optimizer,
+                        {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step,
+                         "metrics": self.record, **extra})
+
     def _due(self, every: int) -> bool:
         return every > 0 and (self.epoch % every == 0 or self.done)
 
@@ -215,11 +222,9 @@ class RunSession:
         # function of the config, seed and thread count alone
         with open(self.out / TIMING_FILE, "a") as f:
             f.write(json.dumps({"epoch": self.epoch, "seconds": seconds}) + "\n")
-        c = self.config
-        if self._due(c.checkpoint_every):
-            save_checkpoint(self.out, self.model, self.optimizer,
-                            {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step, "metrics": record})
         self.record = record
+        if self._due(self.config.checkpoint_every):
+            self.save_checkpoint()
         return {**record, "seconds": seconds}
 
 

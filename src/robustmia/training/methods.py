@@ -16,8 +16,8 @@ CERTIFIED: dict[str, tuple[str, float, float]] = {
     "crown_ibp": ("crown-ibp", 1.0, 0.5),      # Zhang et al.: and beta 1 -> 0 mixes CROWN-IBP into IBP
 }
 
-# differentially private methods (DP-SGD through opacus, training.private): the objective each makes private
-DP: dict[str, str] = {"dpsgd": "natural", "dp_pgd": "pgd"}
+# differentially private methods (DP-SGD through opacus, training.private): natural and PGD training made private
+DP: tuple[str, ...] = ("dpsgd", "dp_pgd")
 
 METHODS: tuple[str, ...] = ("natural", *ADVERSARIAL, *CERTIFIED, "dpsgd")
 

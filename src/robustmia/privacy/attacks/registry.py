@@ -99,6 +99,11 @@ def selections(name: str, threshold: str) -> list[str]:
     return ["oracle", "shadow"] if threshold == "both" else [threshold]
 
 
+def they_need(names: list[str]) -> str:
+    """``"rmia needs"`` / ``"rmia, qmia need"``: the start of a refusal naming the attacks."""
+    return f"{', '.join(names)} need{'s' if len(names) == 1 else ''}"
+
+
 def check_references(attacks: list[str], references: int) -> None:
     """Raise ValueError if the attacks need more reference models than ``references``."""
     short = [a for a in attacks if attack_spec(a).references and attack_spec(a).min_references > references]
