@@ -29,10 +29,11 @@ def cifar_dir(shared_data: Path) -> Path:
     return shared_data / "cifar10"
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the real ``robustmia`` command in a subprocess."""
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``robustmia`` command in a subprocess (no wall-clock limit: the tests limit the work instead,
+    so that a busy machine makes them slower, not failed)."""
     return subprocess.run(
-        [sys.executable, "-m", "robustmia", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "robustmia", *args], capture_output=True, text=True, cwd=cwd
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from robustmia.errors import UserError
+from robustmia.errors import UserError, warn
 from robustmia.progress import Progress
 
 
@@ -36,6 +36,7 @@ def train_config(settings: Optional[dict[str, Any]] = None, *, out: Optional[Pat
     from robustmia.validation import key_values, read_yaml, validate
 
     settings = {**(settings or {}), **key_values(list(pairs))}
+    given = set(settings) | {k for k, v in flags.items() if v is not None}
 
     merged: dict[str, Any] = {}
     if resume and out is not None:
@@ -46,13 +47,19 @@ def train_config(settings: Optional[dict[str, Any]] = None, *, out: Optional[Pat
     sources = []
     for name, part in ((f"recipe {recipe}", recipe and load_recipe(recipe)), (str(config_file), config_file and read_yaml(config_file)),
                        ("settings", settings), ("flags", {k: v for k, v in flags.items() if v is not None})):
+        if part and name == str(config_file):
+            given |= set(part)
         if part:
             if part.get("epochs") is not None or part.get("iterations") is not None:
                 merged.pop("epochs", None)
                 merged.pop("iterations", None)
             merged.update(part)
             sources.append(name)
-    return validate(TrainConfig, merged, " + ".join(sources) or "defaults")
+    config = validate(TrainConfig, merged, " + ".join(sources) or "defaults")
+    ignored = config.ignored(given)
+    if ignored:
+        warn(f"method {config.method} does not use {', '.join(ignored)}; {'it is' if len(ignored) == 1 else 'they are'} ignored")
+    return config
 
 
 def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "auto", download: bool = False,
@@ -101,7 +108,8 @@ def external_target(dataset: Optional[str] = None, members: Any = None, **option
         members = str(members)
     elif members is not None and not isinstance(members, (str, list)):
         members = [int(i) for i in members]  # an array of indices
-    return validate(ExternalTarget, {"dataset": dataset, "members": members, **given}, "external target")
+    # an entry point passed here (a flag, a keyword of the Python API) is named as code by the user
+    return validate(ExternalTarget, {"dataset": dataset, "members": members, **given}, "external target").naming_code()
 
 
 def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path:
@@ -224,9 +232,12 @@ def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0)
 
 def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_dir: Optional[str] = None, device: str = "auto",
               progress: Optional[Progress] = None, backend: str = "local", address: Optional[str] = None,
-              workers: Optional[int] = None, threads: Optional[int] = None) -> dict[str, Any]:
+              workers: Optional[int] = None, threads: Optional[int] = None, allow_code: Optional[Sequence[str]] = None,
+              tiny: bool = False) -> dict[str, Any]:
     """Run a study (a spec file, or the name of a preset: see ``robustmia reproduce --list``) into
-    ``out`` and write its report; return the report's summary."""
+    ``out`` and write its report; return the report's summary. ``allow_code``: modules whose entry
+    points (an external target's ``arch: package.module:factory``) the spec may run. ``tiny``: run the
+    spec's tiny twin instead (experiments.twins: every target, method and attack, at the smallest sizes)."""
     from robustmia.experiments.presets import preset_path
     from robustmia.experiments.spec import load_spec
 
@@ -234,12 +245,18 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
 
     check_device(device)
     path = Path(spec) if Path(spec).suffix in (".yaml", ".yml") or Path(spec).is_file() else preset_path(str(spec))
-    study, configs = load_spec(path, data_dir)  # validated in full before anything heavy is imported
+    if tiny:
+        from robustmia.experiments.twins import twin_file
+
+        path = twin_file(path)
+    study, configs = load_spec(path, data_dir, list(allow_code or []))  # validated in full before anything heavy is imported
     from robustmia.io import check_out
 
     check_out(out)
     from robustmia.experiments.backends import make_backend
-    from robustmia.experiments.runner import run_study as run
+    from robustmia.experiments.runner import check_external_targets, run_study as run
+
+    check_external_targets(study, Path(out), device)
 
     tasks = make_backend(backend, address=address, workers=workers, threads=threads, device=device, progress=progress)
     try:

@@ -47,28 +47,13 @@ def _progress(show: bool, resume_hint: str) -> Iterator[Optional[console.Progres
             bar.close()
 
 
-def _listing(title: str, columns: list[str], rows: list[list[Any]], as_json: bool) -> None:
-    if as_json:
-        console.print_json([dict(zip([c.split(" ")[-1] for c in columns], r)) for r in rows])
-    else:
-        console.table(title, columns, rows)
-
-
-def _attack_help() -> str:
-    try:
-        from robustmia.privacy.attacks import ATTACKS
-    except UserError:  # a broken plugin: main() reports it in one line
-        return ""
-    return "Attacks:\n\n\b\n" + "\n".join(f"{a.name}: {a.help}" for a in ATTACKS.values())
-
-
 @app.command()
 def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the datasets robustmia can load."""
     from robustmia.data.datasets import DATASETS
 
     rows = [[d.name, "x".join(map(str, d.shape)), d.num_classes or "from the files", d.augment, d.description] for d in DATASETS.values()]
-    _listing("datasets", ["name", "shape", "classes", "default augment", "description"], rows, as_json)
+    console.listing("datasets", ["name", "shape", "classes", "default augment", "description"], rows, as_json)
 
 
 @app.command()
@@ -76,7 +61,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     """List the model architectures."""
     from robustmia.models import MODELS
 
-    _listing("models", ["name", "description"], [[name, spec.description] for name, spec in MODELS.items()], as_json)
+    console.listing("models", ["name", "description"], [[name, spec.description] for name, spec in MODELS.items()], as_json)
 
 
 @app.command()
@@ -97,7 +82,7 @@ def train(
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a named recipe (see `robustmia recipes`)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings; flags override it."),
     dataset: Optional[str] = typer.Option(None, help="Dataset (see `robustmia datasets`; default digits)."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies: its folder, or a folder of dataset folders."),
     download: bool = typer.Option(False, "--download", help="Download the dataset if it is missing."),
     model: Optional[str] = typer.Option(None, help="Architecture (see `robustmia models`)."),
     method: Optional[str] = typer.Option(None, help=f"Training objective: {', '.join(METHODS)}."),
@@ -140,8 +125,8 @@ def train(
     if as_json and lead:
         console.print_json(record)
     elif not quiet and lead:
-        typer.echo(f"trained {cfg.model} on {cfg.dataset} into {out}: train accuracy {record['train_accuracy']:.4f}" +
-                   (f", test accuracy {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""))
+        typer.echo(f"trained {cfg.model} on {cfg.dataset} into {out}: train accuracy {console.number(record.get('train_accuracy'))}" +
+                   (f", test accuracy {console.number(record['test_accuracy'])}" if "test_accuracy" in record else ""))
 
 
 @app.command()
@@ -173,13 +158,13 @@ def evaluate(
     console.print_json(result) if as_json else console.evaluation_table(result)
 
 
-@app.command(help=f"Membership-inference attacks on a trained run (results saved under RUN_DIR/audit/), or on a model trained elsewhere (--arch, --weights, --dataset, --members; results under --out).\n\n{_attack_help()}")
+@app.command(help=f"Membership-inference attacks on a trained run (results saved under RUN_DIR/audit/), or on a model trained elsewhere (--arch, --weights, --dataset, --members; results under --out).\n\n{console.attack_help()}")
 def attack(
     run_dir: Optional[Path] = typer.Argument(None, help="A run folder written by `robustmia train` (or a model trained elsewhere: --arch ...)."),
     attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks (default: the threshold attacks, lira, rmia, shadow)."),
     threshold: str = typer.Option("oracle", help="Threshold selection of threshold attacks: oracle, shadow or both."),
     per_class: bool = typer.Option(False, "--per-class", help="One threshold per class."),
-    references: int = typer.Option(16, help="Reference/shadow models, trained with the target's recipe (even)."),
+    references: Optional[int] = typer.Option(None, help="Reference/shadow models, trained with the target's recipe (even; default 16, or as many as --reference-weights gives)."),
     stack_references: int = typer.Option(16, "--stack-references", help="Train reference models in stacks of this many where it pays off (1: one by one)."),
     eval_size: Optional[int] = typer.Option(None, "--eval-size", help="Members (and as many non-members) to evaluate on."),
     population: int = typer.Option(2000, help="Population examples for RMIA."),
@@ -242,19 +227,23 @@ def run_spec(
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads,
+    allow_code: Optional[list[str]] = StudyOptions.allow_code,
 ) -> None:
     """Run a study: train what is missing, evaluate, attack, and write the report."""
-    _study(spec, out, quiet, resume=resume, data_dir=data_dir, device=device, backend=backend, address=address, workers=workers, threads=threads)
+    _study(spec, out, quiet, resume=resume, data_dir=data_dir, device=device, backend=backend, address=address, workers=workers, threads=threads,
+           allow_code=allow_code)
 
 
 @app.command()
 def reproduce(
     name: Optional[str] = typer.Argument(None, help="Preset name (see --list)."),
     list_presets: bool = typer.Option(False, "--list", help="List the presets."),
+    tiny: bool = typer.Option(False, "--tiny", help="Run the preset's tiny twin: every target, method and attack at the smallest sizes, in minutes on a CPU (prove a GPU preset first)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Study folder (default runs/NAME)."),
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads,
+    allow_code: Optional[list[str]] = StudyOptions.allow_code,
 ) -> None:
     """Reproduce the paper's experiments from a named preset (quick: the whole paper on digits in minutes)."""
     from robustmia.experiments.presets import list_presets as presets, preset_path
@@ -262,8 +251,8 @@ def reproduce(
     if list_presets or name is None:
         console.table("presets", ["name", "what"], [[k, v] for k, v in presets().items()])
         return
-    _study(preset_path(name), out or Path("runs") / name, quiet, resume=resume, data_dir=data_dir, device=device, backend=backend,
-           address=address, workers=workers, threads=threads)
+    _study(preset_path(name), out or Path("runs") / (f"{name}-tiny" if tiny else name), quiet, resume=resume, data_dir=data_dir,
+           device=device, backend=backend, address=address, workers=workers, threads=threads, allow_code=allow_code, tiny=tiny)
 
 
 @app.command()
@@ -276,6 +265,7 @@ def report(study_dir: Path = typer.Argument(..., help="A study folder (`robustmi
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    console.show_warnings()
     try:
         import robustmia.privacy.attacks  # noqa: F401  (the registry, with the plugins of $ROBUSTMIA_PLUGINS)
 

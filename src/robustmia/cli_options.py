@@ -10,13 +10,14 @@ class StudyOptions:
     """The options that `run` and `reproduce` share (typer needs each command's parameters written out)."""
 
     resume = typer.Option(False, "--resume", help="Continue an interrupted study.")
-    data_dir = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset (cifar10/, svhn/), e.g. ../shared/data.")
+    data_dir = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset (cifar10/, svhn/), e.g. ../shared/data, or one dataset's own folder.")
     device = typer.Option("auto")
     quiet = typer.Option(False, "--quiet")
     backend = typer.Option("local", "--backend", help="local (this process) or ray (a Ray cluster; pip install 'robustmia[ray]').")
     address = typer.Option(None, "--address", help="Ray: the cluster's address (`ray start --head` prints it); default: start a local one.")
     workers = typer.Option(None, "--workers", min=1, help="Ray without --address: CPUs of the local cluster (default: all).")
     threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (Ray default 1; CPUs per task). Same --threads, same numbers on either backend.")
+    allow_code = typer.Option(None, "--allow-code", help="A module whose entry points (arch: package.module:factory) the spec may run (repeatable); a spec runs no code otherwise.")
 
 
 class ExternalOptions:
@@ -27,7 +28,7 @@ class ExternalOptions:
     weights = typer.Option(None, "--weights", help="Its weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True).")
     normalize = typer.Option(None, "--normalize", help="The normalisation it expects: MEAN/STD per channel (0.49,0.48,0.45/0.25,0.24,0.26) or none.")
     dataset = typer.Option(None, "--dataset", help="The dataset its examples come from (see `robustmia datasets`).")
-    data_dir = typer.Option(None, "--data-dir", help="Where that dataset lies.")
+    data_dir = typer.Option(None, "--data-dir", help="Where that dataset lies: its folder, or a folder of dataset folders.")
     members = typer.Option(None, "--members", help="Its members: indices into the dataset's train split (.npz, .json or .csv).")
     members_dir = typer.Option(None, "--members-dir", help="Or: an image folder of its members (class sub-folders) ...")
     nonmembers_dir = typer.Option(None, "--nonmembers-dir", help="... and one of images it never saw.")

@@ -5,6 +5,7 @@ The only module besides cli.py that writes to the terminal."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -28,14 +29,32 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     Console(width=None if sys.stdout.isatty() else 200).print(shown)
 
 
+def number(v: Any, fmt: str = ".4f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def epoch_line(event: dict[str, Any]) -> str:
+    """One epoch's record as a line that names what is training and how far it is."""
+    where = f"{event['task']}: " if event.get("task") else ""
+    of = f"/{event['epochs']}" if event.get("epochs") else ""
+    test = f"  test loss {number(event['test_loss'])} acc {number(event['test_accuracy'])}" if "test_loss" in event else ""
+    return (f"{where}epoch {event['epoch']}{of}  step {event['step']}  lr {event['lr']:g}  train loss {number(event['train_loss'])} "
+            f"acc {number(event['train_accuracy'])}{test}  {event['seconds']:.1f}s")
+
+
 class ProgressBar:
-    """Turns progress events into a rich progress bar on stderr, and epoch records into lines."""
+    """Turns progress events into a rich progress bar on stderr, and epoch records into lines. On a
+    terminal the bar redraws in place; elsewhere (a log file, a pipe) each task says when it starts,
+    every tenth of the way and when it ends, one line each, never wrapped."""
 
     def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.console = Console(stderr=True)
+        self.live = self.console.is_terminal
+        if not self.live:
+            self.console = Console(stderr=True, width=100_000, soft_wrap=True)
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
@@ -44,10 +63,36 @@ class ProgressBar:
         self.task = None
         self.tasks: list = []
         self.started = False
+        self.plain: list[dict[str, Any]] = []  # the open tasks without a live bar: name, total, done, start time
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False)
+
+    def _plain(self, event: dict[str, Any]) -> None:
+        import time
+
+        kind = event["event"]
+        if kind == "start":
+            task = {"name": event["task"], "total": event["total"], "done": event.get("completed", 0), "at": time.monotonic()}
+            self.plain.append(task)
+            self._line(f"{task['name']}: started ({task['done']}/{task['total']})")
+        elif kind == "advance" and self.plain:
+            task = self.plain[-1]
+            before = task["done"]
+            task["done"] += event["steps"]
+            if task["total"] and int(10 * task["done"] / task["total"]) > int(10 * before / task["total"]) and task["done"] < task["total"]:
+                self._line(f"{task['name']}: {task['done']}/{task['total']} ({time.monotonic() - task['at']:.0f}s)")
+        elif kind == "end" and self.plain:
+            task = self.plain.pop()
+            self._line(f"{task['name']}: done ({task['done']}/{task['total']}, {time.monotonic() - task['at']:.0f}s)")
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
-        if kind == "start":
+        if kind == "record":
+            self._line(epoch_line(event))
+        elif not self.live:
+            self._plain(event)
+        elif kind == "start":
             if not self.started:
                 self.bar.start()
                 self.started = True
@@ -56,14 +101,6 @@ class ProgressBar:
             self.task = self.bar.add_task(event["task"], total=event["total"], completed=event.get("completed", 0))
         elif kind == "advance" and self.task is not None:
             self.bar.advance(self.task, event["steps"])
-        elif kind == "record":
-            self.console.print(
-                f"epoch {event['epoch']}  step {event['step']}  lr {event['lr']:g}  "
-                f"train loss {event['train_loss']:.4f} acc {event['train_accuracy']:.4f}  " +
-                (f"test loss {event['test_loss']:.4f} acc {event['test_accuracy']:.4f}  " if "test_loss" in event else "") +
-                f"{event['seconds']:.1f}s",
-                highlight=False,
-            )
         elif kind == "end" and self.task is not None:
             self.bar.remove_task(self.task)
             self.task = self.tasks.pop() if self.tasks else None
@@ -107,3 +144,47 @@ def evaluation_table(result: dict[str, Any]) -> None:
         print(f"verified with: {json.dumps(result['verification'])}")
     elif "perturbation" not in result:
         print("no perturbation: the run was trained naturally; pass --eps to evaluate under PGD")
+
+
+def show_warnings() -> None:
+    """robustmia's warnings as one line each on stderr (others as Python shows them)."""
+    import warnings
+
+    from robustmia.errors import RobustmiaWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "robustmia", None) is not None:
+        shown.robustmia.clear()  # each command says each warning once
+        return
+    said: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RobustmiaWarning):
+            if os.environ.get("RANK", "0") == "0" and str(message) not in said:
+                said.add(str(message))
+                sys.stderr.write(f"robustmia: warning: {message}\n")
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.robustmia = said
+    warnings.showwarning = show
+    warnings.simplefilter("always", RobustmiaWarning)
+
+
+def listing(title: str, columns: list[str], rows: list[list[Any]], as_json: bool) -> None:
+    """A listing (datasets, models) as a table, or as JSON objects keyed by the columns' last words."""
+    if as_json:
+        print_json([dict(zip([c.split(" ")[-1] for c in columns], r)) for r in rows])
+    else:
+        table(title, columns, rows)
+
+
+def attack_help() -> str:
+    """The attacks, one line each, for ``robustmia attack --help``."""
+    from robustmia.errors import UserError
+
+    try:
+        from robustmia.privacy.attacks import ATTACKS
+    except UserError:  # a broken plugin: main() reports it in one line
+        return ""
+    return "Attacks:\n\n\b\n" + "\n".join(f"{a.name}: {a.help}" for a in ATTACKS.values())

@@ -117,3 +117,40 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_npz(path: str | os.PathLike, what: str, fix: str) -> dict[str, Any]:
+    """Every array of an ``.npz`` file, read with ``allow_pickle=False``. Any damage is one line naming
+    ``what`` the file is and ``fix``: missing, empty, not a zip archive, a member with a bad CRC or
+    truncated, a pickled (object) array, or a single ``.npy`` array where an archive was expected."""
+    import zipfile
+
+    import numpy as np
+
+    from robustmia.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"{what} {path} is empty (0 bytes); {fix}")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head == b"\x93NUMPY":
+        raise UserError(f"{what} {path} is a single .npy array, not an .npz archive; {fix}")
+    if head[:2] != b"PK":
+        raise UserError(f"{what} {path} is not a readable .npz archive (not a zip file); {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise UserError(f"{what} {path} is a single .npy array, not an .npz archive; {fix}")
+            return {k: z[k] for k in z.files}
+    except UserError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "pickle" in str(e).lower():
+            raise UserError(f"{what} {path} holds a pickled (object) array, which robustmia never loads; {fix}") from None
+        raise UserError(f"{what} {path} is damaged ({e}); {fix}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        detail = " ".join(str(e).split())[:120]
+        raise UserError(f"{what} {path} is damaged ({type(e).__name__}: {detail}); {fix}") from None

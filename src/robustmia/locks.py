@@ -18,8 +18,9 @@ OWNER_FILE = ".owner"
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder`` (created if missing) for the block; another process holding it is one line naming its PID."""
+def folder_lock(folder: Path, again: str = "run the same command again with --resume") -> Iterator[None]:
+    """Hold ``folder`` (created if missing) for the block; another process holding it is one line naming
+    its PID, and ``again`` (how to continue once it is stopped)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder, os.O_RDONLY)
@@ -32,7 +33,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
         except OSError:
             holder = "unknown"
         raise UserError(f"{folder} is in use by another robustmia process (PID {holder}); wait for it to finish, "
-                        f"or stop it and run again with --resume") from None
+                        f"or stop it and {again}") from None
     try:
         (folder / OWNER_FILE).write_text(f"{os.getpid()}\n")
         yield

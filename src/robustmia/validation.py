@@ -19,20 +19,31 @@ DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
 def check_device(device: str) -> str:
-    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (or mps, xpu): checked without numerical libraries."""
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (or mps, xpu), checked before anything is written (torch is
+    imported only to ask for a CUDA GPU)."""
     if not DEVICE.fullmatch(device):
         raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):  # checked here, before anything is written, not where the first tensor moves
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = f"only {count} CUDA GPU{'s' if count != 1 else ''}" if count else "no CUDA GPU"
+            raise UserError(f"device {device!r} asked for, but this machine has {have}; use --device cpu or auto")
     return device
 
 
 def describe_errors(err: pydantic.ValidationError) -> str:
     parts = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "config"
+        key = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown key {key!r}")
+        elif not key:  # a check over several keys: its message names them
+            parts.append(msg)
         else:
-            msg = e["msg"].removeprefix("Value error, ")
             parts.append(f"{key}: {msg} (got {e.get('input')!r})")
     return "; ".join(parts)
 
@@ -77,6 +88,10 @@ def key_values(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--set {pair!r}: write KEY=VALUE, e.g. --set dp_noise=1.5")
+        if key.strip() in out:
+            from robustmia.errors import warn
+
+            warn(f"--set {key.strip()} is given twice; the last value ({value}) is used")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:

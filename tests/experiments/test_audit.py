@@ -79,7 +79,7 @@ def test_reference_models_follow_the_target_recipe_and_are_cached(targets, recor
     "flags, fragment",
     [
         (["--attacks", "confidence,magic"], "unknown attack magic"),
-        (["--references", "3"], "must be even"),
+        (["--references", "5"], "must be even"),
         (["--threshold", "best"], "threshold"),
         (["--eps", "3", "--attacks", "adv-loss"], "not 8"),
     ],

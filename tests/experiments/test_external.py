@@ -94,7 +94,7 @@ def plain(tmp_path_factory):
     (root / "data").mkdir()
     (root / "toy_models.py").write_text(TOY_MODELS)
     (root / "train_plain.py").write_text(PLAIN)
-    r = subprocess.run([sys.executable, "train_plain.py"], cwd=root, capture_output=True, text=True, timeout=300,
+    r = subprocess.run([sys.executable, "train_plain.py"], cwd=root, capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(root)})
     assert r.returncode == 0, r.stderr
     return root
@@ -102,7 +102,7 @@ def plain(tmp_path_factory):
 
 def _robustmia(root, *args):
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{REPO / 'src'}"}
-    return subprocess.run([sys.executable, "-m", "robustmia", *args], capture_output=True, text=True, env=env, cwd=root, timeout=600)
+    return subprocess.run([sys.executable, "-m", "robustmia", *args], capture_output=True, text=True, env=env, cwd=root)
 
 
 def _direct(root):
@@ -209,7 +209,7 @@ def test_lira_with_reference_models_the_user_trained(plain, monkeypatch):
         assert np.allclose(ours.scores, run_attack(name, inputs).scores, rtol=1e-5, atol=1e-5)
     assert len(result.about["references"]["supplied"]) == 4 and "warnings" not in result.about
     r = _robustmia(plain, "attack", "--arch", "toy_models:mlp", "--weights", "model.safetensors", *TARGET, "--reference-weights",
-                   "ref0.safetensors", "--reference-weights", "ref1.safetensors", "--reference-keep", "keep.npz", "--attacks", "lira-fixed")
+                   "ref0.safetensors", "--reference-weights", "ref1.safetensors", "--reference-keep", "keep.npz", "--attacks", "rmia")
     assert_one_line_error(r.returncode, r.stdout, r.stderr, "keep must be (K, N) booleans, K = 2")
 
 
@@ -228,7 +228,7 @@ def test_study_compares_an_external_target_with_trained_ones(plain):
         evaluation: {{attack_steps: 3}}
         audit: {{attacks: [confidence, adv-confidence, lira-fixed], references: 4, bootstrap: 20, eval_size: 150}}
     """))
-    r = _robustmia(plain, "run", str(spec), "--out", "study", "--quiet")
+    r = _robustmia(plain, "run", str(spec), "--out", "study", "--quiet", "--allow-code", "toy_models")  # the spec names code: allowed
     assert r.returncode == 0, r.stderr
     table = json.loads((plain / "study" / "report" / "tables" / "table1.json").read_text())
     assert [row[1] for row in table["rows"]] == ["digits-mlp", "toy_models:mlp"]

@@ -74,7 +74,7 @@ def test_a_study_on_ray_survives_a_killed_worker_and_matches_the_local_backend(t
         victims = _task_processes("train_target")
         assert victims, "no Ray worker is running train_target"
         os.kill(victims[0], signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=600)
+        stdout, stderr = process.communicate()
     finally:
         process.kill()
     assert process.returncode == 0, stderr[-3000:]

@@ -40,7 +40,7 @@ def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
         r = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port", str(_free_port()),
              "-m", "robustmia", *args],
-            capture_output=True, text=True, timeout=600, env=env,
+            capture_output=True, text=True, env=env,
         )
         if r.returncode == 0 or GLOO_TEARDOWN not in r.stderr or "robustmia" in r.stderr.split(GLOO_TEARDOWN)[0] or attempt:
             return r

@@ -88,7 +88,16 @@ def default_data_dir(name: str) -> Path:
 
 
 def resolve_root(name: str, data_dir: Optional[str | os.PathLike]) -> Path:
-    return Path(data_dir) if data_dir is not None else default_data_dir(name)
+    """Where dataset ``name`` lies: ``data_dir`` itself, or its sub-folder ``name`` when that holds the dataset
+    and ``data_dir`` does not (so ``--data-dir`` takes the dataset's folder or the folder of dataset folders,
+    e.g. ``../shared/data/cifar10`` or ``../shared/data``, everywhere); without it the default folder."""
+    if data_dir is None:
+        return default_data_dir(name)
+    root, module = Path(data_dir), dataset_module(name)
+    nested = root / name
+    if module.missing(root) is not None and nested.is_dir() and module.missing(nested) is None:
+        return nested
+    return root
 
 
 def missing_message(name: str, root: Path) -> Optional[str]:

@@ -6,7 +6,7 @@
 - ``pool_train`` / ``pool_test``: every remaining index of each split, disjoint from the
   two above, left for reference and shadow models.
 
-A split depends only on the split sizes, ``train_size`` and the seed. It is saved with the
+A split depends only on the split sizes, ``train_size`` and the run's seed. It is saved with the
 run as ``split.npz`` (plain integer arrays, loaded with ``allow_pickle=False``) and checked
 again on load.
 """

@@ -27,7 +27,7 @@ import torch
 
 from robustmia.data.catalog import dataset_info
 from robustmia.data.datasets import ImageSet, load_dataset
-from robustmia.errors import UserError
+from robustmia.errors import UserError, warn
 from robustmia.io import atomic_write
 from robustmia.locks import folder_lock
 from robustmia.experiments.settings import AuditSettings
@@ -38,7 +38,7 @@ from robustmia.privacy.results import FIGURE_SIGNALS, AuditResult, run_attacks
 from robustmia.privacy.signals import model_signals
 from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import Perturbation
-from robustmia.training.checkpoint import MODEL_FILE, checkpoint_dir, read_meta
+from robustmia.training.checkpoint import MODEL_FILE, checkpoint_dir, read_meta, recover_group
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
 from robustmia.training.methods import DP
@@ -115,6 +115,7 @@ class AuditTarget:
     supplied: Optional[list[Callable[[torch.device], torch.nn.Module]]] = None
     supplied_keep: Optional[np.ndarray] = None
     model_key: str = ""  # names the target's weights in its cached signals (a run trained further is read again)
+    reference_key: str = ""  # names the reference recipe where it can vary (an external target's): new settings, new models
 
 
 def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
@@ -124,6 +125,9 @@ def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
     split = run.split
     rng = np.random.default_rng(derive_seed(settings.seed, 1))
     n = min(len(split.members), len(split.nonmembers), settings.eval_size or len(split.members))
+    if settings.eval_size is not None and settings.eval_size > n:
+        warn(f"--eval-size {settings.eval_size} is more than the run has ({len(split.members)} members, {len(split.nonmembers)} "
+             f"non-members): the audit scores {n} of each")
     mem_idx = np.sort(rng.permutation(split.members)[:n])
     non_perm = rng.permutation(split.nonmembers)
     non_idx = np.sort(non_perm[:n])
@@ -159,9 +163,13 @@ class Audit:
             needing = [a for a in settings.attacks if needs_references(a, settings.threshold)]
             raise UserError(f"{', '.join(needing)} need reference models: name the recipe to train them with (--reference-recipe), "
                             "supply your own (--reference-weights, --reference-keep), or leave these attacks out")
+        if self.target.supplied is None:
+            settings.check_drawn_references()
         if self.target.supplied is not None and len(self.target.supplied) != settings.references:
             raise UserError(f"{len(self.target.supplied)} reference models were supplied, but the audit asks for {settings.references}; "
                             f"pass --references {len(self.target.supplied)}")
+        if self.target.supplied_keep is not None:
+            self._check_keep(self.target.supplied_keep)
         recipe = self.target.recipe
         # a DP target's empirical epsilon is measured at its accountant's delta (unless told), so that the two compare
         self.delta = (recipe.dp_delta if recipe is not None and recipe.method in DP and "delta" not in settings.model_fields_set
@@ -180,6 +188,18 @@ class Audit:
             needing = [a for a in settings.attacks if ATTACKS[a].population]
             raise UserError(f"{they_need(needing)} at least {need} population examples "
                             f"that no model trains on, but this target leaves {have}: {self.target.shortfall}")
+
+    def _check_keep(self, keep: np.ndarray) -> None:
+        """Every evaluated example has as many IN and OUT reference models as each attack needs (LiRA fits Gaussians to them)."""
+        n_in, n_out = keep.sum(0), (~keep).sum(0)
+        for a in self.settings.attacks:
+            need_in, need_out = ATTACKS[a].per_example
+            short = np.flatnonzero((n_in < need_in) | (n_out < need_out))
+            if len(short):
+                raise UserError(f"{a} needs at least {need_in} IN and {need_out} OUT reference models for every example, but the keep "
+                                f"masks give example {int(short[0])} of the evaluation set {int(n_in[short[0]])} IN and "
+                                f"{int(n_out[short[0]])} OUT ({len(short)} examples fall short); supply more reference models "
+                                "or leave the attack out")
 
     # --- signals -------------------------------------------------------------------------
 
@@ -220,7 +240,8 @@ class Audit:
         return balanced_keep(k, len(self.candidates), derive_seed(self.settings.seed, 2, k))
 
     def _reference(self, j: int) -> tuple[TrainConfig, Path]:
-        folder = self.folder / f"references-{self.settings.references}" / f"model-{j:03d}"
+        key = f"-{self.target.reference_key}" if self.target.reference_key else ""
+        folder = self.folder / f"references-{self.settings.references}{key}" / f"model-{j:03d}"
         # a reference model's own test accuracy is read by nobody: it logs none (and loads no dataset)
         update = {"seed": derive_seed(self.settings.seed, 3, j) % (2**31), "eval_every": 0}
         return self.target.recipe.model_copy(update=update), folder
@@ -232,10 +253,13 @@ class Audit:
         if self.target.supplied is not None:
             emit(self.progress, "advance", steps=len(group))
             return
+        stacked = len(group) > 1 and stacking_pays(self.target.recipe, self.device)
+        if stacked:  # a kill inside the group's checkpoint is finished or undone for all its models first
+            recover_group([self._reference(j)[1] for j in group])
         pending = [j for j in group if not run_finished(self._reference(j)[1])]
         emit(self.progress, "advance", steps=len(group) - len(pending))
         jobs = [(*self._reference(j), self.candidates.subset(np.flatnonzero(self.keep[j]))) for j in pending]
-        if len(jobs) > 1 and stacking_pays(self.target.recipe, self.device):
+        if stacked and jobs:  # resumed as it was trained: the group, stacked
             configs, folders, members = zip(*jobs)
             train_stacked(configs, folders, members, device=str(self.device))
             emit(self.progress, "advance", steps=len(jobs))
@@ -272,8 +296,13 @@ class Audit:
 
     # --- attacks -------------------------------------------------------------------------
 
+    @functools.cached_property
+    def model(self) -> torch.nn.Module:
+        """The target model, once every probe its attacks need can run on it (else one line naming the attack)."""
+        return self._checked(self.target.load_model(self.device))
+
     def inputs(self) -> AttackInputs:
-        model = functools.cache(lambda: self._checked(self.target.load_model(self.device)))
+        model = lambda: self.model  # noqa: E731  (loaded only where a signal is not cached)
         # the target's PGD points live beside it (a run's folder), shared with its evaluation
         target = self._signals(self.folder, model, self.candidates, "target", self.target.points, self._probes())
         population = (self._signals(self.folder, model, self.population, "target-population", self.target.points,
@@ -294,7 +323,8 @@ class Audit:
     def run_attacks(self) -> AuditResult:
         """Every attack of the settings, saved (``attacks.json``, ``scores.npz``) in the audit folder,
         which one process writes at a time."""
-        with folder_lock(self.folder):
+        self.model  # noqa: B018  (a model that cannot be loaded, or an attack it cannot take, is refused before anything is written)
+        with folder_lock(self.folder, "run the same command again (what is done is kept)"):
             return self._run_attacks()
 
     def _run_attacks(self) -> AuditResult:
@@ -307,7 +337,7 @@ class Audit:
         ids = None if self.candidates.ids is None else self.candidates.ids.numpy()
         result = AuditResult(attacks, self.member, signals, {**self.target.about, "settings": s.model_dump(mode="json")}, ids)
         result.add_exposure(self.candidates.images.numpy())
-        result.save(self.folder)
+        result.save(self.folder, merge=True)  # the folder keeps earlier audits' other attacks; this call returns its own
         return result
 
 

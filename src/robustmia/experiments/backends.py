@@ -51,8 +51,14 @@ class LocalBackend:
     def __init__(self, threads: Optional[int] = None, progress: Optional[Progress] = None):
         self.threads, self.progress = threads, progress
 
-    def run(self, tasks: Sequence[Task]) -> list[Any]:
-        return [run_task(fn, args, self.threads, self.progress) for fn, args in tasks]
+    def run(self, tasks: Sequence[Task], done: Optional[Callable[[int], None]] = None) -> list[Any]:
+        """Each task's result, in order; ``done(i)`` is called as task i finishes."""
+        results = []
+        for i, (fn, args) in enumerate(tasks):
+            results.append(run_task(fn, args, self.threads, self.progress))
+            if done is not None:
+                done(i)
+        return results
 
     def close(self) -> None:
         pass
@@ -87,11 +93,18 @@ class RayBackend:
                             "start one with `ray start --head` and pass the address it prints") from None
         self._remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(run_task)
 
-    def run(self, tasks: Sequence[Task]) -> list[Any]:
+    def run(self, tasks: Sequence[Task], done: Optional[Callable[[int], None]] = None) -> list[Any]:
+        """Each task's result, in order; ``done(i)`` is called as task i finishes (in the order they finish)."""
         # a task's worker process is titled ray::<function> (train_target, evaluate_target, prepare_references)
         refs = [self._remote.options(name=fn.__name__, num_cpus=self.threads, num_gpus=self.gpus).remote(fn, args, self.threads)
                 for fn, args in tasks]
         try:
+            pending = list(refs)
+            while pending:
+                finished, pending = self.ray.wait(pending, num_returns=1)
+                self.ray.get(finished)  # raises a failed task's error at once
+                if done is not None:
+                    done(refs.index(finished[0]))
             return self.ray.get(refs)
         except self.ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)

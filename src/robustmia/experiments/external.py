@@ -30,14 +30,18 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from robustmia.epsilon import Epsilon
 from robustmia.errors import UserError
 from robustmia.training.methods import METHODS
+
+
+MIN_STD, MAX_STD = 1e-3, 1e3  # the normalisation stds robustmia accepts: pixels are in [0, 1]
 
 
 def parse_normalize(value: Any) -> Optional[tuple[list[float], list[float]]]:
@@ -57,8 +61,13 @@ def parse_normalize(value: Any) -> Optional[tuple[list[float], list[float]]]:
         mean, std = [float(m) for m in mean], [float(s) for s in std]
     except (TypeError, ValueError):
         raise ValueError("the means and stds must be numbers") from None
-    if len(mean) != len(std) or not mean or any(s <= 0 for s in std) or not all(abs(m) < 1e6 for m in mean):
-        raise ValueError("give as many means as stds, one per channel, with every std positive")
+    if len(mean) != len(std) or not mean:
+        raise ValueError("give as many means as stds, one per channel")
+    if not all(math.isfinite(v) for v in (*mean, *std)) or not all(abs(m) <= 1 for m in mean):
+        raise ValueError("the means must be finite pixel values (in [-1, 1]) and the stds finite numbers")
+    if any(s < MIN_STD or s > MAX_STD for s in std):
+        raise ValueError(f"every std must lie in [{MIN_STD:g}, {MAX_STD:g}] (pixels are in [0, 1]; a std outside it amplifies or "
+                         "flattens them absurdly)")
     return mean, std
 
 
@@ -77,13 +86,21 @@ class ExternalTarget(BaseModel):
     nonmembers: Optional[list[int]] = None  # (Python API) train-split indices of non-members
     members_dir: Optional[str] = None
     nonmembers_dir: Optional[str] = None
-    image_size: int = Field(default=32, ge=1, le=4096)
+    image_size: int = Field(default=32, ge=1, le=512)  # data.sets.imagefolder.MAX_SIZE
     method: Optional[str] = None  # how the target was trained, as its owner states it
     eps: Epsilon = 0.0  # its training eps: the default eps of PGD evaluation and attacks
     reference_recipe: Optional[str] = None
     reference_train: dict[str, Any] = Field(default_factory=dict)
     reference_weights: list[str] = Field(default_factory=list)  # or reference models you trained (same arch) ...
     reference_keep: Optional[str] = None  # ... and an .npz whose keep (K, members + non-members) says what each trained on
+    # whether an entry-point ``arch`` may run: set where the user named it as code (a flag, the Python API) or allowed its
+    # module (robustmia.entry_points); never from the data a target is read from
+    _code_named: bool = PrivateAttr(default=False)
+
+    def naming_code(self) -> "ExternalTarget":
+        """This target, its entry point (if any) named as code by the user: it may run."""
+        self._code_named = True
+        return self
 
     @field_validator("normalize", mode="before")
     @classmethod
@@ -122,7 +139,7 @@ class ExternalTarget(BaseModel):
                                    ("members_dir", self.members_dir, True), ("nonmembers_dir", self.nonmembers_dir, True)):
             if path is not None and not (Path(path).is_dir() if folder else Path(path).is_file()):
                 raise UserError(f"{what} {path} does not exist")
-        if self.dataset is not None:
+        if self.dataset is not None and (self.members is not None or self.reference_recipe is not None):  # its files are read
             from robustmia.data.catalog import check_data_present
 
             check_data_present(self.dataset, self.data_dir)
@@ -136,10 +153,10 @@ def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]
     path = Path(path)
     try:
         if path.suffix == ".npz":
-            import numpy as np
+            from robustmia.io import read_npz
 
-            with np.load(path, allow_pickle=False) as z:
-                found = {k: z[k].tolist() for k in ("members", "nonmembers") if k in z.files}
+            arrays = read_npz(path, "the membership file", "write member indices with numpy.savez(path, members=...)")
+            found = {k: arrays[k].tolist() for k in ("members", "nonmembers") if k in arrays}
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
             found = {"members": data} if isinstance(data, list) else {k: data[k] for k in ("members", "nonmembers") if k in data}
@@ -148,6 +165,8 @@ def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]
             if rows and not rows[0].lstrip("-").isdigit():
                 rows = rows[1:]
             found = {"members": [int(r) for r in rows]}
+    except UserError:
+        raise
     except Exception as e:
         raise UserError(f"cannot read the membership file {path} ({type(e).__name__}: {e}); "
                         "write member indices as .npz (members), .json or .csv") from None
@@ -210,11 +229,19 @@ class ExternalData:
             if len(classes) < 2:
                 raise UserError(f"{target.members_dir} and {target.nonmembers_dir} hold {len(classes)} class folder(s); "
                                 "a classifier's audit needs at least two")
-            self.members = read_folder(Path(target.members_dir), target.image_size, classes)
-            self.nonmembers = read_folder(Path(target.nonmembers_dir), target.image_size, classes)
+            size, channels = target.image_size, 3
+            mean, std, named = INFO.mean, INFO.std, None
+            if target.dataset is not None:  # the folders hold that dataset's images: its shape, classes and normalisation
+                named = dataset_info(target.dataset, target.data_dir)
+                channels, size, mean, std = named.shape[0], named.shape[1], named.mean, named.std
+                if named.num_classes and len(classes) > named.num_classes:
+                    raise UserError(f"{target.members_dir} and {target.nonmembers_dir} hold {len(classes)} class folders, but "
+                                    f"{target.dataset} has {named.num_classes} classes")
+            self.members, self.nonmembers = (read_folder(Path(d), size, classes, channels, target.dataset)
+                                             for d in (target.members_dir, target.nonmembers_dir))
             self.members.ids, self.nonmembers.ids = example_ids(len(self.members), 0), example_ids(len(self.nonmembers), 1)
-            size = target.image_size
-            self.info = DatasetInfo(f"imagefolder-{size}", (3, size, size), len(classes), INFO.mean, INFO.std, "none",
+            self.info = DatasetInfo(named.name if named else f"imagefolder-{size}", (channels, size, size),
+                                    named.num_classes if named else len(classes), mean, std, "none",
                                     f"the images of {target.members_dir} and {target.nonmembers_dir}")
             self.sources = {"members": f"the {len(self.members)} images of {target.members_dir}",
                             "nonmembers": f"the {len(self.nonmembers)} images of {target.nonmembers_dir}"}
@@ -259,7 +286,7 @@ def load_target_model(target: ExternalTarget, info: Any, device: Any, model: Any
         return wrap_model(model, info, target.normalize, "the model", device)
 
     return load_external_model(target.arch, Path(target.weights), info, normalize=target.normalize, arch_args=target.arch_args,
-                               device=device)
+                               device=device, code_named=target._code_named)
 
 
 def provenance(target: ExternalTarget, data: ExternalData, model: Any = None) -> dict[str, Any]:
@@ -294,6 +321,11 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
     rng = np.random.default_rng(derive_seed(settings.seed, 1))
     n_mem = min(len(data.members), settings.eval_size or len(data.members))
     n_non = min(len(data.nonmembers), settings.eval_size or len(data.nonmembers))
+    if settings.eval_size is not None and settings.eval_size > min(len(data.members), len(data.nonmembers)):
+        from robustmia.errors import warn
+
+        warn(f"--eval-size {settings.eval_size} is more than the model's {len(data.members)} members or {len(data.nonmembers)} "
+             f"non-members: the audit scores {n_mem} members and {n_non} non-members")
     mem_idx = np.sort(rng.permutation(len(data.members))[:n_mem])
     non_perm = rng.permutation(len(data.nonmembers))
     parts = [data.nonmembers.subset(non_perm[n_non:])] + ([data.spare] if data.spare is not None else [])
@@ -316,7 +348,16 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
         member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
         eps=target.eps, recipe=recipe, shortfall="pass a smaller --eval-size (spare non-members become population)", about=about,
         supplied=supplied, supplied_keep=supplied_keep, model_key=about["external"]["weights_sha256"][:12],
+        reference_key=_config_key(recipe) if recipe is not None else "",
     )
+
+
+def _config_key(config: Any) -> str:
+    """A short name of a reference recipe's training settings (what makes its models), for their folder."""
+    import hashlib
+
+    identity = {k: v for k, v in config.identity().items() if k != "seed"}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _supplied_references(target: ExternalTarget, data: ExternalData, columns: Any, device: Any) -> tuple[Optional[list], Any]:
@@ -329,16 +370,17 @@ def _supplied_references(target: ExternalTarget, data: ExternalData, columns: An
     from robustmia.models.external import load_external_model
 
     n = len(data.members) + len(data.nonmembers)
-    try:
-        with np.load(target.reference_keep, allow_pickle=False) as z:
-            keep = np.asarray(z["keep"])
-    except Exception as e:
-        raise UserError(f"cannot read keep masks from {target.reference_keep} ({type(e).__name__}: {e}); save keep=(K, N) booleans with numpy.savez") from None
+    from robustmia.io import read_npz
+
+    arrays = read_npz(target.reference_keep, "the keep masks", "save keep=(K, N) booleans with numpy.savez")
+    if "keep" not in arrays:
+        raise UserError(f"{target.reference_keep} holds no array keep; save keep=(K, N) booleans with numpy.savez")
+    keep = np.asarray(arrays["keep"])
     if keep.shape != (len(target.reference_weights), n) or not np.isin(keep, (0, 1)).all():
         raise UserError(f"{target.reference_keep}: keep must be (K, N) booleans, K = {len(target.reference_weights)} reference models and "
                         f"N = {len(data.members)} members + {len(data.nonmembers)} non-members (in that order), got {keep.shape}")
-    models = [load_external_model(target.arch, Path(w), data.info, normalize=target.normalize, arch_args=target.arch_args, device=device)
-              for w in target.reference_weights]
+    models = [load_external_model(target.arch, Path(w), data.info, normalize=target.normalize, arch_args=target.arch_args, device=device,
+                                  code_named=target._code_named) for w in target.reference_weights]
     return [lambda device, m=m: m for m in models], keep.astype(bool)[:, columns]
 
 

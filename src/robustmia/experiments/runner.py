@@ -135,11 +135,13 @@ def _train_targets(spec: StudySpec, targets: list, backend: Any, log: StudyLog, 
         if _staging(run_dir).exists() and not resume:
             raise UserError(f"target {target.name} was interrupted in {_staging(run_dir)}; continue the study with --resume")
         log(f"train {target.name} ({config.method}, eps {config.eps:g}) into {run_dir}")
-        training.setdefault(run_dir, (train_target, (config, str(run_dir), spec.track_every, device)))
-    backend.run(list(training.values()))
+        training.setdefault(run_dir, (train_target, (config, str(run_dir), spec.track_every, device, target.name)))
+    started, tasks = time.monotonic(), list(training.values())
+    backend.run(tasks, done=lambda i: log(f"trained {tasks[i][1][4]} ({i + 1} of {len(tasks)} to train; "
+                                          f"{time.monotonic() - started:.0f} s since the first started)"))
 
 
-def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: str) -> dict[Path, dict[str, Any]]:
+def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: str, log: Optional["StudyLog"] = None) -> dict[Path, dict[str, Any]]:
     """Phase 2: evaluate every target and train every group of its reference models; return the evaluations."""
     tasks: dict[tuple, Any] = {}
     for target, config, run_dir in targets:
@@ -151,7 +153,15 @@ def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: 
         for group in reference_groups(settings):
             key = ("references", run_dir, settings.model_dump_json(), tuple(group))
             tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device, ext)))
-    done = dict(zip(tasks, backend.run(list(tasks.values()))))
+    keys = list(tasks)
+
+    def finished(i: int) -> None:
+        kind, run_dir = keys[i][:2]
+        what = "evaluated" if kind == "evaluate" else f"reference models {keys[i][3][0]}-{keys[i][3][-1]} ready for"
+        log(f"{what} {names[run_dir]} ({i + 1} of {len(keys)} tasks)")
+
+    names = {run_dir: target.name for target, config, run_dir in reversed(targets)}
+    done = dict(zip(tasks, backend.run(list(tasks.values()), done=finished if log is not None else None)))
     return {key[1]: value for key, value in done.items() if key[0] == "evaluate"}
 
 
@@ -183,11 +193,11 @@ def run_study(
 def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bool, device: str, progress: Optional[Progress],
          backend: Any) -> list[dict[str, Any]]:
     log = StudyLog(out / STUDY_LOG)
-    log(f"study {spec.name}: {len(configs)} targets, {backend.name} backend")
+    log(f"study {spec.name}: {len(spec.targets)} targets ({', '.join(t.name for t in spec.targets)}), {backend.name} backend")
     targets = [(t, None, out / EXTERNAL_FOLDER / t.name) if t.external is not None else
                (t, configs[t.name], out / RUNS_FOLDER / run_hash(configs[t.name])) for t in spec.targets]
     _train_targets(spec, targets, backend, log, resume, device)
-    evaluations = _evaluate_and_prepare(spec, targets, backend, device)
+    evaluations = _evaluate_and_prepare(spec, targets, backend, device, log)
     log(f"evaluated {len(targets)} targets; their reference models are ready")
     results = []
     for target, config, run_dir in targets:
@@ -229,6 +239,19 @@ def _target_settings(spec: StudySpec, target: Any, config: Optional[TrainConfig]
     return settings.model_copy(update={"references": len(ext.reference_weights)}) if ext.reference_weights else settings
 
 
+def check_external_targets(spec: StudySpec, out: Path, device: str) -> None:
+    """Build every external target's audit as the study will (its files, model, weights, membership
+    indices, normalisation, population, reference models), so that a mistake in one is refused in one
+    line before the study writes anything."""
+    for target in spec.targets:
+        if target.external is not None:
+            settings = _target_settings(spec, target, None)
+            try:
+                Audit(_audit_target(target.external, out / EXTERNAL_FOLDER / target.name, settings, device), settings, device=device)
+            except UserError as e:
+                raise UserError(f"target {target.name}: {e}") from None
+
+
 def _audit_target(external: Any, run_dir: Path, settings: AuditSettings, device: str) -> Any:
     """What the audit reads of a target: its run, or the model trained elsewhere (kept in ``run_dir``)."""
     if external is None:
@@ -250,7 +273,8 @@ def _staging(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".partial")
 
 
-def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], device: str, progress: Optional[Progress] = None) -> None:
+def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], device: str, name: Optional[str] = None,
+                 progress: Optional[Progress] = None) -> None:
     """Train one target in ``RUN.partial/`` and rename it to ``RUN/`` when finished, so a run
     folder is there whole or not at all; an interrupted (or retried) task resumes the staging folder."""
     final = Path(run_dir)
@@ -258,7 +282,7 @@ def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], 
         return
     staging = _staging(final)
     hook = _tracker(config, track_every, dataset_info(config.dataset, config.data_dir).num_classes) if track_every else None
-    train(config, staging, resume=True, device=device, progress=progress, epoch_hook=hook)
+    train(config, staging, resume=True, device=device, progress=progress, epoch_hook=hook, name=name)
     staging.rename(final)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustmia.epsilon import Epsilon, StepSize
-from robustmia.privacy.attacks.registry import ATTACKS, check_references, default_attacks
+from robustmia.privacy.attacks.registry import ATTACKS, check_references, default_attacks, needs_references
 from robustmia.robust.bound_names import bound_name
 
 
@@ -51,14 +51,16 @@ class AuditSettings(BaseModel):
             raise ValueError(f"unknown attack {', '.join(unknown) or '(none given)'}; choose from: {', '.join(ATTACKS)}")
         return v
 
-    @field_validator("references")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even: every example is in exactly half the reference models")
-        return v
-
     @model_validator(mode="after")
     def _enough_references(self):
         check_references(self.attacks, self.references)
         return self
+
+    def check_drawn_references(self, where: str = "audit settings") -> None:
+        """Reference models robustmia trains (rather than ones the user supplies with their keep masks) are
+        drawn so that every example is in exactly half of them: their number must be even."""
+        from robustmia.errors import UserError
+
+        if self.references % 2 and any(needs_references(a, self.threshold) for a in self.attacks):
+            raise UserError(f"{where}: references must be even (got {self.references}): every example is in exactly half "
+                            "the reference models robustmia trains")

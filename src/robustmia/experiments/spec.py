@@ -91,7 +91,7 @@ class StudySpec(BaseModel):
 
     def train_configs(self, source: str, data_root: Optional[str] = None) -> dict[str, TrainConfig]:
         """Each target's validated config; ``data_root`` (a folder with one sub-folder per dataset,
-        like ``$ROBUSTMIA_DATA_DIR``) overrides where the datasets lie."""
+        like ``$ROBUSTMIA_DATA_DIR``, or one dataset's own folder) overrides where the datasets lie."""
         configs = {}
         for i, t in enumerate(self.targets):
             if t.external is not None:
@@ -103,22 +103,30 @@ class StudySpec(BaseModel):
                 raise UserError(f"{where}: {e}") from None
             merged = {**self.defaults, **recipe, **t.train}
             if data_root is not None and merged.get("dataset", "digits") != "digits":
-                merged["data_dir"] = str(Path(data_root) / merged["dataset"])
+                merged["data_dir"] = str(data_root)  # the folder of dataset folders, or the dataset's own (data.catalog.resolve_root)
             configs[t.name] = validate(TrainConfig, merged, f"{where}.train")
         return configs
 
 
-def load_spec(path: str | Path, data_dir: Optional[str] = None) -> tuple[StudySpec, dict[str, TrainConfig]]:
+def load_spec(path: str | Path, data_dir: Optional[str] = None, allow_code: Optional[list[str]] = None) -> tuple[StudySpec, dict[str, TrainConfig]]:
     """Read, validate and check a spec file: every problem is one line naming the file and the key.
-    ``data_dir`` is a folder with one sub-folder per dataset (``cifar10/``, ``svhn/``)."""
+    ``data_dir`` is a folder with one sub-folder per dataset (``cifar10/``, ``svhn/``). An external
+    target's entry point (``arch: package.module:factory``) is refused unless its module is in
+    ``allow_code`` or ``$ROBUSTMIA_ALLOW_CODE`` (robustmia.entry_points): a spec never runs code by itself."""
+    from robustmia import entry_points
+
     data = read_yaml(path)
     if isinstance(data, dict):  # x-* keys hold YAML anchors (shared lists), as in docker-compose
         data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
     spec = validate(StudySpec, data, str(path))
     configs = spec.train_configs(str(path), data_dir)
     for t in spec.targets:
-        spec.audit_for(t, str(path))
+        if t.external is None or not t.external.reference_weights:
+            spec.audit_for(t, str(path)).check_drawn_references(f"{path}: target {t.name}: audit")
         if t.external is not None:
+            if entry_points.is_entry_point(t.external.arch):
+                entry_points.check_allowed(t.external.arch, f"{path}: target {t.name}", entry_points.allowed_modules(allow_code))
+                t.external.naming_code()
             try:
                 t.external.check_files()
             except UserError as e:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import importlib
 import pickle
 from pathlib import Path
 from typing import Any, Optional
@@ -27,22 +26,43 @@ from torch import nn
 
 from robustmia.data.catalog import DatasetInfo
 from robustmia.errors import UserError
+from robustmia.models.inference import nonfinite_tensor
 from robustmia.models.layers import Normalize
 
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 PREFIXES = ("module.", "_orig_mod.")
 
 
-def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[str, Any]] = None) -> nn.Module:
-    """The untrained network ``arch`` for inputs shaped like ``info`` (see the module docstring)."""
+# constructor arguments that would fetch or read weights behind --weights' back (weights come from --weights alone)
+WEIGHT_ARGS = {"torchvision": ("weights", "weights_backbone"), "timm": ("pretrained", "checkpoint_path", "pretrained_cfg",
+                                                                         "pretrained_cfg_overlay")}
+
+
+def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[str, Any]] = None, *, code_named: bool = True) -> nn.Module:
+    """The untrained network ``arch`` for inputs shaped like ``info`` (see the module docstring). An
+    entry point runs only where the user named it as code (``code_named``: a flag or the Python API),
+    or its module is allowed (robustmia.entry_points)."""
+    from robustmia import entry_points
+
     args = dict(arch_args or {})
     kind, _, name = arch.partition(":")
-    try:
-        if not name:  # a robustmia architecture, without its normalisation layer
-            from robustmia.models import model_spec
+    fetching = [k for k in WEIGHT_ARGS.get(kind, ()) if k in args]
+    if fetching:
+        raise UserError(f"--arch-args {fetching[0]!r} would load weights for {arch}; give the weights with --weights instead")
+    if not name:  # a robustmia architecture, without its normalisation layer
+        from robustmia.models import model_spec
 
-            c, h, w = info.shape
-            return model_spec(arch).build(c, h, w, info.num_classes)
+        c, h, w = info.shape
+        return model_spec(arch).build_with(c, h, w, info.num_classes, args, f"--arch-args of {arch}")
+    if entry_points.is_entry_point(arch):
+        if not code_named:
+            entry_points.check_allowed(arch, "the external target", entry_points.allowed_modules())
+        factory = entry_points.entry_point(arch, f"--arch {arch}")
+        model = entry_points.call_user_code(factory, f"the entry point {arch} (called with {args})", **args)
+        if not isinstance(model, nn.Module):
+            raise UserError(f"the entry point {arch!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        return model
+    try:
         if kind == "torchvision":
             import torchvision.models as tvm
 
@@ -53,16 +73,13 @@ def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[st
             except ImportError:
                 raise UserError(f"architecture {arch!r} needs timm: pip install 'robustmia[timm]'") from None
             return timm.create_model(name, pretrained=False, **args)
-        factory = getattr(importlib.import_module(kind), name)
-        model = factory(**args)
     except UserError:
         raise
     except Exception as e:
         raise UserError(f"cannot build the architecture {arch!r} with {args} ({type(e).__name__}: {e}); "
                         "check its name and --arch-args") from None
-    if not isinstance(model, nn.Module):
-        raise UserError(f"the entry point {arch!r} returned a {type(model).__name__}, not a torch.nn.Module")
-    return model
+    raise UserError(f"unknown kind of architecture {kind!r} in {arch!r}; use a robustmia architecture, torchvision:NAME, "
+                    "timm:NAME or package.module:factory")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -96,6 +113,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     for prefix in PREFIXES:
         if all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
+    bad = nonfinite_tensor(state)
+    if bad is not None:
+        raise UserError(f"{path}: {bad} holds NaN or infinite values (the model diverged or the file is damaged); "
+                        "give weights of a model that trained normally")
     return state
 
 
@@ -118,9 +139,10 @@ def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: 
 
 
 def load_external_model(arch: str, weights: Path, info: DatasetInfo, *, normalize: Optional[tuple[list[float], list[float]]] = None,
-                        arch_args: Optional[dict[str, Any]] = None, device: torch.device | str = "cpu") -> nn.Module:
+                        arch_args: Optional[dict[str, Any]] = None, device: torch.device | str = "cpu",
+                        code_named: bool = True) -> nn.Module:
     """The user's model in eval mode: ``Normalize(mean, std)`` (if given) in front of the network."""
-    net = build_architecture(arch, info, arch_args)
+    net = build_architecture(arch, info, arch_args, code_named=code_named)
     load_weights_strict(net, read_state_dict(weights), arch, weights)
     return wrap_model(net, info, normalize, arch, device)
 

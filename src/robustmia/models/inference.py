@@ -53,6 +53,11 @@ def logits_of(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> 
         return torch.cat([model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)])
 
 
+def nonfinite_tensor(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of ``state`` holding a NaN or an infinity, or None."""
+    return next((k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+
+
 def state_sha256(model: nn.Module) -> str:
     """SHA-256 over a model's state dict (names, shapes, dtypes and bytes, in order)."""
     digest = hashlib.sha256()

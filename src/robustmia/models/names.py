@@ -4,6 +4,7 @@ an unknown model, or a WideResNet too large to build, is refused before anything
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from robustmia.errors import UserError
 
@@ -17,6 +18,20 @@ DESCRIPTIONS: dict[str, str] = {
     "digits-cnn": "small CNN for 8x8 digits (conv32-conv64-pool-fc128-fc10)",
     "digits-mlp": "MLP with two hidden layers of 256 units",
 }
+# the keyword arguments an architecture's builder takes (a config's model_args, --arch-args), and the smallest
+# ones, which the tiny twins of presets and recipes use (experiments.twins)
+ARGUMENTS: dict[str, tuple[str, ...]] = {}
+TINY_ARGUMENTS: dict[str, dict[str, Any]] = {}
+
+
+def check_arguments(name: str, args: dict[str, Any]) -> None:
+    """Raise ValueError naming the first argument that architecture ``name`` does not take."""
+    takes = ARGUMENTS.get(name, ())
+    unknown = sorted(set(args) - set(takes))
+    if unknown:
+        raise ValueError(f"model {name} takes no argument {unknown[0]!r} ({'it takes ' + ', '.join(takes) if takes else 'it takes none'})")
+
+
 # built only from layers the certified bounds handle (no pooling, no BatchNorm)
 CERTIFIABLE = ("wong-cnn", "wong-resnet", "digits-mlp")
 

@@ -7,7 +7,7 @@ network)``. Nothing outside this package needs to know which architecture it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Optional
 
 from torch import nn
 
@@ -15,11 +15,11 @@ from robustmia.data.datasets import DatasetInfo
 from robustmia.errors import UserError
 from robustmia.models.convex import wong_cnn, wong_resnet
 from robustmia.models.layers import Normalize, Residual
-from robustmia.models.names import DESCRIPTIONS, check_model_name
+from robustmia.models.names import ARGUMENTS, DESCRIPTIONS, check_model_name
 from robustmia.models.small import digits_cnn, digits_mlp, small_cnn
 from robustmia.models.wrn import WideResNet
 
-Builder = Callable[[int, int, int, int], nn.Module]  # (channels, height, width, classes) -> network
+Builder = Callable[..., nn.Module]  # (channels, height, width, classes, **arguments) -> network
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,18 @@ class ModelSpec:
     build: Builder
     min_size: int  # smallest input height/width the architecture accepts
     description: str
+    arguments: tuple[str, ...] = ()  # the keyword arguments the builder takes (its widths, depth, ...)
+
+    def build_with(self, c: int, h: int, w: int, num_classes: int, args: Optional[dict[str, Any]], where: str) -> nn.Module:
+        """The network with ``args`` given to the builder; an argument it does not take is one line."""
+        unknown = sorted(set(args or {}) - set(self.arguments))
+        if unknown:
+            takes = f"it takes {', '.join(self.arguments)}" if self.arguments else "it takes none"
+            raise UserError(f"{where}: unknown argument {unknown[0]!r} ({takes})")
+        try:
+            return self.build(c, h, w, num_classes, **(args or {}))
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{where}: {e}") from None
 
 
 def _wrn(depth: int, width: int) -> Builder:
@@ -43,7 +55,8 @@ _BUILDERS: dict[str, tuple[Builder, int]] = {  # builder, smallest input height/
     "digits-cnn": (digits_cnn, 2),
     "digits-mlp": (digits_mlp, 1),
 }
-MODELS: dict[str, ModelSpec] = {name: ModelSpec(build, size, DESCRIPTIONS[name]) for name, (build, size) in _BUILDERS.items()}
+MODELS: dict[str, ModelSpec] = {name: ModelSpec(build, size, DESCRIPTIONS[name], ARGUMENTS.get(name, ()))
+                                for name, (build, size) in _BUILDERS.items()}
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -54,13 +67,13 @@ def model_spec(name: str) -> ModelSpec:
     return ModelSpec(_wrn(depth, width), 8, f"WideResNet-{depth}-{width}")
 
 
-def build_model(name: str, info: DatasetInfo) -> nn.Module:
-    """Build model ``name`` for images shaped like ``info``: normalisation first, logits out."""
+def build_model(name: str, info: DatasetInfo, args: Optional[dict[str, Any]] = None) -> nn.Module:
+    """Build model ``name`` (with ``args``, its model_args) for images shaped like ``info``: normalisation first, logits out."""
     spec = model_spec(name)
     c, h, w = info.shape
     if min(h, w) < spec.min_size:
         raise UserError(f"model {name!r} needs images of at least {spec.min_size}x{spec.min_size}; {info.name} has {h}x{w}")
-    return nn.Sequential(Normalize(info.mean, info.std), spec.build(c, h, w, info.num_classes))
+    return nn.Sequential(Normalize(info.mean, info.std), spec.build_with(c, h, w, info.num_classes, args, f"model {name}"))
 
 
 __all__ = ["MODELS", "ModelSpec", "Normalize", "Residual", "build_model", "model_spec"]

@@ -9,12 +9,12 @@ one clear line.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from robustmia.errors import UserError
+from robustmia.io import read_npz
 
 PROB_SUM_TOLERANCE = 1e-3  # each row of probs must sum to 1 within this
 
@@ -23,25 +23,14 @@ def load_predictions(path: str | Path) -> tuple[str, np.ndarray, np.ndarray, np.
     """Return ``(kind, scores, labels, member)``: ``kind`` is ``probs`` or ``logits`` as the file
     holds them (probabilities are scored as given, never passed through log and softmax)."""
     path = Path(path)
-    try:
-        z = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path} is not a readable .npz file ({e}); save it with numpy.savez") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise UserError(f"{path} is a single .npy array; save labels, member and probs (or logits) with numpy.savez")
-    with z:
-        names = set(z.files)
-        missing = [k for k in ("labels", "member") if k not in names]
-        if ("probs" in names) == ("logits" in names):
-            missing.append("probs or logits (exactly one)")
-        if missing:
-            raise UserError(f"{path} lacks the array(s) {', '.join(missing)}; it holds: {', '.join(sorted(names)) or 'nothing'}")
-        try:
-            arrays = {k: z[k] for k in ("labels", "member", "probs", "logits") if k in names}
-        except ValueError as e:
-            raise UserError(f"{path} holds a pickled (object) array ({e}); save plain numeric arrays") from None
+    found = read_npz(path, "the predictions file", "save labels, member and probs (or logits) with numpy.savez")
+    names = set(found)
+    missing = [k for k in ("labels", "member") if k not in names]
+    if ("probs" in names) == ("logits" in names):
+        missing.append("probs or logits (exactly one)")
+    if missing:
+        raise UserError(f"{path} lacks the array(s) {', '.join(missing)}; it holds: {', '.join(sorted(names)) or 'nothing'}")
+    arrays = {k: found[k] for k in ("labels", "member", "probs", "logits") if k in names}
     labels, member = arrays["labels"], arrays["member"]
     kind = "probs" if "probs" in arrays else "logits"
     scores = arrays[kind]

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, conlist
 
 from robustmia.io import atomic_write, read_json, write_json
-from robustmia.privacy.attacks import AttackInputs, attack_spec, needs_references, run_attack
+from robustmia.privacy.attacks import AttackInputs, AttackScores, attack_spec, needs_references, run_attack
 from robustmia.privacy.attacks.registry import selections
 from robustmia.privacy.metrics import DELTA, MembershipMetrics, evaluate_scores, operating_points
 
@@ -35,6 +36,45 @@ ATTACKS_FILE, SCORES_FILE, EXPOSURE_FILE = "attacks.json", "scores.npz", "exposu
 FIGURE_SIGNALS = ("loss", "confidence")  # what the report's figures read of the target
 EXPOSURE_ATTACKS = ("lira", "rmia", "lira-offline", "rmia-offline", "lira-released")  # the first one run ranks exposure
 EXPOSED = 16  # members shown as most exposed
+
+
+class AttackRecord(BaseModel):
+    """What a saved attack record must hold for the report to read it (types checked; more keys allowed)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    attack: str
+    threshold_selection: str
+    n_members: int = Field(ge=1)
+    n_nonmembers: int = Field(ge=1)
+    inference_accuracy: float
+    precision: float
+    recall: float
+    threshold: Optional[float]
+    auprc: float
+    roc_auc: float
+    advantage: float
+    tpr_at_fpr: dict[str, float]
+    kl_divergence: float
+    kl_on: str
+    ci95: dict[str, conlist(float, min_length=2, max_length=2)] = Field(default_factory=dict)
+    n_bootstrap: int = 0
+    empirical_epsilon: dict[str, Any] = Field(default_factory=dict)
+
+
+def check_records(records: Any, where: str, recover: str) -> list[dict[str, Any]]:
+    """``records`` (a list of attack records read from a file), each checked; any fault is one line."""
+    from robustmia.errors import UserError
+    from robustmia.validation import describe_errors
+
+    if not isinstance(records, list):
+        raise UserError(f"{where}: the attack records are a {type(records).__name__}, not a list; {recover}")
+    for i, record in enumerate(records):
+        try:
+            AttackRecord.model_validate(record)
+        except ValidationError as e:
+            raise UserError(f"{where}: attack record {i}: {describe_errors(e)}; {recover}") from None
+    return records
 
 
 @dataclass
@@ -101,8 +141,31 @@ class AuditResult:
         thumbs = (np.clip(np.asarray(images[top], dtype=np.float32), 0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
         self.exposure = {"attack": np.array(ranked.attack), "index": top, "scores": ranked.scores[top], "images": thumbs}
 
-    def save(self, folder: str | Path) -> Path:
+    def merged_with(self, folder: Path) -> "AuditResult":
+        """This audit with the records of the one saved in ``folder`` that it does not redo (another attack,
+        or another threshold selection), when both scored the same examples; else this audit alone."""
+        if not (folder / ATTACKS_FILE).is_file():
+            return self
+        from robustmia.errors import UserError
+
+        try:
+            old = AuditResult.load(folder)
+        except UserError:
+            return self  # a damaged earlier audit is replaced
+        same = np.array_equal(old.member, self.member) and (old.ids is None or self.ids is None or np.array_equal(old.ids, self.ids))
+        if not same:
+            return self
+        redone = {(a.attack, a.threshold_selection) for a in self.attacks}
+        kept = [a for a in old.attacks if (a.attack, a.threshold_selection) not in redone]
+        return AuditResult(kept + self.attacks, self.member, {**old.signals, **self.signals}, self.about,
+                           self.ids if self.ids is not None else old.ids, self.exposure if self.exposure is not None else old.exposure)
+
+    def save(self, folder: str | Path, merge: bool = False) -> Path:
+        """Write the audit into ``folder``; with ``merge``, beside the records already saved there that it
+        does not redo (see :meth:`merged_with`): repeated audits of one model accumulate their attacks."""
         folder = Path(folder)
+        if merge:
+            return self.merged_with(folder).save(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if self.exposure is not None:
             with atomic_write(folder / EXPOSURE_FILE) as f:
@@ -124,6 +187,9 @@ class AuditResult:
 
         folder = Path(folder)
         data = read_json(folder / ATTACKS_FILE, recover)
+        if not isinstance(data, dict) or not isinstance(data.get("about", {}), dict):
+            raise UserError(f"{folder / ATTACKS_FILE} is not an audit (an object with about and attacks); {recover}")
+        check_records(data.get("attacks"), str(folder / ATTACKS_FILE), recover)
         try:
             with np.load(folder / SCORES_FILE, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
@@ -146,8 +212,40 @@ class AuditResult:
             if metrics.threshold is None:
                 metrics.threshold = float("inf")
             scores = arrays[f"score__{metrics.attack}__{metrics.threshold_selection}"]
+            if scores.shape != member.shape:
+                raise ValueError(f"{len(scores)} scores of {metrics.attack} for {len(member)} examples")
             attacks.append(AttackResult(scores, member, metrics, {k: v for k, v in record.items() if k not in fields}))
         return cls(attacks, member, signals, data.get("about", {}), arrays.get("ids"))
+
+
+def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: bool, member: np.ndarray) -> AttackScores:
+    """One attack's scores, checked to be one finite number per example; whatever a plugin's attack
+    does wrong (raises, exits, returns the wrong thing) is one line naming the plugin and the attack."""
+    from robustmia.entry_points import call_user_code
+    from robustmia.errors import UserError
+
+    spec = attack_spec(name)
+    who = f"attack {name}" + (f" of the plugin {spec.plugin}" if spec.plugin else "")
+    try:
+        if spec.plugin:
+            out = call_user_code(run_attack, who, name, inputs, threshold=selection, per_class=per_class, oracle_member=member)
+        else:
+            out = run_attack(name, inputs, threshold=selection, per_class=per_class, oracle_member=member)
+    except ValueError as e:
+        raise UserError(f"{who}: {e}") from None
+    if not isinstance(out, AttackScores):
+        raise UserError(f"{who} returned a {type(out).__name__}, not AttackScores(scores)")
+    try:
+        scores = np.asarray(out.scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"{who} returned scores that are not numbers") from None
+    if scores.shape != member.shape:
+        raise UserError(f"{who} returned {scores.shape[0] if scores.ndim == 1 else scores.shape} scores for {len(member)} examples; "
+                        "return one score per example")
+    if not np.isfinite(scores).all():
+        raise UserError(f"{who} returned {int((~np.isfinite(scores)).sum())} scores that are NaN or infinite; every score must be finite")
+    out.scores = scores
+    return out
 
 
 def run_attacks(
@@ -175,12 +273,7 @@ def run_attacks(
         spec = attack_spec(name)
         losses = inputs.target.get("adv_loss" if spec.adversarial else "loss")
         for selection in selections(name, threshold):
-            try:
-                out = run_attack(name, inputs, threshold=selection, per_class=per_class, oracle_member=member)
-            except ValueError as e:
-                from robustmia.errors import UserError
-
-                raise UserError(f"attack {name}: {e}") from None
+            out = _checked_scores(name, inputs, selection, per_class, member)
             metrics = evaluate_scores(out.scores, member, attack=name, threshold=out.threshold, losses=losses,
                                       n_bootstrap=bootstrap, seed=seed, selection=out.threshold_selection, delta=delta)
             details: dict[str, Any] = {

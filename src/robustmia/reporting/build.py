@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustmia.errors import UserError
 from robustmia.experiments.layout import REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
-from robustmia.io import read_json, write_json
-from robustmia.privacy.results import ATTACKS_FILE, AuditResult
+from robustmia.io import check_out, read_json, write_json
+from robustmia.privacy.results import ATTACKS_FILE, AuditResult, check_records
+from robustmia.validation import describe_errors
 from robustmia.reporting.figures import write_figures
 from robustmia.reporting.findings import findings
 from robustmia.reporting.frontier import frontier_findings, soundness
@@ -23,23 +25,36 @@ from robustmia.reporting.tables import TABLES
 
 
 def notes(results: list[dict[str, Any]]) -> list[str]:
-    n = {f"{a['n_members']} members + {a['n_nonmembers']} non-members" for r in results for a in r["attacks"]}
-    boots = {a.get("n_bootstrap", 0) for r in results for a in r["attacks"]}
-    refs = {a.get("n_references", 0) for r in results for a in r["attacks"] if a.get("n_references")}
-    return [
-        "Inference accuracy, precision and recall of the paper's tables: the confidence threshold attack; 'oracle' rows pick "
-        "the threshold that maximises accuracy on the evaluation set itself (the paper's choice, an optimistic upper bound), "
-        "'shadow' rows pick it on reference models trained with the target's recipe and apply it to the target.",
-        f"Evaluation sets: {', '.join(sorted(n))}. Inference accuracy is balanced, (TPR + TNR) / 2: the paper's accuracy on "
-        "balanced sets, and meaningful on unbalanced ones; precision is TP / (TP + FP) on the sets as given.",
-        f"95% confidence intervals: 2.5 and 97.5 percentiles over {', '.join(map(str, sorted(boots)))} bootstrap resamples "
-        "(the oracle threshold re-chosen in each).",
-        f"LiRA, RMIA and the shadow-model attack use {', '.join(map(str, sorted(refs))) or 'no'} reference models per target, "
-        "each trained on a random half of the evaluation set (every example in exactly half of them).",
-        "Adversarial accuracies: PGD in eval mode at the target's eps (steps and step size in each run's settings). Verified "
-        "accuracies: certified lower bounds on every margin over the eps-ball clipped to [0, 1].",
-        "KL divergence: KL(members || non-members) of the loss, 100 equal-width bins over the pooled range, +0.5 per bin.",
-    ]
+    """How the numbers on the page were obtained: only what the page shows."""
+    records = [a for r in results for a in r["attacks"]]
+    n = {f"{a['n_members']} members + {a['n_nonmembers']} non-members" for a in records}
+    boots = {a.get("n_bootstrap", 0) for a in records}
+    refs = {a.get("n_references", 0) for a in records if a.get("n_references")}
+    shadow = any(a["threshold_selection"] == "shadow" for a in records)
+    out = []
+    if any(r["tables"] for r in results):
+        out.append("Inference accuracy, precision and recall of the paper's tables: the confidence threshold attack; 'oracle' rows "
+                   "pick the threshold that maximises accuracy on the evaluation set itself (the paper's choice, an optimistic upper "
+                   "bound)" + (", 'shadow' rows pick it on reference models trained with the target's recipe and apply it to the "
+                               "target." if shadow else "."))
+    elif shadow:
+        out.append("'shadow' rows pick the threshold on reference models trained with the target's recipe and apply it to the target; "
+                   "'oracle' rows pick it on the evaluation set itself (an optimistic upper bound).")
+    out.append(f"Evaluation sets: {', '.join(sorted(n))}. Inference accuracy is balanced, (TPR + TNR) / 2: the paper's accuracy on "
+               "balanced sets, and meaningful on unbalanced ones; precision is TP / (TP + FP) on the sets as given.")
+    if boots - {0}:
+        out.append(f"95% confidence intervals: 2.5 and 97.5 percentiles over {', '.join(map(str, sorted(boots - {0})))} bootstrap "
+                   "resamples (the oracle threshold re-chosen in each).")
+    if refs:
+        out.append(f"LiRA, RMIA and the shadow-model attack use {', '.join(map(str, sorted(refs)))} reference models per target, "
+                   "each trained on a random half of the evaluation set (every example in exactly half of them).")
+    evaluations = [r["evaluation"] for r in results]
+    if any("adv_test_accuracy" in e for e in evaluations):
+        out.append("Adversarial accuracies: PGD in eval mode at the target's eps (steps and step size in each run's settings).")
+    if any("verified_test_accuracy" in e for e in evaluations):
+        out.append("Verified accuracies: certified lower bounds on every margin over the eps-ball clipped to [0, 1].")
+    out.append("KL divergence: KL(members || non-members) of the loss, 100 equal-width bins over the pooled range, +0.5 per bin.")
+    return out
 
 
 def _single_audit(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -56,22 +71,66 @@ def _single_audit(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return {"name": f"membership audit of {name}", "description": f"the audit saved in {folder}"}, [result]
 
 
+class TargetConfig(BaseModel):
+    """The columns of a target's config that the report reads."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    dataset: str
+    model: str
+    method: str
+    eps: float
+
+
+class TargetResult(BaseModel):
+    """One entry of a study's results.json, as the report reads it (types checked; more keys allowed)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: str
+    tables: list[str]
+    config: TargetConfig
+    evaluation: dict[str, Any]
+    attacks: list[dict[str, Any]]
+    audit: str
+    log: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def _check_results(results: Any, path: Path, recover: str) -> list[dict[str, Any]]:
+    if not isinstance(results, list) or not results:
+        raise UserError(f"{path} is not a list of target results; {recover}")
+    for i, r in enumerate(results):
+        try:
+            TargetResult.model_validate(r)
+        except ValidationError as e:
+            raise UserError(f"{path}: target {i}: {describe_errors(e)}; {recover}") from None
+        check_records(r["attacks"], f"{path}: target {r['name']}", recover)
+    return results
+
+
 def load_study(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The study's spec (as written) and its per-target results, each with its ``audit`` loaded; or
     an audit folder's single result."""
     study = Path(study)
     if not (study / RESULTS_FILE).is_file() and (study / ATTACKS_FILE).is_file():
         return _single_audit(study)
+    audits = sorted(p.parent for p in study.glob(f"audit/*/{ATTACKS_FILE}"))  # the --out of `robustmia attack`, or a run folder
+    if not (study / RESULTS_FILE).is_file() and audits:
+        spec, results = {}, []
+        for folder in audits:
+            spec, found = _single_audit(folder)
+            results += [{**r, "name": r["name"] if len(audits) == 1 else f"{r['name']} ({folder.name})"} for r in found]
+        return spec, results
     if not (study / RESULTS_FILE).is_file():
-        raise UserError(f"{study} holds no finished study ({RESULTS_FILE} is missing); run `robustmia run SPEC --out {study}` first")
+        raise UserError(f"{study} holds no finished study ({RESULTS_FILE} is missing) and no audit (audit/*/{ATTACKS_FILE}); "
+                        f"run `robustmia run SPEC --out {study}` or `robustmia attack ... --out {study}` first")
     recover = f"run the study again with --resume (--out {study}) to rewrite it"
     try:
         spec = yaml.safe_load((study / SPEC_FILE).read_text(encoding="utf-8")) if (study / SPEC_FILE).is_file() else {}
     except (ValueError, yaml.YAMLError):
         spec = {}  # only the title and description are read from it
-    results = read_json(study / RESULTS_FILE, recover)
-    if not isinstance(results, list) or not all(isinstance(r, dict) and "audit" in r for r in results):
-        raise UserError(f"{study / RESULTS_FILE} is not a list of target results; {recover}")
+    results = _check_results(read_json(study / RESULTS_FILE, recover), study / RESULTS_FILE, recover)
     for r in results:
         r["audit"] = AuditResult.load(study / r["audit"], recover)
     return spec if isinstance(spec, dict) else {}, results
@@ -81,7 +140,7 @@ def write_report(study: Path) -> dict[str, Any]:
     """Rebuild ``STUDY/report/`` from the study folder; return the report's summary."""
     spec, results = load_study(study)
     title, description = str(spec.get("name", "study")), str(spec.get("description", ""))
-    folder = Path(study) / REPORT_FOLDER
+    folder = check_out(Path(study) / REPORT_FOLDER, "the report folder")
     folder.mkdir(parents=True, exist_ok=True)
     for r in results:  # an attack that proves more than a DP model's accountant allows is a bug, never hidden
         r["warnings"] = [*r.get("warnings", []), *soundness(r)]

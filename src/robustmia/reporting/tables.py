@@ -1,4 +1,4 @@
-"""The paper's Tables I-III, a table of the modern attacks and one of the attacks beyond the seed
+"""The paper's Tables I-III, a table of the modern attacks and one of the attacks beyond the paper
 (label-only, white-box, verified margin, reference-free), as Markdown, CSV, LaTeX and JSON.
 
 Rows come from study results; every number carries how it was obtained: inference
@@ -179,7 +179,7 @@ def build_tables(results: list[dict[str, Any]], frontier: bool = False) -> dict[
     beyond = beyond_rows(results)
     if beyond:
         tables["beyond"] = (BEYOND_COLUMNS, beyond,
-                            "Attacks beyond the seed (label-only, white-box, verified margin, reference-free): inference accuracy "
+                            "Attacks beyond the paper (label-only, white-box, verified margin, reference-free): inference accuracy "
                             "at the threshold named (quantile: the attack's own per-example threshold), ROC AUC and TPR at 1% FPR "
                             f"(%) with 95% bootstrap CIs, and the empirical epsilon lower bound [95% interval]; {LOW_FPR_NOTE}")
     if frontier:

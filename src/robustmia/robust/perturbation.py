@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robustmia.epsilon import Epsilon, StepSize
 
@@ -27,6 +27,12 @@ class Perturbation(BaseModel):
     random_start: bool = True
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     autoattack: bool = False
+
+    @model_validator(mode="after")
+    def _autoattack_needs_eps(self) -> "Perturbation":
+        if self.autoattack and self.eps is None:
+            raise ValueError("AutoAttack needs an epsilon: pass --eps (e.g. 8/255); the model was trained with none")
+        return self
 
     @classmethod
     def for_run(cls, run_eps: float, eps: Any = None, **options: Any) -> "Perturbation":

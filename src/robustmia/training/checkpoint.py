@@ -8,7 +8,9 @@ A run folder holds its latest complete checkpoint in ``checkpoint/``:
   non-tensor state, and the SHA-256 of both tensor files.
 
 A new checkpoint is written in full into ``.checkpoint-new/`` and then swapped in by
-renames, so a kill at any moment leaves either the old or the new checkpoint whole.
+renames, so a kill at any moment leaves either the old or the new checkpoint whole. Models
+trained together (a stack) checkpoint as a group (:func:`save_group`), so that a kill never
+leaves some of them an epoch ahead of the others.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from robustmia.io import file_sha256, read_json, write_json
 
 CURRENT, NEW, OLD = "checkpoint", ".checkpoint-new", ".checkpoint-old"
 MODEL_FILE, OPTIM_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "meta.json"
+COMMITTED = "committed"  # marks a new checkpoint of a group (stacked models) as part of a complete group
 
 
 def library_versions() -> dict[str, str]:
@@ -72,8 +75,14 @@ def _join_optimizer_state(tensors: dict[str, torch.Tensor], skeleton: dict) -> d
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> None:
+    write_new(run_dir, model, optimizer, meta)
+    swap_in(run_dir)
+
+
+def write_new(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> None:
+    """Write a complete checkpoint into ``RUN/.checkpoint-new/`` (flushed to disk), not yet in use."""
     run_dir = Path(run_dir)
-    new, cur, old = run_dir / NEW, run_dir / CURRENT, run_dir / OLD
+    new = run_dir / NEW
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir()
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -91,12 +100,42 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
         with open(new / name, "rb") as f:
             os.fsync(f.fileno())
     _fsync_dir(new)
+
+
+def swap_in(run_dir: Path) -> None:
+    """Make ``.checkpoint-new/`` the checkpoint by renames: a kill at any moment leaves the old or the new one whole."""
+    run_dir = Path(run_dir)
+    new, cur, old = run_dir / NEW, run_dir / CURRENT, run_dir / OLD
     shutil.rmtree(old, ignore_errors=True)
     if cur.exists():
         os.rename(cur, old)
     os.rename(new, cur)
     _fsync_dir(run_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def save_group(runs: list[tuple[Path, torch.nn.Module, torch.optim.Optimizer, dict]]) -> None:
+    """Checkpoint models trained together (a stack) as one: every new checkpoint is written, then each is
+    marked committed, then swapped in. A kill before the first mark leaves the group at its old epoch,
+    after it at its new one, once :func:`recover_group` has run: never some models a step ahead."""
+    for run_dir, model, optimizer, meta in runs:
+        write_new(run_dir, model, optimizer, meta)
+    for run_dir, *_ in runs:
+        (Path(run_dir) / NEW / COMMITTED).touch()
+        _fsync_dir(Path(run_dir) / NEW)
+    for run_dir, *_ in runs:
+        swap_in(run_dir)
+
+
+def recover_group(run_dirs: list[Path]) -> None:
+    """Finish, or undo, a group checkpoint that a kill interrupted (see :func:`save_group`)."""
+    pending = [Path(d) for d in run_dirs if (Path(d) / NEW / META_FILE).is_file()]
+    committed = any((d / NEW / COMMITTED).is_file() for d in pending)
+    for d in pending:
+        if committed:
+            swap_in(d)
+        else:
+            shutil.rmtree(d / NEW, ignore_errors=True)
 
 
 def checkpoint_dir(run_dir: Path) -> Optional[Path]:
@@ -138,6 +177,14 @@ def read_meta(ckpt: Path) -> dict:
     meta = read_json(path, "it is not valid JSON (damaged checkpoint); re-train or restore it")
     if not isinstance(meta, dict) or not {"config", "epoch", "step", "sha256"} <= meta.keys():
         raise UserError(f"{path} lacks the checkpoint metadata robustmia writes; it is not a robustmia checkpoint")
+    types = {"config": dict, "epoch": int, "step": int, "sha256": dict, "metrics": dict, "optimizer": dict}
+    for key, kind in types.items():
+        value = meta.get(key, kind())
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise UserError(f"{path}: {key} is {value!r}, not {'a count' if kind is int else 'an object'}; the checkpoint is "
+                            "damaged: re-train or restore it")
+    if not all(isinstance(v, str) for v in meta["sha256"].values()):
+        raise UserError(f"{path}: sha256 must name each file's checksum as text; the checkpoint is damaged: re-train or restore it")
     return meta
 
 
@@ -158,6 +205,12 @@ def load_checkpoint(ckpt: Path, with_optimizer: bool = True) -> tuple[dict[str, 
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    from robustmia.models.inference import nonfinite_tensor
+
+    bad = nonfinite_tensor(weights)
+    if bad is not None:
+        raise UserError(f"{source}: {bad} holds NaN or infinite values: the training diverged; train it again with a "
+                        "lower lr (into a new --out)")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:

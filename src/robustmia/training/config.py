@@ -8,12 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from robustmia.epsilon import Epsilon, StepSize
 from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS
+from robustmia.models.names import check_arguments
 from robustmia.training.schedule import parse_drops
 
 DEFAULT_EPOCHS = 30
 
 
 MAX_SEED = 2**63 - 1
+MIN_HOLDOUT = 10  # the fewest held-out images early stopping scores
 
 
 class TrainConfig(BaseModel):
@@ -23,6 +25,7 @@ class TrainConfig(BaseModel):
     dataset: str = "digits"
     data_dir: Optional[str] = None
     model: str = "digits-cnn"
+    model_args: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the architecture (e.g. fast-cnn's widths)
     method: str = "natural"
     epochs: Optional[int] = Field(default=None, ge=1, le=1_000_000)
     iterations: Optional[int] = Field(default=None, ge=1, le=10**10)
@@ -71,7 +74,7 @@ class TrainConfig(BaseModel):
     dp_batchnorm: Literal["refuse", "groupnorm"] = "refuse"
     # early stopping on held-out PGD accuracy (Rice et al. 2020; training.early_stop)
     early_stop: bool = False
-    early_stop_holdout: int = Field(default=200, ge=10, le=10**7)
+    early_stop_holdout: int = Field(default=200, ge=10, le=10**7)  # MIN_HOLDOUT
     early_stop_steps: int = Field(default=10, ge=1, le=10_000)
 
     @field_validator("lr_drops", mode="before")
@@ -116,6 +119,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"method {self.method} needs eps > 0 (e.g. eps 8/255)")
         if self.early_stop and self.eps <= 0:
             raise ValueError("early_stop picks the epoch of best held-out PGD accuracy: it needs eps > 0")
+        try:
+            check_arguments(self.model, self.model_args)
+        except ValueError as e:
+            raise ValueError(f"model_args: {e}") from None
         if self.ramp_end < self.ramp_start:
             raise ValueError("ramp_end must not come before ramp_start")
         return self
@@ -142,9 +149,52 @@ class TrainConfig(BaseModel):
 
             if importlib.util.find_spec("opacus") is None:
                 raise UserError(f"{lead}{self.method} (DP-SGD) needs opacus: pip install 'robustmia[dp]'")
+            if sizes is not None:  # the accountant's epsilon at the end of training can be computed: it must be finite
+                import math
+
+                from robustmia.training.private import dp_epsilon
+
+                n = self.train_size or sizes[0]
+                steps = self.iterations or (self.epochs or DEFAULT_EPOCHS) * math.ceil(n / self.batch_size)
+                try:
+                    dp_epsilon(self, n, steps)
+                except UserError as e:
+                    raise UserError(f"{lead}{e}") from None
+        left = None if sizes is None else sizes[0] - (self.train_size or sizes[0])
+        if self.early_stop and left is not None and left < min(self.early_stop_holdout, MIN_HOLDOUT):
+            raise UserError(f"{lead}early stopping scores held-out training-split images beyond the members, but {self.dataset} "
+                            f"leaves {left} (at least {MIN_HOLDOUT} are needed): set a smaller train_size")
+        if self.early_stop and left is not None and left < self.early_stop_holdout:
+            from robustmia.errors import warn
+
+            warn(f"{lead}early stopping holds out {left} images, not early_stop_holdout {self.early_stop_holdout}: the train split "
+                 "has no more beyond the members")
         if self.method in CERTIFIED and self.model not in CERTIFIABLE:
             raise UserError(f"{lead}{self.method} cannot certify {self.model}: the bounds do not handle its "
                             f"{uncertifiable_layers(self.model)}; use one of {', '.join(CERTIFIABLE)}")
+
+    def ignored(self, keys: Any) -> list[str]:
+        """Which of ``keys`` (settings the user gave) this config's method never reads, e.g. ``dp_noise``
+        on a natural run, ``trades_beta`` on a PGD run (the CLI warns about them)."""
+        m = self.method
+        idle = set()
+        if m not in ADVERSARIAL:
+            idle |= {"attack_steps", "step_size", "random_start", "attack_mode"}
+        elif m == "fgsm_rs":
+            idle |= {"attack_steps", "random_start"}  # one step from a random start, always
+        if m != "trades":
+            idle.add("trades_beta")
+        if m not in CERTIFIED:
+            idle |= {"ramp_start", "ramp_end", "kappa_start", "kappa_end"}
+        if m != "convex_dual":
+            idle.add("projections")
+        if m not in DP:
+            idle |= {"dp_noise", "dp_clip", "dp_delta", "dp_batchnorm"}
+        if not self.early_stop:
+            idle |= {"early_stop_holdout", "early_stop_steps"}
+        if not self.lr_drops:
+            idle.add("lr_unit")
+        return sorted(k for k in keys if k in idle)
 
     def resolved_augment(self, dataset_default: str) -> str:
         return dataset_default if self.augment == "auto" else self.augment
@@ -155,6 +205,7 @@ class TrainConfig(BaseModel):
         existed keep their identity (and study hashes)."""
         exclude = {"data_dir", "eval_batch_size", "channels_last", "compile", "eval_every", "checkpoint_every"}
         exclude |= {"amp"} if self.amp == "off" else set()
+        exclude |= set() if self.model_args else {"model_args"}
         exclude |= set() if self.method in DP else {"dp_noise", "dp_clip", "dp_delta", "dp_batchnorm"}
         exclude |= set() if self.early_stop else {"early_stop", "early_stop_holdout", "early_stop_steps"}
         return self.model_dump(mode="json", exclude=exclude)

@@ -2,7 +2,7 @@
 
 Randomness is derived from ``(seed, epoch)`` alone: data order, augmentation and any
 random start of an objective use a generator seeded per epoch, and the model's initial
-weights come from the seed. A run resumed from an epoch's checkpoint therefore ends with
+weights come from the run's seed. A run resumed from an epoch's checkpoint therefore ends with
 the same weights, bit for bit on the CPU, as one that was never interrupted.
 
 Started by ``torchrun`` (``WORLD_SIZE`` > 1) the same loop trains data-parallel: every
@@ -33,7 +33,7 @@ from robustmia.locks import OWNER_FILE, folder_lock
 from robustmia.progress import Progress, emit
 from robustmia.robust.evaluate import clean_accuracy
 from robustmia.training import distributed
-from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
+from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights, read_meta, save_checkpoint
 from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.training.early_stop import EarlyStopping
 from robustmia.training.methods import DP
@@ -43,6 +43,24 @@ from robustmia.models.inference import resolve_device
 from robustmia.seeding import epoch_generator, generator_draw
 from robustmia.training.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, TIMING_FILE, build_initial_model, read_config_dict
 from robustmia.training.schedule import piecewise_lr
+
+
+RUN_FILES = (CONFIG_FILE, SPLIT_FILE, LOG_FILE, TIMING_FILE, OWNER_FILE, ".checkpoint-new")
+
+
+def _clear_half_made(out: Path) -> None:
+    """A run folder that a crash left before its first checkpoint holds no training: the files robustmia
+    wrote there are removed (under the folder's lock), so that the corrected command starts afresh."""
+    if not (out / CONFIG_FILE).is_file() or checkpoint_dir(out) is not None:
+        return
+    others = [p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith(("early-stop", "."))]
+    if others:
+        raise UserError(f"{out} holds a run that never finished an epoch, and other files ({others[0]}); choose another --out")
+    import shutil
+
+    with folder_lock(out, "run the same command again"):
+        for path in [out / name for name in RUN_FILES] + list(out.glob("early-stop*")):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def _prepare_folder(out: Path, config: TrainConfig, resume: bool) -> bool:
@@ -164,6 +182,9 @@ class RunSession:
         info = dataset_info(config.dataset, config.data_dir)
         model = build_initial_model(config, info)  # also checks the model fits the data
         check_model(config.method, model, info.shape)
+        if writer and out.is_dir():
+            _clear_half_made(out)
+        distributed.barrier()  # the other ranks look at the folder once rank 0 has cleared it
         continuing = _prepare_folder(out, config, resume)
         split = None
         if members is None:
@@ -172,10 +193,18 @@ class RunSession:
             else:
                 split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
             members = train_set.subset(split.members)
+        ckpt = checkpoint_dir(out) if continuing else None
+        state = load_checkpoint(ckpt) if ckpt is not None else None  # a damaged checkpoint is refused before anything is written
+        if state is not None:
+            load_weights(model, state[0], ckpt)
         distributed.barrier()  # every rank has looked at the folder before rank 0 writes
         lock = contextlib.ExitStack()
         if writer:  # one process writes a run folder: a second one is refused here, before it writes
             lock.enter_context(folder_lock(out))
+        if ckpt is not None and checkpoint_dir(out) is not None and read_meta(checkpoint_dir(out))["sha256"] != state[2]["sha256"]:
+            ckpt = checkpoint_dir(out)  # another process checkpointed between the reading and the lock
+            state = load_checkpoint(ckpt)
+            load_weights(model, state[0], ckpt)
         if writer and not continuing:
             if split is not None:
                 save_split(split, out / SPLIT_FILE)
@@ -183,11 +212,13 @@ class RunSession:
         model.to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
         session = cls(config, out, members, model, optimizer, lock=lock)
-        ckpt = checkpoint_dir(out) if continuing else None
-        if ckpt is not None:
-            weights, optim_state, meta = load_checkpoint(ckpt)
-            load_weights(model, weights, ckpt)
-            optimizer.load_state_dict(optim_state)
+        if state is not None:
+            _, optim_state, meta = state
+            try:
+                optimizer.load_state_dict(optim_state)
+            except (ValueError, KeyError) as e:
+                lock.close()
+                raise UserError(f"{ckpt}: the optimizer state does not fit the model ({e}); re-train into a new --out") from None
             session.epoch, session.step, session.record = meta["epoch"], meta["step"], meta.get("metrics", {})
         if writer:
             _truncate_log(out / LOG_FILE, session.epoch)
@@ -195,21 +226,33 @@ class RunSession:
         distributed.barrier()
         return session
 
+    def checkpoint_meta(self, **extra: Any) -> dict[str, Any]:
+        c = self.config
+        return {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step, "metrics": self.record,
+                **extra}
+
     def save_checkpoint(self, **extra: Any) -> None:
         """Checkpoint the model and optimizer where the run stands (``extra``: more metadata)."""
-        c = self.config
-        save_checkpoint(self.out, self.model, self.optimizer,
-                        {"config": c.model_dump(mode="json"), "seed": c.seed, "epoch": self.epoch, "step": self.step,
-                         "metrics": self.record, **extra})
+        save_checkpoint(self.out, self.model, self.optimizer, self.checkpoint_meta(**extra))
+
+    @property
+    def checkpoint_due(self) -> bool:
+        return self._due(self.config.checkpoint_every)
 
     def _due(self, every: int) -> bool:
         return every > 0 and (self.epoch % every == 0 or self.done)
 
     def end_epoch(self, test_set: Optional[ImageSet], *, lr: float, loss_sum: float, correct: int, seen: int, started: float,
-                  epoch_hook: Optional[EpochHook] = None) -> dict[str, Any]:
-        """Log the epoch (scoring the test split when due) and save the checkpoint when due (the writer's part)."""
+                  epoch_hook: Optional[EpochHook] = None, checkpoint: bool = True) -> dict[str, Any]:
+        """Log the epoch (scoring the test split when due) and save the checkpoint when due (the writer's part;
+        without ``checkpoint``, the caller checkpoints: a stack checkpoints its models as a group)."""
         self.epoch += 1
-        record = {"epoch": self.epoch, "step": self.step, "lr": lr, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+        if seen and not math.isfinite(loss_sum):
+            raise UserError(f"training {self.out} diverged in epoch {self.epoch} (the training loss is {loss_sum / seen}); "
+                            "train again with a lower lr, into a new --out")
+        # an epoch may take no example at all: DP-SGD's Poisson batches can all be empty at small sample rates
+        record = {"epoch": self.epoch, "step": self.step, "lr": lr, "train_loss": loss_sum / seen if seen else None,
+                  "train_accuracy": correct / seen if seen else None}
         if test_set is not None and self._due(self.config.eval_every):
             test = clean_accuracy(self.model, test_set, self.config.eval_batch_size)
             record.update(test_loss=test.loss, test_accuracy=test.accuracy)
@@ -223,7 +266,7 @@ class RunSession:
         with open(self.out / TIMING_FILE, "a") as f:
             f.write(json.dumps({"epoch": self.epoch, "seconds": seconds}) + "\n")
         self.record = record
-        if self._due(self.config.checkpoint_every):
+        if checkpoint and self.checkpoint_due:
             self.save_checkpoint()
         return {**record, "seconds": seconds}
 
@@ -244,9 +287,7 @@ def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: t
         lr = run.lr()
         for g in run.optimizer.param_groups:
             g["lr"] = lr
-        if len(idx) == 0:  # an empty Poisson sample: no step, but the accountant counts it (an over-count is safe)
-            run.step += 1
-            continue
+        # an empty Poisson sample (DP-SGD) still takes its step, noise alone, as the accountant assumes
         idx = idx.to(dev)
         x, y = prepare_batch(augment(x_all[idx], kind, generator), config), y_all[idx]
         draw = generator_draw(generator)
@@ -257,7 +298,7 @@ def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: t
             out_step = objective(net, x, y, config, StepContext(generator, run.step, run.total_steps, draw))
         # the mean over the global batch: DDP averages the ranks' gradients, so each rank
         # weighs its shard's sum by world / global batch size
-        scale = group.world / len(idx) if group is not None else 1 / len(idx)
+        scale = group.world / len(idx) if group is not None else 1 / max(len(idx), 1)
         optimizer.zero_grad(set_to_none=True)
         (out_step.losses.sum() * scale).backward()
         optimizer.step()
@@ -279,6 +320,7 @@ def train(
     progress: Optional[Progress] = None,
     members: Optional[ImageSet] = None,
     epoch_hook: Optional[EpochHook] = None,
+    name: Optional[str] = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out``; return the last epoch's record.
 
@@ -286,7 +328,8 @@ def train(
     seed and saved as ``split.npz``), unless ``members`` is given: reference and shadow
     models train on their own subsets that way, and their folders hold no split.
     ``epoch_hook(model, epoch, members, test)`` may add figures to each epoch's record
-    (the study's privacy-over-training curves). Under ``torchrun`` this is data-parallel."""
+    (the study's privacy-over-training curves). ``name`` says in progress lines what trains (default:
+    the folder's name). Under ``torchrun`` this is data-parallel."""
     out = Path(out)
     group = distributed.ProcessGroup.from_env(device)
     dev = group.device if group is not None else resolve_device(device)
@@ -298,7 +341,7 @@ def train(
     run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
     try:
         early = EarlyStopping(config, out, train_set, run.members) if config.early_stop and writer else None
-        _run_epochs(run, objective, test_set, group, dev, writer, progress, _hooks(run, epoch_hook, early), early)
+        _run_epochs(run, objective, test_set, group, dev, writer, progress, _hooks(run, epoch_hook, early), early, name or out.name)
     finally:
         run.release()
         if group is not None:
@@ -326,7 +369,7 @@ def _without_hooks(view: torch.nn.Module, hook: EpochHook) -> EpochHook:
 
 def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], group: Optional[distributed.ProcessGroup],
                 dev: torch.device, writer: bool, progress: Optional[Progress], epoch_hook: Optional[EpochHook],
-                early: Optional[EarlyStopping] = None) -> None:
+                early: Optional[EarlyStopping] = None, name: str = "") -> None:
     """Train ``run`` to its end, epoch by epoch: steps, then (the writer's part) the log, checkpoint and
     early stopping's best weights; an early-stopped run ends with those."""
     config = run.config
@@ -343,7 +386,7 @@ def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], g
     kind = config.resolved_augment(dataset_info(config.dataset, config.data_dir).augment)
     x_all, y_all = run.members.images.to(dev), run.members.labels.to(dev)
     if writer:
-        emit(progress, "start", task=f"train {config.model} ({config.method})", total=run.total_steps, completed=run.step)
+        emit(progress, "start", task=f"train {name} ({config.model}, {config.method})", total=run.total_steps, completed=run.step)
     while not run.done:
         started = time.perf_counter()
         lr, loss_sum, correct, seen = _train_epoch(run, net, objective, x_all, y_all, kind, group, dev,
@@ -353,7 +396,7 @@ def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], g
         if writer:
             record = run.end_epoch(test_set, lr=lr, loss_sum=loss_sum.item(), correct=correct.item(), seen=seen,
                                    started=started, epoch_hook=epoch_hook)
-            emit(progress, "record", **record)
+            emit(progress, "record", task=name, epochs=run.n_epochs, **record)
         else:
             run.epoch += 1
     if early is not None:

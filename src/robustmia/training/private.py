@@ -44,12 +44,24 @@ def dp_epsilon(config: Any, n_members: int, steps: int) -> float:
     """The epsilon of opacus' RDP accountant after ``steps`` steps (at the config's delta)."""
     from opacus.accountants import RDPAccountant
 
+    import math
+    import warnings
+
     _opacus()
     if steps == 0:
         return 0.0
     accountant = RDPAccountant()
     accountant.history = [(config.dp_noise, sample_rate(config, n_members), steps)]
-    return float(accountant.get_epsilon(delta=config.dp_delta))
+    with warnings.catch_warnings():  # "optimal order is the smallest alpha": a loose epsilon for a tiny noise, still an upper bound
+        warnings.simplefilter("ignore")
+        try:
+            epsilon = float(accountant.get_epsilon(delta=config.dp_delta))
+        except (ArithmeticError, ValueError):
+            epsilon = math.inf
+    if not math.isfinite(epsilon):
+        raise UserError(f"dp_noise {config.dp_noise:g} is so small that the privacy accountant cannot bound epsilon "
+                        f"over {steps} steps; use a noise multiplier of at least 0.1 (e.g. --set dp_noise=1.0)")
+    return epsilon
 
 
 def private_model(model: nn.Module, config: Any) -> nn.Module:

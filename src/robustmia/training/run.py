@@ -57,16 +57,22 @@ def run_finished(run_dir: Path) -> bool:
     return epoch >= (config.epochs or DEFAULT_EPOCHS)
 
 
+def build_configured_model(config: TrainConfig, info: DatasetInfo) -> Any:
+    """The network a config trains, as training and every later load build it: the zoo model, with a
+    DP method's BatchNorm refused or replaced by GroupNorm (training.private)."""
+    from robustmia.models import build_model
+    from robustmia.training.private import private_model
+
+    return private_model(build_model(config.model, info, config.model_args), config)
+
+
 def build_initial_model(config: TrainConfig, info: DatasetInfo) -> Any:
     """The model at initialisation: the same weights for the same seed, whatever RNG state the caller has."""
     import torch
 
-    from robustmia.models import build_model
-    from robustmia.training.private import private_model
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return private_model(build_model(config.model, info), config)  # a DP method's BatchNorm refused or replaced
+        return build_configured_model(config, info)
 
 
 @dataclass
@@ -105,7 +111,6 @@ class Run:
 
 def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, device: Any = "cpu") -> Any:
     """The model in a run folder's latest checkpoint, in eval mode on ``device``."""
-    from robustmia.models import build_model
     from robustmia.models.inference import resolve_device
     from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights
 
@@ -113,6 +118,6 @@ def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, devic
     if ckpt is None:
         raise UserError(f"run {path} has no checkpoint yet; train it (or resume it with --resume) first")
     weights, _, _ = load_checkpoint(ckpt, with_optimizer=False)
-    model = build_model(config.model, info)
+    model = build_configured_model(config, info)
     load_weights(model, weights, ckpt)
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval()

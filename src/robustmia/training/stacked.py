@@ -40,6 +40,7 @@ from robustmia.progress import Progress, emit
 from robustmia.seeding import Draw, generator_draw
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import RunSession, autocast, prepare_batch
+from robustmia.training.checkpoint import recover_group, save_group
 from robustmia.training.methods import STACKABLE
 from robustmia.training.objectives import OBJECTIVES, StepContext
 from robustmia.models.inference import resolve_device
@@ -190,11 +191,12 @@ def train_stacked(
     The configs must be one recipe (they may differ in their seed only)."""
     recipe = {k: v for k, v in configs[0].identity().items() if k != "seed"}
     if any({k: v for k, v in c.identity().items() if k != "seed"} != recipe for c in configs):
-        raise ValueError("stacked models must share one recipe (all but the seed)")
+        raise ValueError("stacked models must share one recipe (all but their seeds)")
     if not stackable(configs[0]):
         raise ValueError(f"{configs[0].model} with {configs[0].method} cannot train stacked; train the models one by one")
     dev = resolve_device(device)
     config = configs[0]
+    recover_group([Path(o) for o in outs])  # a kill inside the group's last checkpoint: finish or undo it for all
     train_set, test_set = load_dataset(config.dataset, config.data_dir) if config.eval_every else (None, None)
     runs = [RunSession.open(c, Path(o), resume=True, train_set=train_set, test_set=test_set, members=m, device=dev)
             for c, o, m in zip(configs, outs, members)]
@@ -255,9 +257,14 @@ def _train(runs: list[RunSession], test_set: Optional[ImageSet], dev: torch.devi
                     seen[k] += c
                     runs[k].step += 1
             emit(progress, "advance", steps=int((n > 0).sum()))
+        due = []
         for k, run in enumerate(runs):
             if trained[k]:
                 optimizer.write_back(k, run, lrs[k])
-                record = run.end_epoch(test_set, lr=lrs[k], loss_sum=loss_sum[k].item(), correct=int(correct[k]), seen=seen[k], started=started)
-                emit(progress, "record", **record)
+                record = run.end_epoch(test_set, lr=lrs[k], loss_sum=loss_sum[k].item(), correct=int(correct[k]), seen=seen[k],
+                                       started=started, checkpoint=False)
+                emit(progress, "record", task=run.out.name, epochs=run.n_epochs, **record)
+                if run.checkpoint_due:
+                    due.append(run)
+        save_group([(r.out, r.model, r.optimizer, r.checkpoint_meta()) for r in due])  # all of the stack's, or none
     emit(progress, "end")

@@ -13,6 +13,7 @@ import numpy as np
 
 from robustmia.errors import UserError
 
+SIDE = (28, 28)  # MNIST's and Fashion-MNIST's images
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
@@ -74,6 +75,9 @@ def load(name: str, root: Path, download: bool, torchvision_folder: str, title: 
     splits = []
     for images_file, labels_file in FILES.values():
         images = read_idx(_find(where, images_file), 3, title)
+        if images.shape[1:] != SIDE:
+            raise UserError(f"{title} file {_find(where, images_file)} holds {images.shape[1]}x{images.shape[2]} images, but {title}'s "
+                            f"are {SIDE[0]}x{SIDE[1]}; point --data-dir at the original files")
         labels = read_idx(_find(where, labels_file), 1, title).astype(np.int64)
         if len(images) != len(labels) or labels.max() > 9:
             raise UserError(f"{title} files in {where} have inconsistent images/labels; re-download them with --download")

@@ -7,27 +7,14 @@ attack registers itself (``registry.register_attack``); importing this package r
 the built-in ones and the modules named in ``$ROBUSTMIA_PLUGINS``.
 """
 
-import importlib
-import os
-
 from robustmia.privacy.attacks.base import AttackInputs, AttackOptions, AttackScores
 from robustmia.privacy.attacks.registry import (
     ATTACKS, AttackSpec, attack_spec, default_attacks, needs_adversarial, needs_references, register_attack, run_attack,
 )
 from robustmia.privacy.attacks import threshold, lira, rmia, shadow, label_only, white_box, quantile  # noqa: E402,F401  (they register themselves)
+from robustmia.entry_points import load_plugins
 
-
-def _load_plugins() -> None:
-    from robustmia.errors import UserError
-
-    for module in filter(None, (m.strip() for m in os.environ.get("ROBUSTMIA_PLUGINS", "").split(","))):
-        try:
-            importlib.import_module(module)
-        except Exception as e:
-            raise UserError(f"cannot import the plugin {module!r} named in ROBUSTMIA_PLUGINS ({e}); fix it or unset the variable") from None
-
-
-_load_plugins()
+load_plugins()
 
 __all__ = ["ATTACKS", "AttackInputs", "AttackOptions", "AttackScores", "AttackSpec", "attack_spec", "default_attacks",
            "needs_adversarial", "needs_references", "register_attack", "run_attack"]

@@ -97,7 +97,7 @@ def register_lira(name: str, help: str, *, online: bool, fixed: bool, signal: st
     """Register LiRA on ``signal`` as attack ``name``; ``needs`` as
     :class:`~robustmia.privacy.attacks.registry.AttackSpec`."""
     # the Gaussians are fitted to at least 2 OUT (and, online, 2 IN) models of every example
-    register_attack(name, help=help, references=True, min_references=4, **needs)(
+    register_attack(name, help=help, references=True, min_references=4, per_example=(2 if online else 0, 2), **needs)(
         lambda inputs, options: lira(inputs, online=online, fixed_variance=fixed, signal=signal, sign=sign))
 
 
@@ -108,5 +108,5 @@ register_lira("lira-offline-fixed", "LiRA offline with one pooled variance", onl
 for _name, _online, _fixed in (("lira-released", True, False), ("lira-offline-released", False, False),
                                ("lira-fixed-released", True, True), ("lira-offline-fixed-released", False, True)):
     register_attack(_name, help=f"{_name.removesuffix('-released')} as the authors' released code computes it (median, ddof 0"
-                    f"{', two-sided' if not _online else ''})", references=True, min_references=4)(
+                    f"{', two-sided' if not _online else ''})", references=True, min_references=4, per_example=(2 if _online else 0, 2))(
         lambda inputs, options, o=_online, f=_fixed: lira_released(inputs, online=o, fixed_variance=f))

@@ -37,7 +37,8 @@ class AttackSpec:
     only the model itself gives (privacy.probes: label-only, white-box, verified margin);
     ``certified``: it needs a model the certified bounds handle; ``family``: what the attacker
     sees (``black-box``, ``label-only``, ``white-box``, ``verified``, ``reference-free``), which
-    groups it in the report."""
+    groups it in the report; ``module``: the module that registered it (a plugin's, outside robustmia);
+    ``per_example``: the reference models it needs for every example, (IN, OUT) (LiRA fits Gaussians to them)."""
 
     name: str
     run: AttackFn
@@ -51,6 +52,13 @@ class AttackSpec:
     probes: tuple[str, ...] = ()
     certified: bool = False
     family: str = "black-box"
+    module: str = "robustmia"
+    per_example: tuple[int, int] = (0, 0)
+
+    @property
+    def plugin(self) -> Optional[str]:
+        """The plugin module that registered this attack, or None for robustmia's own."""
+        return None if self.module.split(".")[0] == "robustmia" else self.module
 
 
 ATTACKS: dict[str, AttackSpec] = {}
@@ -62,7 +70,7 @@ def register_attack(name: str, *, help: str, **needs) -> Callable[[AttackFn], At
     def add(fn: AttackFn) -> AttackFn:
         if name in ATTACKS and ATTACKS[name].run is not fn:
             raise ValueError(f"attack {name!r} is registered twice")
-        ATTACKS[name] = AttackSpec(name, fn, help, **needs)
+        ATTACKS[name] = AttackSpec(name, fn, help, module=getattr(fn, "__module__", None) or "robustmia", **needs)
         return fn
 
     return add
@@ -88,7 +96,7 @@ def needs_adversarial(name: str) -> bool:
     return attack_spec(name).adversarial
 
 
-NEW_FAMILIES = ("label-only", "white-box", "verified", "reference-free")  # beyond the seed's black-box attacks
+NEW_FAMILIES = ("label-only", "white-box", "verified", "reference-free")  # beyond the paper's black-box attacks
 
 
 def selections(name: str, threshold: str) -> list[str]:
