@@ -195,13 +195,22 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
 
         options["attacks"] = [a for a in default_attacks() if not ATTACKS[a].references]  # no recipe, no reference models
     settings = validate(AuditSettings, options, "audit settings")
+    if isinstance(external.get("reference_train"), (list, tuple)):  # KEY=VALUE pairs (the CLI's --reference-train)
+        from robustmia.validation import key_values
+
+        external["reference_train"] = key_values(list(external["reference_train"]), "--reference-train")
     if is_run:
         from robustmia.training.run import Run
 
+        stray = sorted(k for k, v in external.items() if v not in (None, [], {}) and k not in ("reference_recipe", "reference_train"))
+        if stray:
+            raise UserError(f"--{stray[0].replace('_', '-')} describes a model trained elsewhere; {target} is a run folder, which "
+                            "knows its own model and data")
         run = Run.open(target)  # a bad folder is refused before anything heavy is imported
-        from robustmia.experiments.audit import Audit
+        from robustmia.experiments.audit import Audit, run_target
 
-        return Audit(run, settings, device=device, progress=progress).run_attacks()
+        audit_target = run_target(run, settings, external.get("reference_recipe"), external.get("reference_train") or {})
+        return Audit(audit_target, settings, device=device, progress=progress).run_attacks()
     ext = external_target(dataset, members, **external)
     ext.check_files()
     folder = _external_folder(out, ext, target)

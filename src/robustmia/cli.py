@@ -147,7 +147,7 @@ def evaluate(
     arch: Optional[str] = X.arch, arch_args: Optional[str] = X.arch_args, weights: Optional[Path] = X.weights,
     normalize: Optional[str] = X.normalize, dataset: Optional[str] = X.dataset, data_dir: Optional[str] = X.data_dir,
     members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
-    image_size: int = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
+    image_size: Optional[int] = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
 ) -> None:
     """Clean and adversarial accuracy of a run on its members (train) and the test split, or of a model
     trained elsewhere on its members and non-members."""
@@ -179,8 +179,9 @@ def attack(
     arch: Optional[str] = X.arch, arch_args: Optional[str] = X.arch_args, weights: Optional[Path] = X.weights,
     normalize: Optional[str] = X.normalize, dataset: Optional[str] = X.dataset, data_dir: Optional[str] = X.data_dir,
     members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
-    image_size: int = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
-    reference_recipe: Optional[str] = X.reference_recipe, reference_weights: Optional[list[Path]] = X.reference_weights,
+    image_size: Optional[int] = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
+    reference_recipe: Optional[str] = X.reference_recipe, reference_train: Optional[list[str]] = X.reference_train,
+    reference_weights: Optional[list[Path]] = X.reference_weights,
     reference_keep: Optional[Path] = X.reference_keep, boundary_bisections: int = P.bisections, probe_steps: int = P.steps,
     noise_draws: int = P.draws, adv_restarts: int = P.restarts, bound: str = P.bound, delta: float = P.delta,
 ) -> None:

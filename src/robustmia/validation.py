@@ -79,7 +79,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def key_values(pairs: list[str]) -> dict[str, Any]:
+def key_values(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
     """``KEY=VALUE`` strings (``--set``) as settings, each value read as YAML (``1.5``, ``true``, ``8/255`` stays a string)."""
     import yaml
 
@@ -87,11 +87,11 @@ def key_values(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set {pair!r}: write KEY=VALUE, e.g. --set dp_noise=1.5")
+            raise UserError(f"{flag} {pair!r}: write KEY=VALUE, e.g. {flag} dp_noise=1.5")
         if key.strip() in out:
             from robustmia.errors import warn
 
-            warn(f"--set {key.strip()} is given twice; the last value ({value}) is used")
+            warn(f"{flag} {key.strip()} is given twice; the last value ({value}) is used")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:

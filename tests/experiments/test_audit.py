@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from robustmia.privacy.attacks.registry import ATTACKS
@@ -144,3 +145,22 @@ audit: {attacks: [confidence, verified-margin], bootstrap: 0}
     spec.write_text(spec.read_text().replace("eval_size: 50", "eval_size: 0"))
     r = cli("run", str(spec), "--out", str(tmp_path / "other"), "--quiet")
     assert r.returncode == 2 and "target mlp: audit" in r.stderr and "eval_size" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_audit_makes_pgd_points_only_where_an_attack_reads_them(tmp_path, run_main):
+    """confidence, adv-confidence and qmia: PGD points for the evaluation set alone (qmia reads the population's
+    clean signals, nobody its PGD points), seen through the cache files the audit leaves."""
+    code, _, err = run_main("train", "--model", "digits-mlp", "--epochs", "2", "--train-size", "100", "--eps", "0.1", "--out",
+                            str(tmp_path / "run"), "--quiet")
+    assert code == 0, err
+    code, _, err = run_main("attack", str(tmp_path / "run"), "--attacks", "confidence,adv-confidence,qmia", "--eval-size", "50",
+                            "--population", "300", "--bootstrap", "0", "--quiet")
+    assert code == 0, err
+    audit = next((tmp_path / "run" / "audit").glob("n50-seed0"))
+    evaluated = set(np.load(audit / "scores.npz")["ids"].tolist())
+    perturbed = set()
+    for cache in (tmp_path / "run").glob("perturbed-*.npz"):
+        perturbed |= set(np.load(cache)["ids"].tolist())
+    assert perturbed == evaluated  # 100 PGD points, none for the 300 population images
+    assert [p.name.startswith("signals-target-population-clean") for p in audit.glob("signals-target-population-*.npz")] == [True]
+    assert len(list(audit.glob("signals-target-pgd-*.npz"))) == 1

@@ -39,7 +39,7 @@ def _check_study(out, spec: dict, twin: dict) -> list[dict]:
         attacks = (t.get("audit") or {}).get("attacks") or twin["audit"].get("attacks") or []
         ran = {a["attack"] for a in r["attacks"]}
         assert _expected_attacks(attacks, r["config"]["model"]) <= ran, (r["name"], ran)
-        assert r["config"]["train_size"] <= 16 and (r["config"]["epochs"] or 1) <= 1 and r["config"]["iterations"] in (None, 2)
+        assert r["config"]["train_size"] <= 8 and (r["config"]["epochs"] or 1) <= 1 and r["config"]["iterations"] in (None, 2)
     html = (out / "report" / "report.html").read_text()
     assert all(r["name"] in html for r in results)
     return results

@@ -30,6 +30,7 @@ from robustmia.data.datasets import ImageSet, load_dataset
 from robustmia.errors import UserError, warn
 from robustmia.io import atomic_write
 from robustmia.locks import folder_lock
+from robustmia.experiments.references import config_key, reference_config, reference_warning
 from robustmia.experiments.settings import AuditSettings
 from robustmia.privacy.attacks import ATTACKS, AttackInputs, needs_adversarial, needs_references
 from robustmia.privacy.attacks.registry import they_need
@@ -116,11 +117,15 @@ class AuditTarget:
     supplied_keep: Optional[np.ndarray] = None
     model_key: str = ""  # names the target's weights in its cached signals (a run trained further is read again)
     reference_key: str = ""  # names the reference recipe where it can vary (an external target's): new settings, new models
+    dp_delta: Optional[float] = None  # a DP-trained target's accountant delta
 
 
-def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
+def run_target(run: Run, settings: AuditSettings, reference_recipe: Optional[str] = None,
+               reference_train: Optional[dict[str, Any]] = None) -> AuditTarget:
     """The audit of a run: ``eval_size`` members and as many non-members (balanced, seeded), and a
-    population from the pool of both splits and the spare non-members."""
+    population from the pool of both splits and the spare non-members. Its reference models share its
+    recipe, unless ``reference_recipe`` (with ``reference_train`` over it) names another: then the audit
+    warns how it differs (experiments.references)."""
     train_set, test_set = load_dataset(run.config.dataset, run.config.data_dir)
     split = run.split
     rng = np.random.default_rng(derive_seed(settings.seed, 1))
@@ -133,11 +138,20 @@ def run_target(run: Run, settings: AuditSettings) -> AuditTarget:
     non_idx = np.sort(non_perm[:n])
     population = ImageSet.concat(train_set.subset(split.pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
     take = np.sort(rng.permutation(len(population))[: settings.population])
+    recipe, key, about = run.config, "", {"run": str(run.path)}
+    if reference_recipe is not None:
+        recipe = reference_config(reference_recipe, reference_train or {}, run.config.dataset, run.config.data_dir)
+        key = config_key(recipe)
+        about["references"] = {"recipe": reference_recipe, "config": recipe.model_dump(mode="json")}
+        warning = reference_warning(reference_recipe, recipe, run.config.model, run.config.method, run.config.eps)
+        if warning is not None:
+            about["warnings"] = [warning]
     return AuditTarget(
         folder=run.path / "audit" / f"n{n}-seed{settings.seed}", points=run.path, load_model=run.load_model,
         candidates=ImageSet.concat(train_set.subset(mem_idx), test_set.subset(non_idx)), member=np.r_[np.ones(n, bool), np.zeros(n, bool)],
-        population=population.subset(take) if len(take) else None, eps=run.config.eps, recipe=run.config,
-        eval_batch_size=run.config.eval_batch_size, about={"run": str(run.path)}, model_key=_checkpoint_key(run.path),
+        population=population.subset(take) if len(take) else None, eps=run.config.eps, recipe=recipe, reference_key=key,
+        eval_batch_size=run.config.eval_batch_size, about=about, model_key=_checkpoint_key(run.path),
+        dp_delta=run.config.dp_delta if run.config.method in DP else None,
         shortfall=f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size",
     )
 
@@ -170,10 +184,8 @@ class Audit:
                             f"pass --references {len(self.target.supplied)}")
         if self.target.supplied_keep is not None:
             self._check_keep(self.target.supplied_keep)
-        recipe = self.target.recipe
         # a DP target's empirical epsilon is measured at its accountant's delta (unless told), so that the two compare
-        self.delta = (recipe.dp_delta if recipe is not None and recipe.method in DP and "delta" not in settings.model_fields_set
-                      else settings.delta)
+        self.delta = self.target.dp_delta if self.target.dp_delta is not None and "delta" not in settings.model_fields_set else settings.delta
         eps = settings.eps if settings.eps is not None else (self.target.eps or None)
         self.probes = ProbeSettings(eps=eps, bisections=settings.boundary_bisections, steps=settings.probe_steps, draws=settings.noise_draws,
                                     restarts=settings.adv_restarts, bound=settings.bound, seed=settings.seed)
@@ -203,9 +215,17 @@ class Audit:
 
     # --- signals -------------------------------------------------------------------------
 
-    def _signal_key(self) -> str:
+    def _signal_key(self, adversarial: bool = True) -> str:
         a = self.perturbation
-        return "clean" if a is None else f"pgd-eps{a.eps:.6g}-steps{a.steps}-alpha{a.alpha:.6g}-seed{a.seed}"
+        return "clean" if a is None or not adversarial else f"pgd-eps{a.eps:.6g}-steps{a.steps}-alpha{a.alpha:.6g}-seed{a.seed}"
+
+    def _adversarial(self, references: bool = False, population: bool = False) -> bool:
+        """Whether an attack reads signals on PGD points of these examples: the target's evaluation set for any
+        adversarial attack; reference models' only for one that needs them (a shadow threshold on adv-*); the
+        population's only for one that needs population examples. PGD points nobody reads are never made."""
+        return self.perturbation is not None and any(
+            ATTACKS[a].adversarial and (not references or needs_references(a, self.settings.threshold))
+            and (not population or ATTACKS[a].population) for a in self.settings.attacks)
 
     def _probes(self, references: bool = False, population: bool = False) -> list[str]:
         """The probes the attacks read: of reference models only where they need references, on the
@@ -215,12 +235,14 @@ class Audit:
         return list(dict.fromkeys(p for a in wanted for p in ATTACKS[a].probes))
 
     def _signals(self, folder: Path, model: Callable[[], torch.nn.Module], data: ImageSet, name: str,
-                 points: Path, probes: list[str]) -> dict[str, np.ndarray]:
-        """The signals of ``model()`` on ``data`` and its ``probes``, cached in ``folder`` (the model is
-        loaded only to compute them); its PGD points are shared through ``points`` (its run folder)."""
+                 points: Path, probes: list[str], adversarial: bool) -> dict[str, np.ndarray]:
+        """The signals of ``model()`` on ``data`` (on its PGD points too if ``adversarial``) and its ``probes``,
+        cached in ``folder`` (the model is loaded only to compute them); its PGD points are shared through
+        ``points`` (its run folder)."""
         owner = f"-{self.target.model_key}" if points == self.target.points and self.target.model_key else ""
-        out = _cached(folder / f"signals-{name}-{self._signal_key()}{owner}.npz",
-                      lambda: model_signals(model(), data, perturbation=self.perturbation, batch_size=self.target.eval_batch_size,
+        perturbation = self.perturbation if adversarial else None
+        out = _cached(folder / f"signals-{name}-{self._signal_key(adversarial)}{owner}.npz",
+                      lambda: model_signals(model(), data, perturbation=perturbation, batch_size=self.target.eval_batch_size,
                                             cache=points))
         for probe in probes:
             key = self.probes.key(probe)
@@ -275,9 +297,10 @@ class Audit:
         else:
             config, folder = self._reference(j)
             model = functools.cache(lambda: load_trained_model(folder, config, dataset_info(config.dataset, config.data_dir), self.device))
-        pop = (self._signals(folder, model, self.population, "population", folder, self._probes(True, True))
+        pop = (self._signals(folder, model, self.population, "population", folder, self._probes(True, True),
+                             self._adversarial(references=True, population=True))
                if self.population is not None else None)
-        return self._signals(folder, model, self.candidates, "eval", folder, self._probes(True)), pop
+        return self._signals(folder, model, self.candidates, "eval", folder, self._probes(True), self._adversarial(references=True)), pop
 
     def prepare_references(self, group: list[int]) -> None:
         """Train one group of reference models and cache their signals (one task of a study)."""
@@ -304,9 +327,9 @@ class Audit:
     def inputs(self) -> AttackInputs:
         model = lambda: self.model  # noqa: E731  (loaded only where a signal is not cached)
         # the target's PGD points live beside it (a run's folder), shared with its evaluation
-        target = self._signals(self.folder, model, self.candidates, "target", self.target.points, self._probes())
+        target = self._signals(self.folder, model, self.candidates, "target", self.target.points, self._probes(), self._adversarial())
         population = (self._signals(self.folder, model, self.population, "target-population", self.target.points,
-                                    self._probes(population=True))
+                                    self._probes(population=True), self._adversarial(population=True))
                       if self.population is not None else None)
         inputs = AttackInputs(target=target, labels=self.candidates.labels.numpy(), population=population)
         if reference_groups(self.settings):

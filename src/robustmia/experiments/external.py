@@ -247,37 +247,6 @@ class ExternalData:
                             "nonmembers": f"the {len(self.nonmembers)} images of {target.nonmembers_dir}"}
 
 
-def reference_config(target: ExternalTarget, info: Any):
-    """The TrainConfig reference models get: the named recipe with ``reference_train`` over it, on the target's dataset."""
-    from robustmia.training.config import TrainConfig
-    from robustmia.training.recipes import load_recipe
-    from robustmia.validation import validate
-
-    if target.reference_recipe is None:
-        return None
-    if target.dataset is None:
-        raise UserError("reference models train on a dataset: give the images as a dataset (e.g. imagefolder with train/ and test/) "
-                        "and a members file, or leave out the attacks that need reference models")
-    merged = {**load_recipe(target.reference_recipe), **target.reference_train, "dataset": target.dataset, "data_dir": target.data_dir}
-    return validate(TrainConfig, merged, f"reference recipe {target.reference_recipe}")
-
-
-def reference_warning(target: ExternalTarget, recipe: Any) -> Optional[str]:
-    """Why the reference models may not share the target's recipe, or None when they do as far as stated."""
-    differences = []
-    if recipe.model != target.arch:
-        differences.append(f"architecture {recipe.model} vs the target's {target.arch}")
-    if target.method is None:
-        differences.append("the target's training method is not stated (trained_with), so it could not be compared")
-    elif recipe.method != target.method or (recipe.method != "natural" and abs(recipe.eps - target.eps) > 1e-9):
-        # a natural recipe's eps only names its robust twin's evaluation: it does not change training
-        differences.append(f"method {recipe.method} at eps {recipe.eps:.4g} vs the target's {target.method} at eps {target.eps:.4g}")
-    if not differences:
-        return None
-    return (f"reference models were trained with recipe {target.reference_recipe}, which may differ from the target's "
-            f"({'; '.join(differences)}): LiRA, RMIA, shadow-model and shadow-threshold results then understate leakage")
-
-
 def load_target_model(target: ExternalTarget, info: Any, device: Any, model: Any = None):
     """The target in eval mode: built from its files, or ``model`` (an nn.Module) behind its normalisation."""
     from robustmia.models.external import load_external_model, wrap_model
@@ -311,13 +280,15 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
 
     from robustmia.data.datasets import ImageSet
     from robustmia.experiments.audit import AuditTarget
+    from robustmia.experiments.references import config_key, reference_config, reference_warning
     from robustmia.io import file_sha256 as sha256
     from robustmia.seeding import derive_seed
 
     target.check_files()
     data = ExternalData(target)
     net = load_target_model(target, data.info, device, model)
-    recipe = reference_config(target, data.info)
+    recipe = (reference_config(target.reference_recipe, target.reference_train, target.dataset, target.data_dir)
+              if target.reference_recipe is not None else None)
     rng = np.random.default_rng(derive_seed(settings.seed, 1))
     n_mem = min(len(data.members), settings.eval_size or len(data.members))
     n_non = min(len(data.nonmembers), settings.eval_size or len(data.nonmembers))
@@ -339,7 +310,7 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
                                "keep": target.reference_keep}
     if recipe is not None:
         about["references"] = {"recipe": target.reference_recipe, "config": recipe.model_dump(mode="json")}
-        warning = reference_warning(target, recipe)
+        warning = reference_warning(target.reference_recipe, recipe, target.arch, target.method, target.eps)
         if warning is not None:
             about["warnings"] = [warning]
     return AuditTarget(
@@ -348,16 +319,8 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
         member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
         eps=target.eps, recipe=recipe, shortfall="pass a smaller --eval-size (spare non-members become population)", about=about,
         supplied=supplied, supplied_keep=supplied_keep, model_key=about["external"]["weights_sha256"][:12],
-        reference_key=_config_key(recipe) if recipe is not None else "",
+        reference_key=config_key(recipe) if recipe is not None else "",
     )
-
-
-def _config_key(config: Any) -> str:
-    """A short name of a reference recipe's training settings (what makes its models), for their folder."""
-    import hashlib
-
-    identity = {k: v for k, v in config.identity().items() if k != "seed"}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _supplied_references(target: ExternalTarget, data: ExternalData, columns: Any, device: Any) -> tuple[Optional[list], Any]:

@@ -19,8 +19,8 @@ from typing import Any
 
 from robustmia.models.names import TINY_ARGUMENTS, WRN_NAME
 
-MEMBERS = 16  # members per target (and as many non-members)
-EVALUATED = 12  # members (and non-members) an audit scores
+MEMBERS = 8  # members per target (and as many non-members)
+EVALUATED = 6  # members (and non-members) an audit scores
 EPOCHS, ITERATIONS = 1, 2
 STEPS = 2  # PGD steps of evaluation and of the audit's PGD inputs
 BOOTSTRAP = 10

@@ -15,13 +15,14 @@ DESCRIPTIONS: dict[str, str] = {
     "wong-cnn": "Wong et al.'s certifiable 4-layer CNN (conv16-conv32-fc100-fc10), no BatchNorm",
     "wong-resnet": "Wong et al.'s certifiable small ResNet, the paper's 'WRN-10-1', no BatchNorm",
     "small-cnn": "small CNN for CPU work on 32x32 images (0.62M params on CIFAR-10)",
+    "fast-cnn": "airbench-style fast CNN: frozen patch whitening from the members, GELU, BatchNorm (widths, depth, tta as arguments)",
     "digits-cnn": "small CNN for 8x8 digits (conv32-conv64-pool-fc128-fc10)",
     "digits-mlp": "MLP with two hidden layers of 256 units",
 }
 # the keyword arguments an architecture's builder takes (a config's model_args, --arch-args), and the smallest
 # ones, which the tiny twins of presets and recipes use (experiments.twins)
-ARGUMENTS: dict[str, tuple[str, ...]] = {}
-TINY_ARGUMENTS: dict[str, dict[str, Any]] = {}
+ARGUMENTS: dict[str, tuple[str, ...]] = {"fast-cnn": ("widths", "depth", "whiten", "tta", "scale", "whiten_eps")}
+TINY_ARGUMENTS: dict[str, dict[str, Any]] = {"fast-cnn": {"widths": [8, 8, 8]}}
 
 
 def check_arguments(name: str, args: dict[str, Any]) -> None:

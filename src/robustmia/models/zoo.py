@@ -14,6 +14,7 @@ from torch import nn
 from robustmia.data.datasets import DatasetInfo
 from robustmia.errors import UserError
 from robustmia.models.convex import wong_cnn, wong_resnet
+from robustmia.models.fast import fast_cnn
 from robustmia.models.layers import Normalize, Residual
 from robustmia.models.names import ARGUMENTS, DESCRIPTIONS, check_model_name
 from robustmia.models.small import digits_cnn, digits_mlp, small_cnn
@@ -52,6 +53,7 @@ _BUILDERS: dict[str, tuple[Builder, int]] = {  # builder, smallest input height/
     "wong-cnn": (wong_cnn, 4),
     "wong-resnet": (wong_resnet, 4),
     "small-cnn": (small_cnn, 8),
+    "fast-cnn": (fast_cnn, 5),
     "digits-cnn": (digits_cnn, 2),
     "digits-mlp": (digits_mlp, 1),
 }

@@ -35,10 +35,20 @@ class TrainConfig(BaseModel):
     lr_unit: Literal["epoch", "iteration"] = "epoch"
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=5e-4, ge=0, le=1)
-    augment: Literal["auto", "none", "crop-flip"] = "auto"
+    augment: Literal["auto", "none", "crop-flip", "flip-translate"] = "auto"
     train_size: Optional[int] = Field(default=None, ge=1, le=10**9)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     eval_batch_size: int = Field(default=500, ge=1, le=1 << 20)
+    # the pieces of fast recipes (airbench, hlb-CIFAR10): label smoothing of the training loss, Nesterov momentum,
+    # the lr schedule (piecewise: lr and lr_drops; onecycle: linear up from 0 to lr over the first lr_warmup of
+    # training, then linearly down to 0; linear: down from lr to 0), and lookahead (every ``lookahead`` steps the
+    # slow weights move lookahead_alpha of the way to the fast ones, which restart from them; training ends on them)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    nesterov: bool = False
+    lr_schedule: Literal["piecewise", "onecycle", "linear"] = "piecewise"
+    lr_warmup: float = Field(default=0.2, ge=0, lt=1)
+    lookahead: Optional[int] = Field(default=None, ge=1, le=10_000)
+    lookahead_alpha: float = Field(default=0.5, gt=0, le=1)
     # the training-time attack of the adversarial methods (pgd, trades, fgsm_rs); see objectives.py
     eps: Epsilon = 0.0
     attack_steps: Optional[int] = Field(default=None, ge=1, le=10_000)
@@ -123,6 +133,8 @@ class TrainConfig(BaseModel):
             check_arguments(self.model, self.model_args)
         except ValueError as e:
             raise ValueError(f"model_args: {e}") from None
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
         if self.ramp_end < self.ramp_start:
             raise ValueError("ramp_end must not come before ramp_start")
         return self
@@ -192,8 +204,14 @@ class TrainConfig(BaseModel):
             idle |= {"dp_noise", "dp_clip", "dp_delta", "dp_batchnorm"}
         if not self.early_stop:
             idle |= {"early_stop_holdout", "early_stop_steps"}
-        if not self.lr_drops:
+        if not self.lr_drops or self.lr_schedule != "piecewise":
             idle.add("lr_unit")
+        if self.lr_schedule != "piecewise":
+            idle.add("lr_drops")
+        if self.lr_schedule != "onecycle":
+            idle.add("lr_warmup")
+        if not self.lookahead:
+            idle.add("lookahead_alpha")
         return sorted(k for k in keys if k in idle)
 
     def resolved_augment(self, dataset_default: str) -> str:
@@ -206,6 +224,10 @@ class TrainConfig(BaseModel):
         exclude = {"data_dir", "eval_batch_size", "channels_last", "compile", "eval_every", "checkpoint_every"}
         exclude |= {"amp"} if self.amp == "off" else set()
         exclude |= set() if self.model_args else {"model_args"}
+        recipe = {"label_smoothing": 0.0, "nesterov": False, "lr_schedule": "piecewise", "lookahead": None}
+        exclude |= {k for k, default in recipe.items() if getattr(self, k) == default}
+        exclude |= set() if self.lr_schedule == "onecycle" else {"lr_warmup"}
+        exclude |= set() if self.lookahead else {"lookahead_alpha"}
         exclude |= set() if self.method in DP else {"dp_noise", "dp_clip", "dp_delta", "dp_batchnorm"}
         exclude |= set() if self.early_stop else {"early_stop", "early_stop_holdout", "early_stop_steps"}
         return self.model_dump(mode="json", exclude=exclude)

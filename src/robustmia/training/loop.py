@@ -39,10 +39,11 @@ from robustmia.training.early_stop import EarlyStopping
 from robustmia.training.methods import DP
 from robustmia.training.private import dp_epsilon, make_private, noise_generator, poisson_batches, sample_rate
 from robustmia.training.objectives import OBJECTIVES, StepContext, check_model, plain
+from robustmia.models.fast import fit_to_members
 from robustmia.models.inference import resolve_device
 from robustmia.seeding import epoch_generator, generator_draw
 from robustmia.training.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, TIMING_FILE, build_initial_model, read_config_dict
-from robustmia.training.schedule import piecewise_lr
+from robustmia.training.schedule import learning_rate
 
 
 RUN_FILES = (CONFIG_FILE, SPLIT_FILE, LOG_FILE, TIMING_FILE, OWNER_FILE, ".checkpoint-new")
@@ -158,8 +159,7 @@ class RunSession:
         return self.epoch >= self.n_epochs
 
     def lr(self) -> float:
-        c = self.config
-        return piecewise_lr(c.lr, c.lr_drops, self.epoch if c.lr_unit == "epoch" else self.step)
+        return learning_rate(self.config, self.epoch, self.step, self.total_steps)
 
     def batches(self) -> tuple[torch.Generator, list[torch.Tensor]]:
         """This epoch's generator, and the index batches it still trains on (the step budget may end it early)."""
@@ -193,6 +193,8 @@ class RunSession:
             else:
                 split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
             members = train_set.subset(split.members)
+        if not continuing:  # data-dependent layers (fast-cnn's whitening) fit the run's own members, before the first step
+            fit_to_members(model, members.images)
         ckpt = checkpoint_dir(out) if continuing else None
         state = load_checkpoint(ckpt) if ckpt is not None else None  # a damaged checkpoint is refused before anything is written
         if state is not None:
@@ -210,7 +212,8 @@ class RunSession:
                 save_split(split, out / SPLIT_FILE)
             write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
         model.to(device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay, nesterov=config.nesterov)
         session = cls(config, out, members, model, optimizer, lock=lock)
         if state is not None:
             _, optim_state, meta = state
@@ -271,6 +274,27 @@ class RunSession:
         return {**record, "seconds": seconds}
 
 
+@torch.no_grad()
+def lookahead_start(optimizer: torch.optim.Optimizer) -> None:
+    """Lookahead's slow weights (Zhang et al. 2019), kept in the optimizer's state (so checkpoints hold
+    them), start as the weights before the first step."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if "lookahead" not in state:
+                state["lookahead"] = p.detach().clone()
+
+
+@torch.no_grad()
+def lookahead_sync(optimizer: torch.optim.Optimizer, alpha: float) -> None:
+    """The slow weights move ``alpha`` of the way to the fast ones; the fast ones restart from them."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            slow = optimizer.state[p]["lookahead"]
+            slow.add_(p.detach() - slow, alpha=alpha)
+            p.copy_(slow)
+
+
 def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: torch.Tensor, y_all: torch.Tensor, kind: str,
                  group: Optional[distributed.ProcessGroup], dev: torch.device, progress: Optional[Progress]):
     """One epoch's steps; returns the last lr, the summed loss, the correct count (on this rank) and the examples seen."""
@@ -301,11 +325,15 @@ def _train_epoch(run: RunSession, net: torch.nn.Module, objective: Any, x_all: t
         scale = group.world / len(idx) if group is not None else 1 / max(len(idx), 1)
         optimizer.zero_grad(set_to_none=True)
         (out_step.losses.sum() * scale).backward()
+        if config.lookahead:
+            lookahead_start(run.optimizer)
         optimizer.step()
         loss_sum += out_step.losses.detach().sum()
         correct += (out_step.logits.detach().argmax(1) == y).sum()
         seen += len(idx)
         run.step += 1
+        if config.lookahead and (run.step % config.lookahead == 0 or run.step == run.total_steps):
+            lookahead_sync(run.optimizer, config.lookahead_alpha)  # the last step ends on the slow weights
         emit(progress, "advance", steps=1)
     return lr, loss_sum, correct, seen
 

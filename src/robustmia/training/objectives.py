@@ -51,9 +51,15 @@ class StepContext:
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, Any, StepContext], StepOutput]
 
 
+def loss(logits: torch.Tensor, y: torch.Tensor, config: Any) -> torch.Tensor:
+    """The training cross-entropy of every example, with the config's label smoothing (a training-time attack
+    maximises the plain cross-entropy: smoothing shapes what the model learns, not what the attack seeks)."""
+    return F.cross_entropy(logits, y, reduction="none", label_smoothing=getattr(config, "label_smoothing", 0.0))
+
+
 def natural(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
     logits = model(x)
-    return StepOutput(F.cross_entropy(logits, y, reduction="none"), logits)
+    return StepOutput(loss(logits, y, config), logits)
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any,
     with plain(model) as attacked:
         x_adv = pgd(attacked, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, random_start=a.random_start, mode=a.mode, draw=ctx.random)
     logits = model(x_adv)
-    return StepOutput(F.cross_entropy(logits, y, reduction="none"), logits)
+    return StepOutput(loss(logits, y, config), logits)
 
 
 def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx: StepContext) -> StepOutput:
@@ -117,7 +123,7 @@ def trades(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, ctx:
     x_adv = pgd(model, x, y, eps=a.eps, alpha=a.alpha, steps=a.steps, mode=a.mode, loss_fn=kl, start=start)
     logits_clean, logits_adv = model(x), model(x_adv)
     robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="none").sum(1)
-    return StepOutput(F.cross_entropy(logits_clean, y, reduction="none") + config.trades_beta * robust, logits_adv)
+    return StepOutput(loss(logits_clean, y, config) + config.trades_beta * robust, logits_adv)
 
 
 def ramp(config: Any, progress: float) -> float:
@@ -150,8 +156,8 @@ def certified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, c
                 margins = beta * margin_bounds(net, x, y, eps, "crown-ibp") + (1 - beta) * margins
         else:
             margins = margin_bounds(net, x, y, eps, bound, projections=config.projections, generator=ctx.generator)
-    robust = F.cross_entropy(worst_case_logits(margins), y, reduction="none")
-    losses = robust if kappa == 0 else kappa * F.cross_entropy(logits, y, reduction="none") + (1 - kappa) * robust
+    robust = loss(worst_case_logits(margins), y, config)
+    losses = robust if kappa == 0 else kappa * loss(logits, y, config) + (1 - kappa) * robust
     return StepOutput(losses, logits)
 
 

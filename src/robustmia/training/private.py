@@ -71,6 +71,13 @@ def private_model(model: nn.Module, config: Any) -> nn.Module:
     _opacus()
     from opacus.validators import ModuleValidator
 
+    from robustmia.models.fast import Whitening
+
+    if any(isinstance(m, Whitening) for m in model.modules()):
+        raise UserError(f"{config.method} cannot train {config.model} with its whitening layer: it is fitted to the members, "
+                        "which the privacy accountant does not count; pass model_args {whiten: false} "
+                        "(--set 'model_args={whiten: false}')")
+
     if config.dp_batchnorm == "groupnorm":
         model = ModuleValidator.fix(model)
     errors = ModuleValidator.validate(model, strict=False)

@@ -55,8 +55,8 @@ def _modules(config: TrainConfig) -> list[nn.Module]:
 
 def stackable(config: TrainConfig, modules: Optional[list[nn.Module]] = None) -> bool:
     """Can K models of this recipe train stacked? (See the module's docstring.)"""
-    if config.method not in STACKABLE or config.early_stop:
-        return False
+    if config.method not in STACKABLE or config.early_stop or config.nesterov or config.lookahead:
+        return False  # (the stacked optimizer is plain SGD with momentum)
     return not any(isinstance(m, _COUPLING) for m in (modules if modules is not None else _modules(config)))
 
 

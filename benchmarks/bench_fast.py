@@ -1,0 +1,212 @@
+"""Time to accuracy of fast-cnn, small-cnn and wrn-16-4 on the CIFAR-10 subset, side by side in one run.
+
+For each model, its recipe trains for the same wall-clock budget (the epochs are chosen from the
+model's measured training throughput, and its schedule runs in full over them):
+
+- natural, on ``--members`` members (default 5,000): test accuracy after every epoch (the full
+  test split), the time at which it first reaches ``--target`` (default 78%), and where it ends;
+  fast-cnn is trained with ``--seeds`` seeds (default 2) and their mean is reported;
+- PGD-7 at 8/255, on ``--pgd-members`` members (default 1,000): PGD-10 accuracy on 500 members
+  (adv-train) and 500 test images (adv-test) after every epoch, and the time at which adv-train
+  first reaches ``--pgd-target`` (default 50%);
+- FLOPs per training image (torch's FlopCounterMode on one step of the recipe's objective), the
+  FLOP/s achieved over the run, and that as a fraction of this machine's own float32 matmul peak
+  (a 4096x4096 product, measured in the same run).
+
+Training time excludes the per-epoch measurements. On a GPU (``--device cuda``) it adds the figure
+that matters there: the time to train a target plus ``--references`` (default 16) PGD reference
+models of the fast recipe, as an audit trains them.
+
+    python benchmarks/bench_fast.py --data-dir ../shared/data [--budget 720] [--pgd-budget 720]
+
+It prints one JSON object. ``--quick`` runs everything at toy sizes (the tests do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from robustmia.data.datasets import load_dataset
+from robustmia.models import build_model
+from robustmia.robust.evaluate import adversarial_accuracy, clean_accuracy
+from robustmia.robust.pgd import pgd
+from robustmia.training.config import TrainConfig
+from robustmia.training.loop import train
+from robustmia.training.objectives import OBJECTIVES, StepContext
+from robustmia.training.recipes import load_recipe
+from robustmia.data.catalog import dataset_info
+
+# model -> (natural recipe, PGD recipe); wrn-16-4 runs small-cnn's recipes with its own architecture
+RECIPES = {
+    "fast-cnn": ("cpu-cifar10-fast-natural", "cpu-cifar10-fast-pgd8"),
+    "small-cnn": ("cpu-cifar10-small-natural", "cpu-cifar10-small-pgd8"),
+    "wrn-16-4": ("cpu-cifar10-small-natural", "cpu-cifar10-small-pgd8"),
+}
+EVAL_PGD = dict(eps=8 / 255, alpha=2 / 255, steps=10, random_start=True, mode="eval")
+
+
+def matmul_peak(device: torch.device, n: int = 4096, rounds: int = 5) -> float:
+    """float32 GFLOP/s of an n x n matrix product on ``device`` (the best of ``rounds``)."""
+    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+    best = math.inf
+    for _ in range(rounds + 1):
+        _sync(device)
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _config(recipe: str, model: str, members: int, data_dir: str, **over) -> TrainConfig:
+    settings = {**load_recipe(recipe), "model": model, "train_size": members, "data_dir": data_dir, "eval_every": 0, **over}
+    settings.pop("iterations", None)
+    return TrainConfig.model_validate(settings)
+
+
+def step_cost(config: TrainConfig, device: torch.device, steps: int = 3) -> tuple[float, float]:
+    """(seconds per training image, FLOPs per training image) of the recipe's objective on random images."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from robustmia.models.fast import fit_to_members
+
+    info = dataset_info(config.dataset, config.data_dir)
+    torch.manual_seed(0)
+    model = build_model(config.model, info, config.model_args).to(device)
+    b = config.batch_size
+    x, y = torch.rand(b, *info.shape, device=device), torch.randint(0, info.num_classes, (b,), device=device)
+    fit_to_members(model, x)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    objective = OBJECTIVES[config.method]
+    ctx = StepContext(torch.Generator(device=device).manual_seed(0))
+
+    def step():
+        opt.zero_grad()
+        objective(model, x, y, config, ctx).losses.mean().backward()
+        opt.step()
+
+    model.train()
+    step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - t) / (steps * b), counter.get_total_flops() / b
+
+
+def run(config: TrainConfig, out: Path, device: torch.device, measure) -> list[dict]:
+    """Train ``config`` into ``out``; per epoch, the cumulative training seconds and ``measure(model)``."""
+    figures: list[dict] = []
+    train(config, out, device=str(device), epoch_hook=lambda model, epoch, members, test: figures.append(measure(model)) or {})
+    seconds = [json.loads(line)["seconds"] for line in (out / "timing.jsonl").read_text().splitlines()]
+    total = 0.0
+    for f, s in zip(figures, seconds):
+        total += s
+        f["seconds"] = round(total, 1)
+    return figures
+
+
+def first(figures: list[dict], key: str, target: float):
+    return next((f["seconds"] for f in figures if f[key] >= target), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--models", default="fast-cnn,small-cnn,wrn-16-4")
+    parser.add_argument("--members", type=int, default=5000)
+    parser.add_argument("--budget", type=float, default=720, help="seconds of natural training per model")
+    parser.add_argument("--target", type=float, default=0.78)
+    parser.add_argument("--seeds", type=int, default=2, help="fast-cnn's natural runs")
+    parser.add_argument("--pgd-members", type=int, default=1000)
+    parser.add_argument("--pgd-budget", type=float, default=720, help="seconds of PGD training per model")
+    parser.add_argument("--pgd-target", type=float, default=0.5)
+    parser.add_argument("--references", type=int, default=16, help="GPU only: PGD reference models timed beside a target")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="toy sizes, to check that it runs")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_fast: no CUDA GPU here; pass --device cpu")
+    if args.quick:
+        args.members, args.pgd_members, args.budget, args.pgd_budget, args.seeds = 40, 20, 2.0, 2.0, 1
+    train_set, test_set = load_dataset("cifar10", args.data_dir)
+    test_set = test_set.subset(range(min(len(test_set), 200 if args.quick else len(test_set))))
+    probe = 20 if args.quick else 500
+    peak = matmul_peak(device, 512 if args.quick else 4096)
+    quick = {"model_args": {"widths": [8, 8, 8]}} if args.quick else {}
+    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "matmul_peak_gflops": round(peak, 1),
+              "members": args.members, "budget_s": args.budget, "target": args.target, "pgd_members": args.pgd_members,
+              "pgd_budget_s": args.pgd_budget, "pgd_target": args.pgd_target, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models.split(","):
+            natural_recipe, pgd_recipe = RECIPES[model]
+            over = quick if model == "fast-cnn" else {}
+            entry = {}
+            for kind, recipe, members, budget in (("natural", natural_recipe, args.members, args.budget),
+                                                  ("pgd", pgd_recipe, args.pgd_members, args.pgd_budget)):
+                probe_config = _config(recipe, model, members, args.data_dir, **over)
+                per_image, flops = step_cost(probe_config, device)
+                epochs = max(1, int(budget / (per_image * members)))
+                config = _config(recipe, model, members, args.data_dir, epochs=epochs, **over)
+                if kind == "natural":
+                    def measure(m):
+                        return {"test_accuracy": clean_accuracy(m, test_set).accuracy}
+                    key, target = "test_accuracy", args.target
+                else:
+                    mem_probe, test_probe = train_set.subset(range(probe)), test_set.subset(range(probe))
+
+                    def measure(m):
+                        attack = lambda net, x, y: pgd(net, x, y, **EVAL_PGD)  # noqa: E731
+                        return {"adv_train_accuracy": adversarial_accuracy(m, mem_probe, attack).accuracy,
+                                "adv_test_accuracy": adversarial_accuracy(m, test_probe, attack).accuracy}
+                    key, target = "adv_train_accuracy", args.pgd_target
+                seeds = range(args.seeds if (model == "fast-cnn" and kind == "natural") else 1)
+                runs = []
+                for seed in seeds:
+                    figures = run(config.model_copy(update={"seed": seed}), Path(tmp) / f"{model}-{kind}-{seed}", device, measure)
+                    runs.append({"seed": seed, "final": figures[-1], "time_to_target_s": first(figures, key, target),
+                                 "per_epoch": figures})
+                seconds = sum(r["final"]["seconds"] for r in runs) / len(runs)
+                entry[kind] = {"recipe": recipe, "epochs": epochs, "train_seconds": round(seconds, 1), "runs": runs,
+                               f"mean_final_{key}": sum(r["final"][key] for r in runs) / len(runs),
+                               "flops_per_image": flops, "achieved_gflops": round(flops * members * epochs / seconds / 1e9, 1),
+                               "fraction_of_peak": round(flops * members * epochs / seconds / 1e9 / peak, 3)}
+                if kind == "pgd":
+                    entry[kind]["final_gap"] = runs[0]["final"]["adv_train_accuracy"] - runs[0]["final"]["adv_test_accuracy"]
+            result["models"][model] = entry
+        models = result["models"]
+        if "fast-cnn" in models and "small-cnn" in models:
+            result["fast_vs_small_natural_accuracy_same_budget"] = [models["fast-cnn"]["natural"]["mean_final_test_accuracy"],
+                                                                    models["small-cnn"]["natural"]["mean_final_test_accuracy"]]
+        if device.type == "cuda" and "fast-cnn" in models:
+            config = _config(RECIPES["fast-cnn"][1], "fast-cnn", args.pgd_members, args.data_dir, **quick)
+            t = time.perf_counter()
+            for j in range(args.references + 1):  # the target, then its references (each on its own members' half)
+                train(config.model_copy(update={"seed": j}), Path(tmp) / f"ref-{j}", device=str(device))
+            result["target_plus_references_s"] = {"references": args.references, "seconds": round(time.perf_counter() - t, 1)}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
