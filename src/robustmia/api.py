@@ -222,6 +222,32 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     return Audit(audit_target, settings, device=device, progress=progress).run_attacks()
 
 
+def dp_audit(target: str | Path, *, attacks: Any = "confidence,loss", k: Any = None, confidence: float = 0.95, delta: Optional[float] = None,
+             device: str = "auto", progress: Optional[Progress] = None, **options: Any):
+    """The one-run DP audit (Steinke, Nasr & Jagielski 2023) of a run trained with canaries
+    (``--set canaries=...``; data.canaries): every attack scores the canaries, and each record's ``dp_audit``
+    holds the valid epsilon lower bound. ``k`` = (k_pos, k_neg) fixed in advance (or ``"K_POS,K_NEG"``), else a
+    grid with the confidence split across it. Other options: those of :func:`audit`. Returns an AuditResult."""
+    from robustmia.experiments.dp_audit import OneRunSettings
+    from robustmia.experiments.settings import AuditSettings
+    from robustmia.validation import check_device, validate
+
+    check_device(device)
+    if isinstance(k, str):
+        try:
+            k = tuple(int(v) for v in k.split(","))
+        except ValueError:
+            raise UserError(f"--k {k!r}: write K_POS,K_NEG, e.g. --k 50,50") from None
+    one_run = validate(OneRunSettings, {"k": k, "confidence": confidence, "delta": delta}, "one-run audit settings")
+    settings = validate(AuditSettings, {"attacks": attacks, **options}, "audit settings")
+    from robustmia.training.run import Run
+
+    run = Run.open(target)
+    from robustmia.experiments.dp_audit import dp_audit as run_dp_audit
+
+    return run_dp_audit(run, settings, one_run, device=device, progress=progress)
+
+
 def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0):
     """The threshold attacks (oracle thresholds) on a file of a black-box model's predictions
     (see robustmia.privacy.predictions); an AuditResult."""

@@ -16,7 +16,7 @@ import typer
 from typer._click import exceptions as click_exc
 
 from robustmia import console
-from robustmia.cli_options import ExternalOptions as X, ProbeOptions as P, StudyOptions
+from robustmia.cli_options import ExternalOptions as X, OneRunOptions as O, ProbeOptions as P, StudyOptions
 from robustmia.errors import UserError
 from robustmia.robust.bound_names import BOUNDS
 from robustmia.training.methods import METHODS
@@ -70,10 +70,7 @@ def recipes(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     from robustmia.training.recipes import list_recipes
 
     found = list_recipes()
-    if as_json:
-        console.print_json(found)
-    else:
-        console.table("recipes", ["name", "what"], [[k, v] for k, v in found.items()])
+    console.print_json(found) if as_json else console.table("recipes", ["name", "what"], [[k, v] for k, v in found.items()])
 
 
 @app.command()
@@ -196,6 +193,20 @@ def attack(
     console.print_json(result.records()) if as_json else console.metrics_table(title, result.records())
 
 
+@app.command("dp-audit")
+def dp_audit(run_dir: Path = O.run, attacks: str = O.attacks, k: Optional[str] = O.k, confidence: float = O.confidence,
+             delta: Optional[float] = O.delta, references: Optional[int] = O.references, bootstrap: int = O.bootstrap,
+             device: str = typer.Option("auto"), quiet: bool = typer.Option(False, "--quiet"), as_json: bool = O.as_json) -> None:
+    """A valid epsilon lower bound from one training run (Steinke, Nasr & Jagielski 2023), for any recipe, DP or not."""
+    from robustmia import api
+
+    with _progress(not (quiet or as_json), "run the same command again to continue") as bar:
+        result = api.dp_audit(run_dir, attacks=attacks, k=k, confidence=confidence, delta=delta, device=device, progress=bar,
+                              bootstrap=bootstrap, **({"references": references} if references is not None else {}))
+    records = [a.details["dp_audit"] | {"threshold_selection": a.threshold_selection} for a in result.attacks]
+    console.print_json(records) if as_json else console.dp_audit_table(f"one-run DP audit of {run_dir}", records)
+
+
 @app.command("audit-scores")
 def audit_scores(
     file: Path = typer.Argument(..., help=".npz with labels (N,), member (N,) and probs (N,C) or logits (N,C)."),
@@ -227,8 +238,7 @@ def run_spec(
     out: Path = typer.Option(..., "--out", help="Study folder (runs, results, report)."),
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
-    workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads,
-    allow_code: Optional[list[str]] = StudyOptions.allow_code,
+    workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
 ) -> None:
     """Run a study: train what is missing, evaluate, attack, and write the report."""
     _study(spec, out, quiet, resume=resume, data_dir=data_dir, device=device, backend=backend, address=address, workers=workers, threads=threads,
@@ -239,12 +249,11 @@ def run_spec(
 def reproduce(
     name: Optional[str] = typer.Argument(None, help="Preset name (see --list)."),
     list_presets: bool = typer.Option(False, "--list", help="List the presets."),
-    tiny: bool = typer.Option(False, "--tiny", help="Run the preset's tiny twin: every target, method and attack at the smallest sizes, in minutes on a CPU (prove a GPU preset first)."),
+    tiny: bool = StudyOptions.tiny,
     out: Optional[Path] = typer.Option(None, "--out", help="Study folder (default runs/NAME)."),
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
-    workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads,
-    allow_code: Optional[list[str]] = StudyOptions.allow_code,
+    workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
 ) -> None:
     """Reproduce the paper's experiments from a named preset (quick: the whole paper on digits in minutes)."""
     from robustmia.experiments.presets import list_presets as presets, preset_path

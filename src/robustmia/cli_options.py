@@ -17,6 +17,7 @@ class StudyOptions:
     address = typer.Option(None, "--address", help="Ray: the cluster's address (`ray start --head` prints it); default: start a local one.")
     workers = typer.Option(None, "--workers", min=1, help="Ray without --address: CPUs of the local cluster (default: all).")
     threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (Ray default 1; CPUs per task). Same --threads, same numbers on either backend.")
+    tiny = typer.Option(False, "--tiny", help="Run the preset's tiny twin: every target, method and attack at the smallest sizes, in minutes on a CPU (prove a GPU preset first).")
     allow_code = typer.Option(None, "--allow-code", help="A module whose entry points (arch: package.module:factory) the spec may run (repeatable); a spec runs no code otherwise.")
 
 
@@ -50,3 +51,16 @@ class ProbeOptions:
     restarts = typer.Option(4, "--adv-restarts", min=1, help="PGD runs from random starts of label-adv.")
     bound = typer.Option("crown", "--bound", help="Certified bound of the verified-margin attacks: crown, wong-kolter, crown-ibp, ibp.")
     delta = typer.Option(1e-5, "--delta", help="Delta of each attack's empirical epsilon lower bound.")
+
+
+class OneRunOptions:
+    """The options of `dp-audit` (robustmia.experiments.dp_audit)."""
+
+    run = typer.Argument(..., help="A run trained with canaries (robustmia train --set 'canaries={count: 1000, kind: mislabelled}').")
+    attacks = typer.Option("confidence,loss", "--attacks", help="Attacks that score the canaries (any registered attack).")
+    k = typer.Option(None, "--k", help="K_POS,K_NEG guesses fixed in advance (default: a grid, the confidence split across it).")
+    confidence = typer.Option(0.95, "--confidence", help="Confidence of the lower bound.")
+    delta = typer.Option(None, "--delta", help="Delta of the (epsilon, delta)-DP hypothesis (default: the run's dp_delta, else 1e-5).")
+    references = typer.Option(None, "--references", help="Reference models, for attacks that need them (default 16).")
+    bootstrap = typer.Option(0, "--bootstrap", help="Bootstrap resamples of the attacks' descriptive metrics.")
+    as_json = typer.Option(False, "--json", help="Print one JSON record per attack.")

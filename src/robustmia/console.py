@@ -130,6 +130,17 @@ def metrics_table(title: str, records: list[dict[str, Any]]) -> None:
         print(LOW_FPR_NOTE)
 
 
+def dp_audit_table(title: str, records: list[dict[str, Any]]) -> None:
+    rows = [[r["attack"], r["threshold_selection"], f"{r['epsilon_lower_bound']:.3f}", f"{r['confidence']:.0%}", r["m"],
+             f"{r['k_pos']} / {r['k_neg']}", f"{r['correct']} of {r['guesses']}", r["canaries"],
+             "" if r.get("accountant_epsilon") is None else f"{r['accountant_epsilon']:.3f}"] for r in records]
+    table(title, ["attack", "threshold", "epsilon lower bound", "confidence", "canaries m", "k+ / k-", "correct", "kind",
+                  "accountant epsilon"], rows)
+    if records:
+        print(f"delta {records[0]['delta']:g}; (k+, k-): {records[0]['selection']}; valid for any (epsilon, delta)-DP guarantee "
+              "of the recipe: the canaries' coins are the random trials")
+
+
 def evaluation_table(result: dict[str, Any]) -> None:
     rows = [["train (members)", result["n_train"], result["train_accuracy"], result["train_loss"]],
             ["test", result["n_test"], result["test_accuracy"], result["test_loss"]]]

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from robustmia.data.canaries import draw as draw_canaries
 from robustmia.data.catalog import dataset_info
 from robustmia.data.datasets import ImageSet, load_dataset
 from robustmia.errors import UserError, warn
@@ -118,6 +119,7 @@ class AuditTarget:
     model_key: str = ""  # names the target's weights in its cached signals (a run trained further is read again)
     reference_key: str = ""  # names the reference recipe where it can vary (an external target's): new settings, new models
     dp_delta: Optional[float] = None  # a DP-trained target's accountant delta
+    reference_fill: Optional[ImageSet] = None  # unscored examples every reference model trains on too, to the target's size
 
 
 def run_target(run: Run, settings: AuditSettings, reference_recipe: Optional[str] = None,
@@ -136,27 +138,50 @@ def run_target(run: Run, settings: AuditSettings, reference_recipe: Optional[str
     mem_idx = np.sort(rng.permutation(split.members)[:n])
     non_perm = rng.permutation(split.nonmembers)
     non_idx = np.sort(non_perm[:n])
-    population = ImageSet.concat(train_set.subset(split.pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
-    take = np.sort(rng.permutation(len(population))[: settings.population])
+    pool_train = split.pool_train
+    if run.config.canaries is not None:  # a one-run DP audit's candidates are no one's population and no reference's fill
+        candidates, _ = draw_canaries(run.config.canaries, train_set, split.pool_train, run.info.num_classes, run.config.seed)
+        pool_train = np.setdiff1d(pool_train, candidates.ids.numpy())
+    population = ImageSet.concat(train_set.subset(pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
+    order = rng.permutation(len(population))
+    take = np.sort(order[: settings.population])
+    fill = population.subset(np.sort(order[settings.population: settings.population + len(split.members) - n]))
     recipe, key, about = run.config, "", {"run": str(run.path)}
+    about.update(reference_sizes(settings, n, len(fill), len(split.members)))
     if reference_recipe is not None:
         recipe = reference_config(reference_recipe, reference_train or {}, run.config.dataset, run.config.data_dir)
         key = config_key(recipe)
         about["references"] = {"recipe": reference_recipe, "config": recipe.model_dump(mode="json")}
         warning = reference_warning(reference_recipe, recipe, run.config.model, run.config.method, run.config.eps)
         if warning is not None:
-            about["warnings"] = [warning]
+            about["warnings"] = [*about.get("warnings", []), warning]
     return AuditTarget(
         folder=run.path / "audit" / f"n{n}-seed{settings.seed}", points=run.path, load_model=run.load_model,
         candidates=ImageSet.concat(train_set.subset(mem_idx), test_set.subset(non_idx)), member=np.r_[np.ones(n, bool), np.zeros(n, bool)],
         population=population.subset(take) if len(take) else None, eps=run.config.eps, recipe=recipe, reference_key=key,
-        eval_batch_size=run.config.eval_batch_size, about=about, model_key=_checkpoint_key(run.path),
+        reference_fill=fill if len(fill) else None,
+        eval_batch_size=run.config.eval_batch_size, about=about, model_key=checkpoint_key(run.path),
         dp_delta=run.config.dp_delta if run.config.method in DP else None,
         shortfall=f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size",
     )
 
 
-def _checkpoint_key(run_dir: Path) -> str:
+def reference_sizes(settings: AuditSettings, half: int, fill: int, target_size: int) -> dict[str, Any]:
+    """How many examples each reference model trains on against the target's count (a warning when fewer):
+    ``half`` of the evaluated examples (each is in exactly half of the models), plus ``fill`` examples
+    that no attack scores."""
+    if not reference_groups(settings):
+        return {}
+    size = half + fill
+    about: dict[str, Any] = {"reference_train_size": {"references": size, "target": target_size}}
+    if size < target_size:
+        about["warnings"] = [f"reference models train on about {size} examples (half the {2 * half} evaluated, plus {fill} "
+                             f"unscored), the target on {target_size}: too few spare examples to fill them, so LiRA and RMIA "
+                             "may understate leakage"]
+    return about
+
+
+def checkpoint_key(run_dir: Path) -> str:
     """A short name of the weights in a run's latest checkpoint (from its meta.json, without loading them)."""
     ckpt = checkpoint_dir(run_dir)
     return "" if ckpt is None else str(read_meta(ckpt)["sha256"][MODEL_FILE])[:12]
@@ -280,7 +305,8 @@ class Audit:
             recover_group([self._reference(j)[1] for j in group])
         pending = [j for j in group if not run_finished(self._reference(j)[1])]
         emit(self.progress, "advance", steps=len(group) - len(pending))
-        jobs = [(*self._reference(j), self.candidates.subset(np.flatnonzero(self.keep[j]))) for j in pending]
+        fill = [self.target.reference_fill] if self.target.reference_fill is not None else []
+        jobs = [(*self._reference(j), ImageSet.concat(self.candidates.subset(np.flatnonzero(self.keep[j])), *fill)) for j in pending]
         if stacked and jobs:  # resumed as it was trained: the group, stacked
             configs, folders, members = zip(*jobs)
             train_stacked(configs, folders, members, device=str(self.device))

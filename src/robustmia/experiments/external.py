@@ -279,7 +279,7 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
     import numpy as np
 
     from robustmia.data.datasets import ImageSet
-    from robustmia.experiments.audit import AuditTarget
+    from robustmia.experiments.audit import AuditTarget, reference_sizes
     from robustmia.experiments.references import config_key, reference_config, reference_warning
     from robustmia.io import file_sha256 as sha256
     from robustmia.seeding import derive_seed
@@ -301,10 +301,15 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
     non_perm = rng.permutation(len(data.nonmembers))
     parts = [data.nonmembers.subset(non_perm[n_non:])] + ([data.spare] if data.spare is not None else [])
     pool = ImageSet.concat(*parts)
-    take = np.sort(rng.permutation(len(pool))[: settings.population])
+    order = rng.permutation(len(pool))
+    take = np.sort(order[: settings.population])
+    # each reference model: half the evaluated examples, filled with unscored pool examples to the target's member count
+    fill = pool.subset(np.sort(order[settings.population: settings.population + max(0, len(data.members) - (n_mem + n_non) // 2)]))
     supplied, supplied_keep = _supplied_references(target, data, np.r_[mem_idx, len(data.members) + np.sort(non_perm[:n_non])], device)
     about = {"external": provenance(target, data, model)}
     about["external"]["population"] = f"{len(take)} examples the model never saw (non-members beyond the evaluation set)"
+    if recipe is not None:
+        about.update(reference_sizes(settings, (n_mem + n_non) // 2, len(fill), len(data.members)))
     if supplied is not None:
         about["references"] = {"supplied": [{"weights": w, "weights_sha256": sha256(Path(w))} for w in target.reference_weights],
                                "keep": target.reference_keep}
@@ -312,14 +317,14 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
         about["references"] = {"recipe": target.reference_recipe, "config": recipe.model_dump(mode="json")}
         warning = reference_warning(target.reference_recipe, recipe, target.arch, target.method, target.eps)
         if warning is not None:
-            about["warnings"] = [warning]
+            about["warnings"] = [*about.get("warnings", []), warning]
     return AuditTarget(
         folder=out / "audit" / f"n{n_mem}+{n_non}-seed{settings.seed}", points=out, load_model=lambda device: net,
         candidates=ImageSet.concat(data.members.subset(mem_idx), data.nonmembers.subset(np.sort(non_perm[:n_non]))),
         member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
         eps=target.eps, recipe=recipe, shortfall="pass a smaller --eval-size (spare non-members become population)", about=about,
         supplied=supplied, supplied_keep=supplied_keep, model_key=about["external"]["weights_sha256"][:12],
-        reference_key=config_key(recipe) if recipe is not None else "",
+        reference_key=config_key(recipe) if recipe is not None else "", reference_fill=fill if len(fill) and recipe is not None else None,
     )
 
 

@@ -89,13 +89,14 @@ def _tracker(config: TrainConfig, every: int, num_classes: int) -> Callable[[tor
     return track
 
 
-def _audit_settings(spec: StudySpec, target: Any, eps: float, references: bool = True, model: str = "") -> AuditSettings:
+def _audit_settings(spec: StudySpec, target: Any, eps: float, references: bool = True, model: str = "",
+                    base: Optional[AuditSettings] = None) -> AuditSettings:
     """The spec's audit for one target (its own ``audit`` block over the study's): attacks on PGD
     inputs only where the target has an eps, and those inputs made as the evaluation makes them;
     attacks on certified bounds only where its architecture (``model``, a zoo name) is certifiable;
     without a way to train reference models (an external target without a reference recipe) only
-    the attacks that need none, oracle thresholds."""
-    a = spec.audit_for(target)
+    the attacks that need none, oracle thresholds. ``base``: other settings to start from (a one-run DP audit's)."""
+    a = base or spec.audit_for(target)
     certifiable = not model or model in CERTIFIABLE
     attacks = [x for x in a.attacks if (not needs_adversarial(x) or eps > 0 or a.eps) and (references or not ATTACKS[x].references)
                and (certifiable or not ATTACKS[x].certified)]
@@ -205,6 +206,9 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
         audit = Audit(_audit_target(target.external, run_dir, settings, device), settings, device=device, progress=progress).run_attacks()
         folder = audit.save(out / AUDITS_FOLDER / target.name)
         log(f"audited {target.name}: {len(audit.attacks)} attack records")
+        one_run = _dp_audit(spec, target, config, run_dir, device, progress)
+        if one_run is not None:
+            log(f"one-run DP audit of {target.name}: {len(one_run)} records")
         log_records = _read_log(run_dir)
         results.append({
             "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)),
@@ -212,10 +216,23 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
             "evaluation": evaluations[run_dir], "attacks": audit.records(), "audit": str(folder.relative_to(out)),
             "log": log_records, **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
             **(_training_facts(run_dir, config, log_records) if config is not None else {}),
+            **({"dp_audit": one_run} if one_run is not None else {}),
         })
     write_json(out / RESULTS_FILE, results)
     log("results written")
     return results
+
+
+def _dp_audit(spec: StudySpec, target: Any, config: Optional[TrainConfig], run_dir: Path, device: str,
+              progress: Optional[Progress]) -> Optional[list[dict[str, Any]]]:
+    """A target's one-run DP audit (experiments.dp_audit), as the records the report reads: each attack's bound."""
+    if target.dp_audit is None:
+        return None
+    from robustmia.experiments.dp_audit import dp_audit
+
+    settings = _audit_settings(spec, target, config.eps, model=config.model, base=spec.dp_audit_for(target))
+    result = dp_audit(Run.open(run_dir), settings, target.dp_audit.one_run(), device=device, progress=progress)
+    return [{"attack": a.attack, "threshold_selection": a.threshold_selection, **a.details["dp_audit"]} for a in result.attacks]
 
 
 def _training_facts(run_dir: Path, config: TrainConfig, log: list[dict[str, Any]]) -> dict[str, Any]:

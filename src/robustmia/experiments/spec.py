@@ -26,6 +26,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from robustmia.data.canaries import Canaries
 from robustmia.epsilon import StepSize
 from robustmia.errors import UserError
 from robustmia.robust.bound_names import bound_name
@@ -34,6 +35,24 @@ from robustmia.experiments.settings import AuditSettings
 from robustmia.training.config import TrainConfig
 from robustmia.training.recipes import load_recipe
 from robustmia.validation import describe_errors, read_yaml, validate
+
+
+class DPAuditSpec(BaseModel):
+    """A target's one-run DP audit (experiments.dp_audit): its canaries join the training set by fair coins,
+    and ``attacks`` score them once it has trained (see experiments.dp_audit.OneRunSettings for the rest)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    canaries: Canaries = Field(default_factory=Canaries)
+    attacks: list[str] = Field(default_factory=lambda: ["confidence", "loss"])
+    k: Optional[tuple[int, int]] = None
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    delta: Optional[float] = Field(default=None, ge=0, lt=1)
+
+    def one_run(self):
+        from robustmia.experiments.dp_audit import OneRunSettings
+
+        return OneRunSettings(k=self.k, confidence=self.confidence, delta=self.delta)
 
 
 class TargetSpec(BaseModel):
@@ -45,11 +64,14 @@ class TargetSpec(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     external: Optional[ExternalTarget] = None  # a model trained elsewhere, instead of recipe/train
     audit: dict[str, Any] = Field(default_factory=dict)  # this target's audit settings over the study's (e.g. more attacks)
+    dp_audit: Optional[DPAuditSpec] = None  # train with canaries and give the recipe a valid one-run epsilon lower bound
 
     @model_validator(mode="after")
     def _external_alone(self) -> "TargetSpec":
         if self.external is not None and (self.recipe is not None or self.train):
             raise ValueError("an external target is trained elsewhere: give external, or recipe/train, not both")
+        if self.external is not None and self.dp_audit is not None:
+            raise ValueError("a one-run DP audit trains the target with its canaries: an external target cannot have one")
         return self
 
 
@@ -82,6 +104,11 @@ class StudySpec(BaseModel):
             raise ValueError(f"target names must be unique, got {names}")
         return self
 
+    def dp_audit_for(self, target: TargetSpec, where: str = "spec") -> AuditSettings:
+        """The audit settings of a target's one-run DP audit: its own attacks, over the target's audit settings."""
+        merged = {**self.audit_for(target, where).model_dump(exclude_unset=True), "attacks": target.dp_audit.attacks}
+        return validate(AuditSettings, merged, f"{where}: target {target.name}: dp_audit")
+
     def audit_for(self, target: TargetSpec, where: str = "spec") -> AuditSettings:
         """The audit settings of one target: its own ``audit`` block over the study's."""
         if not target.audit:
@@ -102,6 +129,8 @@ class StudySpec(BaseModel):
             except UserError as e:
                 raise UserError(f"{where}: {e}") from None
             merged = {**self.defaults, **recipe, **t.train}
+            if t.dp_audit is not None:
+                merged["canaries"] = t.dp_audit.canaries.model_dump()
             if data_root is not None and merged.get("dataset", "digits") != "digits":
                 merged["data_dir"] = str(data_root)  # the folder of dataset folders, or the dataset's own (data.catalog.resolve_root)
             configs[t.name] = validate(TrainConfig, merged, f"{where}.train")
@@ -121,6 +150,8 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None, allow_code: Opti
     spec = validate(StudySpec, data, str(path))
     configs = spec.train_configs(str(path), data_dir)
     for t in spec.targets:
+        if t.dp_audit is not None:
+            spec.dp_audit_for(t, str(path)).check_drawn_references(f"{path}: target {t.name}: dp_audit")
         if t.external is None or not t.external.reference_weights:
             spec.audit_for(t, str(path)).check_drawn_references(f"{path}: target {t.name}: audit")
         if t.external is not None:

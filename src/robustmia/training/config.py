@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from robustmia.data.canaries import Canaries
 from robustmia.epsilon import Epsilon, StepSize
 from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS
 from robustmia.models.names import check_arguments
@@ -86,6 +87,8 @@ class TrainConfig(BaseModel):
     early_stop: bool = False
     early_stop_holdout: int = Field(default=200, ge=10, le=10**7)  # MIN_HOLDOUT
     early_stop_steps: int = Field(default=10, ge=1, le=10_000)
+    # a one-run DP audit's candidates (data.canaries): each joins the members by its own fair coin
+    canaries: Optional[Canaries] = None
 
     @field_validator("lr_drops", mode="before")
     @classmethod
@@ -173,6 +176,12 @@ class TrainConfig(BaseModel):
                 except UserError as e:
                     raise UserError(f"{lead}{e}") from None
         left = None if sizes is None else sizes[0] - (self.train_size or sizes[0])
+        if self.canaries is not None and self.canaries.kind != "noise" and left is not None:
+            if self.canaries.count > left:
+                raise UserError(f"{lead}{self.canaries.count} {self.canaries.kind} canaries are drawn from the train split's images "
+                                f"outside the members, but {self.dataset} leaves {left}: ask for fewer, a smaller train_size, or "
+                                "noise canaries")
+            left -= self.canaries.count  # (early stopping holds out none of them)
         if self.early_stop and left is not None and left < min(self.early_stop_holdout, MIN_HOLDOUT):
             raise UserError(f"{lead}early stopping scores held-out training-split images beyond the members, but {self.dataset} "
                             f"leaves {left} (at least {MIN_HOLDOUT} are needed): set a smaller train_size")
@@ -224,6 +233,7 @@ class TrainConfig(BaseModel):
         exclude = {"data_dir", "eval_batch_size", "channels_last", "compile", "eval_every", "checkpoint_every"}
         exclude |= {"amp"} if self.amp == "off" else set()
         exclude |= set() if self.model_args else {"model_args"}
+        exclude |= set() if self.canaries else {"canaries"}
         recipe = {"label_smoothing": 0.0, "nesterov": False, "lr_schedule": "piecewise", "lookahead": None}
         exclude |= {k for k, default in recipe.items() if getattr(self, k) == default}
         exclude |= set() if self.lr_schedule == "onecycle" else {"lr_warmup"}

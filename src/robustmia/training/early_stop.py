@@ -36,13 +36,14 @@ class EarlyStopping:
     """The early stopping of one run: its hook scores each epoch and keeps the best weights;
     :meth:`finish` ends the run with them."""
 
-    def __init__(self, config: Any, out: Path, train_set: Any, members: Any):
+    def __init__(self, config: Any, out: Path, train_set: Any, members: Any, canaries: Any = None):
         import numpy as np
         import torch
 
         from robustmia.data.datasets import SPLIT_BITS
 
-        ids = np.zeros(0, np.int64) if members.ids is None else members.ids.numpy()
+        # neither members nor any canary of a one-run DP audit (included or not) is held out
+        ids = np.concatenate([np.zeros(0, np.int64), *(s.ids.numpy() for s in (members, canaries) if s is not None and s.ids is not None)])
         free = np.setdiff1d(np.arange(len(train_set)), ids[ids >> SPLIT_BITS == 0])  # train-split examples it does not train on
         order = np.random.default_rng([config.seed, 7]).permutation(len(free))[: config.early_stop_holdout]
         self.holdout = train_set.subset(torch.as_tensor(np.sort(free[order])))

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
+from robustmia.data.canaries import draw as draw_canaries, included
 from robustmia.data.datasets import ImageSet, dataset_info, load_dataset
 from robustmia.data.splits import load_split, make_split, save_split
 from robustmia.data.transforms import augment
@@ -42,11 +44,11 @@ from robustmia.training.objectives import OBJECTIVES, StepContext, check_model, 
 from robustmia.models.fast import fit_to_members
 from robustmia.models.inference import resolve_device
 from robustmia.seeding import epoch_generator, generator_draw
-from robustmia.training.run import CONFIG_FILE, LOG_FILE, SPLIT_FILE, TIMING_FILE, build_initial_model, read_config_dict
+from robustmia.training.run import CONFIG_FILE, LOG_FILE, MEMBERS_FILE, SPLIT_FILE, TIMING_FILE, build_initial_model, read_config_dict
 from robustmia.training.schedule import learning_rate
 
 
-RUN_FILES = (CONFIG_FILE, SPLIT_FILE, LOG_FILE, TIMING_FILE, OWNER_FILE, ".checkpoint-new")
+RUN_FILES = (CONFIG_FILE, SPLIT_FILE, MEMBERS_FILE, LOG_FILE, TIMING_FILE, OWNER_FILE, ".checkpoint-new")
 
 
 def _clear_half_made(out: Path) -> None:
@@ -137,6 +139,7 @@ class RunSession:
     record: dict[str, Any] = field(default_factory=dict)
     lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     private: Any = None  # the DP-SGD optimizer around ``optimizer`` (training.private), for DP methods
+    canaries: Optional[ImageSet] = None  # every candidate of a one-run DP audit, included or not (data.canaries)
 
     def release(self) -> None:
         """Let go of the run folder's lock (the end of training, or a failure)."""
@@ -186,13 +189,16 @@ class RunSession:
             _clear_half_made(out)
         distributed.barrier()  # the other ranks look at the folder once rank 0 has cleared it
         continuing = _prepare_folder(out, config, resume)
-        split = None
+        split, candidates = None, None
         if members is None:
             if continuing:
                 split = load_split(out / SPLIT_FILE)
             else:
                 split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
             members = train_set.subset(split.members)
+            if config.canaries is not None:  # a one-run DP audit's candidates join the members by their coins
+                candidates, coins = draw_canaries(config.canaries, train_set, split.pool_train, info.num_classes, config.seed)
+                members = ImageSet.concat(members, included(candidates, coins))
         if not continuing:  # data-dependent layers (fast-cnn's whitening) fit the run's own members, before the first step
             fit_to_members(model, members.images)
         ckpt = checkpoint_dir(out) if continuing else None
@@ -210,11 +216,14 @@ class RunSession:
         if writer and not continuing:
             if split is not None:
                 save_split(split, out / SPLIT_FILE)
+            elif members.ids is not None:  # a model given its members (a reference model): which examples it trained on
+                with atomic_write(out / MEMBERS_FILE) as f:
+                    np.savez(f, ids=members.ids.numpy())
             write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
         model.to(device)
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay, nesterov=config.nesterov)
-        session = cls(config, out, members, model, optimizer, lock=lock)
+        session = cls(config, out, members, model, optimizer, lock=lock, canaries=candidates)
         if state is not None:
             _, optim_state, meta = state
             try:
@@ -368,7 +377,7 @@ def train(
     train_set, test_set = load_dataset(config.dataset, config.data_dir, download) if needs_data else (None, None)
     run = RunSession.open(config, out, resume=resume, train_set=train_set, test_set=test_set, members=members, device=dev, writer=writer)
     try:
-        early = EarlyStopping(config, out, train_set, run.members) if config.early_stop and writer else None
+        early = EarlyStopping(config, out, train_set, run.members, run.canaries) if config.early_stop and writer else None
         _run_epochs(run, objective, test_set, group, dev, writer, progress, _hooks(run, epoch_hook, early), early, name or out.name)
     finally:
         run.release()

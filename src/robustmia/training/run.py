@@ -3,7 +3,8 @@
 ```
 RUN_DIR/
   config.json      the validated TrainConfig
-  split.npz        members / non-members / pool indices (see robustmia.data.splits)
+  split.npz        members / non-members / pool indices (see robustmia.data.splits); or, for a model given its
+                   members (a reference model), members.npz: the ids of the examples it trained on
   log.jsonl        one JSON record per finished epoch (no wall-clock time: a function of config, seed, threads)
   timing.jsonl     the seconds each epoch took
   checkpoint/      the latest complete checkpoint (see robustmia.training.checkpoint)
@@ -27,6 +28,7 @@ from robustmia.validation import validate
 # is opened (and a bad one refused) without them
 
 CONFIG_FILE, SPLIT_FILE, LOG_FILE, TIMING_FILE = "config.json", "split.npz", "log.jsonl", "timing.jsonl"
+MEMBERS_FILE = "members.npz"  # a model trained on members it was given (a reference model): their example ids
 
 
 def read_config_dict(run_dir: Path) -> Optional[dict[str, Any]]:
