@@ -261,7 +261,7 @@ def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0)
     signals = signals_from_probs(scores, labels) if kind == "probs" else signals_from_logits(scores, labels)
     inputs = AttackInputs(target=signals, labels=labels)
     names = [a.name for a in ATTACKS.values() if a.threshold and not a.adversarial and not a.probes]  # what outputs alone give
-    attacks = run_attacks(inputs, names, member, bootstrap=bootstrap, seed=seed)
+    attacks = run_attacks(inputs, names, member, bootstrap=bootstrap, seed=seed, permutations=1000)
     return AuditResult(attacks, member, {k: inputs.target[k] for k in FIGURE_SIGNALS}, {"predictions": str(file)})
 
 

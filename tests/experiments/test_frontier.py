@@ -22,8 +22,10 @@ targets:
   - {name: natural, tables: [I], train: {method: natural, eps: 0.1}}
   - {name: pgd, tables: [I], train: {method: pgd, eps: 0.1}}
   - {name: pgd-early, tables: [II], train: {method: pgd, eps: 0.1, early_stop: true, early_stop_holdout: 50, early_stop_steps: 3}}
-  - {name: dpsgd-4, tables: [], train: {method: dpsgd, eps: 0.1, dp_noise: 4.0, lr: 0.3, momentum: 0.0}}
-  - {name: dp-pgd, tables: [], train: {method: dp_pgd, eps: 0.1, dp_noise: 2.0, lr: 0.3, momentum: 0.0}}
+  - {name: dpsgd-4, tables: [], train: {method: dpsgd, eps: 0.1, dp_noise: 4.0, lr: 0.3, momentum: 0.0},
+     dp_audit: {canaries: {count: 60, kind: noise}, attacks: [confidence]}}
+  - {name: dp-pgd, tables: [], train: {method: dp_pgd, eps: 0.1, dp_noise: 2.0, lr: 0.3, momentum: 0.0},
+     dp_audit: {canaries: {count: 60, kind: noise}, attacks: [confidence]}}
 evaluation: {attack_steps: 5}
 audit: {attacks: [confidence, lira], references: 4, bootstrap: 50}
 """
@@ -41,8 +43,10 @@ def study(tmp_path_factory):
 def test_frontier_study_writes_the_frontier_and_checks_every_dp_target(study):
     results = {r["name"]: r for r in json.loads((study / "results.json").read_text())}
     dp = results["dpsgd-4"]["dp"]
-    assert dp["epsilon"] > 0 and dp["delta"] == 1e-5 and dp["steps"] == 6 * 5 and dp["sampling"] == "Poisson"
-    assert all(a["empirical_epsilon"]["delta"] == 1e-5 for a in results["dpsgd-4"]["attacks"])
+    included = results["dpsgd-4"]["dp_audit"][0]["included"]  # canaries whose coins put them in the training set
+    assert dp["epsilon"] > 0 and dp["delta"] == 1e-5 and dp["steps"] == 6 * -(-(100 + included) // 20) and dp["sampling"] == "Poisson"
+    assert all(a["epsilon_estimate_one_run"]["delta"] == 1e-5 for a in results["dpsgd-4"]["attacks"])
+    assert [a["delta"] for a in results["dpsgd-4"]["dp_audit"]] == [1e-5] and results["dpsgd-4"]["dp_audit"][0]["m"] == 60
     assert results["pgd-early"]["early_stop"]["final"] and 1 <= results["pgd-early"]["early_stop"]["epoch"] <= 6
     table = json.loads((study / "report" / "tables" / "frontier.json").read_text())
     rows = {row[0]: row for row in table["rows"]}
@@ -64,7 +68,7 @@ def test_an_attack_proving_more_than_the_accountant_is_reported_as_a_bug(study, 
     shutil.copytree(study, copy)
     results = json.loads((copy / "results.json").read_text())
     target = next(r for r in results if r["name"] == "dpsgd-4")
-    target["attacks"][0]["empirical_epsilon"]["lower_bound"] = target["dp"]["epsilon"] + 0.5
+    target["dp_audit"][0]["epsilon_lower_bound"] = target["dp"]["epsilon"] + 0.5  # a valid one-run bound above the accountant
     (copy / "results.json").write_text(json.dumps(results))
     r = cli("report", str(copy))
     assert r.returncode == 0, r.stderr
@@ -73,6 +77,11 @@ def test_an_attack_proving_more_than_the_accountant_is_reported_as_a_bug(study, 
     html = (copy / "report" / "report.html").read_text()
     assert "<h2>Warnings</h2>" in html and "BUG: attack confidence" in html
     assert "1 attacks exceed it, which is a bug" in (copy / "report" / "findings.md").read_text()
+    target["dp_audit"][0]["epsilon_lower_bound"] = 0.0
+    target["attacks"][0]["epsilon_estimate_one_run"]["value"] = target["dp"]["epsilon"] + 0.5  # a per-run estimate: no bound, no bug
+    (copy / "results.json").write_text(json.dumps(results))
+    assert cli("report", str(copy)).returncode == 0
+    assert not json.loads((copy / "report" / "report.json").read_text())["warnings"]
 
 
 def test_frontier_report_renders_in_headless_chromium(study, tmp_path):

@@ -1,5 +1,5 @@
-"""The reference-free quantile attack and the empirical epsilon lower bound, each against an
-independent computation: QMIA's false-positive rate on held-out population data, and the bound
+"""The reference-free quantile attack and the descriptive one-run epsilon figure, each against an
+independent computation: QMIA's false-positive rate on held-out population data, and the figure
 against Clopper-Pearson intervals from scipy.stats.binomtest."""
 
 import numpy as np
@@ -8,7 +8,7 @@ from scipy.stats import binomtest
 
 from robustmia.privacy.attacks import AttackInputs, run_attack
 from robustmia.privacy.attacks.quantile import QMIA_FPR
-from robustmia.privacy.metrics import empirical_epsilon, evaluate_scores, operating_points
+from robustmia.privacy.metrics import epsilon_estimate_one_run, evaluate_scores, operating_points
 
 
 def _population(n: int, rng) -> dict[str, np.ndarray]:
@@ -61,10 +61,10 @@ def test_epsilon_lower_bound_equals_a_direct_clopper_pearson_computation(shift):
     rng = np.random.default_rng(1)
     member = np.r_[np.ones(150, bool), np.zeros(200, bool)]
     scores = np.round(rng.normal(size=350) + shift * member, 2)  # ties too
-    got = empirical_epsilon(operating_points(scores, member), delta=1e-5)
-    assert got["lower_bound"] == pytest.approx(_direct_bound(scores, member, 1e-5), rel=1e-9, abs=1e-12)
-    assert got["interval"][0] == got["lower_bound"] and (got["interval"][1] is None or got["interval"][1] >= got["lower_bound"])
-    assert (got["lower_bound"] > 0) == (shift > 0)
+    got = epsilon_estimate_one_run(operating_points(scores, member), delta=1e-5)
+    assert got["value"] == pytest.approx(_direct_bound(scores, member, 1e-5), rel=1e-9, abs=1e-12)
+    assert got["interval"][0] == got["value"] and (got["interval"][1] is None or got["interval"][1] >= got["value"])
+    assert (got["value"] > 0) == (shift > 0)
 
 
 def test_epsilon_interval_of_a_control_contains_zero():
@@ -73,8 +73,8 @@ def test_epsilon_interval_of_a_control_contains_zero():
     for seed in range(5):
         scores = rng.normal(size=600)
         member = rng.permutation(np.r_[np.ones(300, bool), np.zeros(300, bool)])
-        e = evaluate_scores(scores, member, n_bootstrap=0, seed=seed).empirical_epsilon
-        assert e["interval"][0] == 0.0 and e["lower_bound"] == 0.0
+        e = evaluate_scores(scores, member, n_bootstrap=0, seed=seed).epsilon_estimate_one_run
+        assert e["interval"][0] == 0.0 and e["value"] == 0.0
 
 
 def test_epsilon_bound_tries_at_most_ten_thousand_thresholds_on_large_audits():
@@ -83,7 +83,7 @@ def test_epsilon_bound_tries_at_most_ten_thousand_thresholds_on_large_audits():
     leakage."""
     rng = np.random.default_rng(3)
     member = rng.random(60_000) < 0.5
-    leak = empirical_epsilon(operating_points(rng.normal(size=60_000) + 2.0 * member, member))
-    none = empirical_epsilon(operating_points(rng.normal(size=60_000), member))
+    leak = epsilon_estimate_one_run(operating_points(rng.normal(size=60_000) + 2.0 * member, member))
+    none = epsilon_estimate_one_run(operating_points(rng.normal(size=60_000), member))
     assert leak["thresholds"] == none["thresholds"] == 10_000
-    assert leak["lower_bound"] > 1.0 and none["lower_bound"] == 0.0
+    assert leak["value"] > 1.0 and none["value"] == 0.0

@@ -36,12 +36,12 @@ def test_dpsgd_epsilon_equals_opacus_accountant_for_the_same_noise_rate_steps_an
     assert record["dp_delta"] == 1e-4
     epsilons = [r["dp_epsilon"] for r in read_jsonl(tmp_path / "run" / "log.jsonl", "")]
     assert epsilons == sorted(epsilons) and epsilons[0] > 0  # privacy spent grows every epoch
-    # its audit measures each attack's empirical epsilon at the accountant's delta, unless told otherwise
+    # its audit measures each attack's one-run epsilon estimate at the accountant's delta, unless told otherwise
     from robustmia import audit
 
-    assert audit(tmp_path / "run", attacks="confidence", bootstrap=0, eval_size=50).attacks[0].metrics.empirical_epsilon["delta"] == 1e-4
+    assert audit(tmp_path / "run", attacks="confidence", bootstrap=0, eval_size=50).attacks[0].metrics.epsilon_estimate_one_run["delta"] == 1e-4
     told = audit(tmp_path / "run", attacks="confidence", bootstrap=0, eval_size=50, delta=1e-6)
-    assert told.attacks[0].metrics.empirical_epsilon["delta"] == 1e-6
+    assert told.attacks[0].metrics.epsilon_estimate_one_run["delta"] == 1e-6
 
 
 class _Conv(nn.Module):

@@ -144,8 +144,9 @@ def run_target(run: Run, settings: AuditSettings, reference_recipe: Optional[str
         pool_train = np.setdiff1d(pool_train, candidates.ids.numpy())
     population = ImageSet.concat(train_set.subset(pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
     order = rng.permutation(len(population))
-    take = np.sort(order[: settings.population])
-    fill = population.subset(np.sort(order[settings.population: settings.population + len(split.members) - n]))
+    drawn = population_size(settings)
+    take = np.sort(order[:drawn])
+    fill = population.subset(np.sort(order[drawn: drawn + len(split.members) - n]))
     recipe, key, about = run.config, "", {"run": str(run.path)}
     about.update(reference_sizes(settings, n, len(fill), len(split.members)))
     if reference_recipe is not None:
@@ -164,6 +165,11 @@ def run_target(run: Run, settings: AuditSettings, reference_recipe: Optional[str
         dp_delta=run.config.dp_delta if run.config.method in DP else None,
         shortfall=f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size",
     )
+
+
+def population_size(settings: AuditSettings) -> int:
+    """How many population examples (RMIA's z, QMIA's training data) the audit draws: none when no attack reads them."""
+    return settings.population if any(ATTACKS[a].population for a in settings.attacks) else 0
 
 
 def reference_sizes(settings: AuditSettings, half: int, fill: int, target_size: int) -> dict[str, Any]:
@@ -381,7 +387,7 @@ class Audit:
         attacks = run_attacks(inputs, s.attacks, self.member, threshold=s.threshold, per_class=s.per_class,
                               bootstrap=s.bootstrap, seed=s.seed, n_references=s.references,
                               perturbation=self.perturbation.describe() if self.perturbation is not None else None,
-                              probes=self.probes.describe, delta=self.delta)
+                              probes=self.probes.describe, delta=self.delta, permutations=s.permutations)
         signals = {k: inputs.target[k] for k in FIGURE_SIGNALS}
         ids = None if self.candidates.ids is None else self.candidates.ids.numpy()
         result = AuditResult(attacks, self.member, signals, {**self.target.about, "settings": s.model_dump(mode="json")}, ids)

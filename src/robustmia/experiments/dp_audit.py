@@ -41,7 +41,7 @@ def canary_target(run: Any, settings: Any):
     a population from the pools that no model trains on, and the run's members as every reference's fill."""
     from robustmia.data.canaries import draw
     from robustmia.data.datasets import ImageSet, load_dataset
-    from robustmia.experiments.audit import AuditTarget, checkpoint_key
+    from robustmia.experiments.audit import AuditTarget, checkpoint_key, population_size
     from robustmia.seeding import derive_seed
     from robustmia.training.methods import DP
 
@@ -54,7 +54,7 @@ def canary_target(run: Any, settings: Any):
     candidates, coins = draw(config.canaries, train_set, split.pool_train, run.info.num_classes, config.seed)
     pool = ImageSet.concat(train_set.subset(np.setdiff1d(split.pool_train, candidates.ids.numpy())), test_set.subset(split.pool_test))
     rng = np.random.default_rng(derive_seed(settings.seed, 12))
-    take = np.sort(rng.permutation(len(pool))[: settings.population])
+    take = np.sort(rng.permutation(len(pool))[: population_size(settings)])
     c = config.canaries
     return AuditTarget(
         folder=run.path / DP_AUDIT_FOLDER / f"m{c.count}-{c.kind}-seed{c.seed}", points=run.path, load_model=run.load_model,

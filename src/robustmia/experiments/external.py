@@ -279,7 +279,7 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
     import numpy as np
 
     from robustmia.data.datasets import ImageSet
-    from robustmia.experiments.audit import AuditTarget, reference_sizes
+    from robustmia.experiments.audit import AuditTarget, population_size, reference_sizes
     from robustmia.experiments.references import config_key, reference_config, reference_warning
     from robustmia.io import file_sha256 as sha256
     from robustmia.seeding import derive_seed
@@ -302,9 +302,10 @@ def external_audit_target(target: ExternalTarget, settings: Any, out: Path, devi
     parts = [data.nonmembers.subset(non_perm[n_non:])] + ([data.spare] if data.spare is not None else [])
     pool = ImageSet.concat(*parts)
     order = rng.permutation(len(pool))
-    take = np.sort(order[: settings.population])
+    drawn = population_size(settings)
+    take = np.sort(order[:drawn])
     # each reference model: half the evaluated examples, filled with unscored pool examples to the target's member count
-    fill = pool.subset(np.sort(order[settings.population: settings.population + max(0, len(data.members) - (n_mem + n_non) // 2)]))
+    fill = pool.subset(np.sort(order[drawn: drawn + max(0, len(data.members) - (n_mem + n_non) // 2)]))
     supplied, supplied_keep = _supplied_references(target, data, np.r_[mem_idx, len(data.members) + np.sort(non_perm[:n_non])], device)
     about = {"external": provenance(target, data, model)}
     about["external"]["population"] = f"{len(take)} examples the model never saw (non-members beyond the evaluation set)"

@@ -25,6 +25,7 @@ class AuditSettings(BaseModel):
     attack_steps: int = Field(default=20, ge=1, le=10_000)
     step_size: StepSize = None
     bootstrap: int = Field(default=1000, ge=0, le=1_000_000)
+    permutations: int = Field(default=1000, ge=0, le=1_000_000)  # the permutation null of each inference accuracy (chance)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     # reference models train in stacks of up to this many at once where that pays off
     # (robustmia.training.stacked); 1 trains them one by one. The stacks are also the units a

@@ -25,6 +25,7 @@ EPOCHS, ITERATIONS = 1, 2
 STEPS = 2  # PGD steps of evaluation and of the audit's PGD inputs
 BOOTSTRAP = 10
 HOLDOUT = 10  # early stopping's held-out images (its minimum)
+CANARIES = 8  # candidates of a one-run DP audit
 PROBES = {"boundary_bisections": 2, "probe_steps": 2, "noise_draws": 4, "adv_restarts": 1}
 BOUND = "crown-ibp"  # the certified bound of a twin (see the module docstring)
 
@@ -84,6 +85,9 @@ def tiny_spec(spec: dict[str, Any]) -> dict[str, Any]:
             t["train"] = tiny_train(merged)
         if t.get("audit"):
             t["audit"] = tiny_audit(t["audit"], list(t["audit"].get("attacks") or study_attacks))
+        if t.get("dp_audit"):  # a one-run DP audit keeps its attacks and canary kind, with the fewest canaries
+            canaries = dict(t["dp_audit"].get("canaries", {}))
+            t["dp_audit"] = {**t["dp_audit"], "canaries": {**canaries, "count": CANARIES}}
         targets.append(t)
     out["targets"] = targets
     attacks = study_attacks + [a for t in targets for a in (t.get("audit") or {}).get("attacks", [])]

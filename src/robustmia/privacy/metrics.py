@@ -24,18 +24,19 @@ Definitions:
   identical samples and grows as the two distributions separate.
 - ``ci95``: 2.5 and 97.5 percentiles over bootstrap resamples of the examples (the
   threshold is re-chosen in each resample when it is the oracle's).
-- ``empirical_epsilon``: what the attack proves about any (epsilon, delta)-DP guarantee the
-  model could have (Kairouz et al. 2015; Jagielski et al. 2020): at a threshold with rates FPR
-  and FNR, epsilon >= max(log((1 - delta - FNR) / FPR), log((1 - delta - FPR) / FNR)).
-  ``lower_bound`` puts in the Clopper-Pearson upper ends of FPR and FNR and takes the best of
-  the m thresholds tried (every distinct score, or, beyond 10,000 of them, 10,000 evenly
-  spaced along the ROC curve); the 5% risk is split over both rates and all m thresholds (each rate
-  one-sided at 1 - 0.025/m, Bonferroni), so the bound holds with 95% confidence as stated.
-  (Jagielski et al. and TensorFlow Privacy maximise 95% bounds over thresholds chosen on the same
-  data, which is optimistic.) At the threshold that gives it, ``interval`` is [lower_bound,
-  upper], upper from the Clopper-Pearson lower ends of the rates (None: no finite upper end),
-  and ``estimate`` the bound from the observed rates. A model that leaks nothing has a lower
-  bound of 0 (its interval is then given at the oracle threshold).
+- ``epsilon_estimate_one_run``: a descriptive figure, NOT a bound on any DP guarantee
+  (``valid_as_dp_bound: false``). From one trained model: at a threshold with rates FPR and FNR,
+  epsilon >= max(log((1 - delta - FNR) / FPR), log((1 - delta - FPR) / FNR)) would hold for an
+  (epsilon, delta)-DP mechanism (Kairouz et al. 2015; Jagielski et al. 2020) if each audited example
+  were an independent trial of the training algorithm. Within one run they are not, and the
+  non-members were never candidates for inclusion, so no statement about DP follows; a valid
+  one-run bound needs randomised inclusion (``robustmia dp-audit``, privacy.dp_audit). ``value``
+  puts in the Clopper-Pearson upper ends of FPR and FNR (each rate one-sided at 1 - 0.025/m,
+  Bonferroni over both rates and the m thresholds tried: every distinct score, or 10,000 evenly
+  spaced along the ROC curve) and takes the best; ``interval`` is [value, upper] at that threshold
+  (upper from the lower ends of the rates; None: no finite upper end) and ``point`` the figure from
+  the observed rates. Records made before this name was chosen call it ``empirical_epsilon`` (with
+  ``lower_bound`` for ``value``); :func:`epsilon_estimate` reads both.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 FPR_LEVELS: tuple[float, ...] = (0.001, 0.01)
-DELTA = 1e-5  # the delta of the empirical epsilon unless told (a DP target's own delta)
+DELTA = 1e-5  # the delta of the one-run epsilon figure unless told (a DP target's own delta)
 EPSILON_CONFIDENCE = 0.95
 EPSILON_THRESHOLDS = 10_000  # the most thresholds the epsilon bound tries (its exact intervals cost ~4 us each)
 KL_BINS, KL_PSEUDOCOUNT = 100, 0.5
@@ -145,8 +146,8 @@ def _thinned(p: OperatingPoints, most: int) -> OperatingPoints:
     return OperatingPoints(p.thresholds[keep], p.tp[keep], p.fp[keep], p.n_pos, p.n_neg)
 
 
-def empirical_epsilon(p: OperatingPoints, delta: float = DELTA, confidence: float = EPSILON_CONFIDENCE) -> dict[str, Any]:
-    """The epsilon lower bound of the operating points and its interval (see the module docstring)."""
+def epsilon_estimate_one_run(p: OperatingPoints, delta: float = DELTA, confidence: float = EPSILON_CONFIDENCE) -> dict[str, Any]:
+    """The descriptive one-run epsilon figure of the operating points and its interval (see the module docstring)."""
     p = _thinned(p, EPSILON_THRESHOLDS)
     m = len(p.thresholds)
     level = 1 - (1 - confidence) / (2 * m)
@@ -156,9 +157,21 @@ def empirical_epsilon(p: OperatingPoints, delta: float = DELTA, confidence: floa
     upper = _epsilons(_lower_rate(p.fp[i], p.n_neg, level), _lower_rate(fn[i], p.n_pos, level), delta)
     estimate = _epsilons(p.fp[i] / p.n_neg, fn[i] / p.n_pos, delta)
     finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
-    return {"lower_bound": float(lower[i]), "interval": [float(lower[i]), finite(upper)], "estimate": finite(estimate),
+    return {"value": float(lower[i]), "interval": [float(lower[i]), finite(upper)], "point": finite(estimate),
             "at_threshold": finite(p.thresholds[i]), "thresholds": m, "delta": delta, "confidence": confidence,
-            "method": "Clopper-Pearson, Bonferroni over both rates and all thresholds"}
+            "method": "Clopper-Pearson, Bonferroni over both rates and all thresholds", "valid_as_dp_bound": False,
+            "what": "descriptive: one trained model's examples are not independent trials, so this bounds no DP guarantee"}
+
+
+def epsilon_estimate(record: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """A record's descriptive one-run epsilon figure, under its name or the one earlier records used."""
+    e = record.get("epsilon_estimate_one_run")
+    if e:
+        return e
+    old = record.get("empirical_epsilon")
+    if not old:
+        return None
+    return {**old, "value": old.get("lower_bound", 0.0), "point": old.get("estimate"), "valid_as_dp_bound": False}
 
 
 def kl_divergence(member_values: np.ndarray, nonmember_values: np.ndarray) -> float:
@@ -194,6 +207,54 @@ def _point_metrics(scores: np.ndarray, member: np.ndarray, threshold: Optional[f
     }
 
 
+def _max_balanced_accuracy(order: np.ndarray, last: np.ndarray, labels: np.ndarray, n_pos: int, n_neg: int) -> np.ndarray:
+    """The oracle (best over thresholds) balanced accuracy of each row of ``labels`` ((P, N) bool), for scores whose
+    descending ``order`` and distinct-score group ends ``last`` are fixed."""
+    tp = np.cumsum(labels[:, order], axis=1, dtype=np.int64)[:, last]
+    fp = (last + 1)[None, :] - tp
+    return np.maximum(0.5, balanced_accuracy(tp, fp, n_pos, n_neg).max(axis=1))
+
+
+def chance(scores: np.ndarray, member: np.ndarray, observed: float, threshold: Optional[float], n_permutations: int,
+           seed: int) -> dict[str, Any]:
+    """The null of the balanced accuracy at these sizes: the same scores with membership permuted at random. For the
+    oracle (``threshold`` None) the statistic is the best over thresholds in each permutation, as it is for the data,
+    so the null is that of the maximum; else the accuracy at the given threshold. ``p_value`` = (1 + permutations at
+    or above ``observed``) / (1 + permutations); ``null95`` its 95th percentile."""
+    rng = np.random.default_rng([seed, 0xC4A])
+    labels = np.stack([rng.permutation(member) for _ in range(n_permutations)])
+    n_pos, n_neg = int(member.sum()), int((~member).sum())
+    if threshold is None:
+        order = np.argsort(-scores, kind="stable")
+        s = scores[order]
+        last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) > 1 else np.array([0])
+        null = _max_balanced_accuracy(order, last, labels, n_pos, n_neg)
+    else:
+        pred = scores >= threshold
+        null = balanced_accuracy((labels & pred).sum(1), (~labels & pred).sum(1), n_pos, n_neg)
+    return {"permutations": n_permutations, "null95": float(np.percentile(null, 95)),
+            "p_value": float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations)),
+            "statistic": "the best balanced accuracy over thresholds" if threshold is None else "balanced accuracy at the threshold"}
+
+
+def split_accuracy(scores: np.ndarray, member: np.ndarray, seed: int) -> float:
+    """An honest point estimate beside the oracle's: the threshold chosen on one random half (members and non-members
+    halved alike), balanced accuracy scored on the other, and the same the other way round, averaged."""
+    rng = np.random.default_rng([seed, 0x5B1])
+    half = np.zeros(len(scores), bool)
+    for group in (np.flatnonzero(member), np.flatnonzero(~member)):
+        half[rng.permutation(group)[: len(group) // 2]] = True
+    accs = []
+    for fit, score in ((half, ~half), (~half, half)):
+        if member[fit].all() or not member[fit].any() or member[score].all() or not member[score].any():
+            continue
+        t, _ = best_threshold(operating_points(scores[fit], member[fit]))
+        pred = scores[score] >= t
+        accs.append(balanced_accuracy(int(np.sum(pred & member[score])), int(np.sum(pred & ~member[score])),
+                                      int(member[score].sum()), int((~member[score]).sum())))
+    return float(np.mean(accs)) if accs else float("nan")
+
+
 @dataclass
 class MembershipMetrics:
     attack: str
@@ -212,8 +273,10 @@ class MembershipMetrics:
     kl_on: str
     ci95: dict[str, list[float]] = field(default_factory=dict)
     n_bootstrap: int = 0
-    empirical_epsilon: dict[str, Any] = field(default_factory=dict)
+    epsilon_estimate_one_run: dict[str, Any] = field(default_factory=dict)
     inference_accuracy_is: str = "balanced: (TPR + TNR) / 2 at the threshold"
+    chance: dict[str, Any] = field(default_factory=dict)  # the permutation null of inference_accuracy (see chance())
+    split_accuracy: Optional[float] = None  # oracle selection: threshold from one half, scored on the other
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -241,10 +304,12 @@ def evaluate_scores(
     seed: int = 0,
     selection: Optional[str] = None,
     delta: float = DELTA,
+    n_permutations: int = 0,
 ) -> MembershipMetrics:
     """All metrics of one attack. ``threshold=None`` picks the oracle threshold; ``selection``
     says how a given threshold was chosen (e.g. ``shadow``; default ``given``); ``delta`` is the
-    delta of the empirical epsilon."""
+    delta of the descriptive one-run epsilon figure; ``n_permutations`` > 0 gives the permutation
+    null of the inference accuracy (``chance``), against which alone "beyond chance" may be said."""
     scores = np.asarray(scores, dtype=np.float64)
     member = np.asarray(member, dtype=bool)
     if scores.shape != member.shape or scores.ndim != 1:
@@ -261,8 +326,12 @@ def evaluate_scores(
         attack=attack, threshold_selection="oracle" if threshold is None else (selection or "given"),
         n_members=int(member.sum()), n_nonmembers=int((~member).sum()), kl_divergence=kl,
         kl_on="loss" if losses is not None else "score",
-        empirical_epsilon=empirical_epsilon(points, delta), **point,
+        epsilon_estimate_one_run=epsilon_estimate_one_run(points, delta), **point,
     )
+    if n_permutations > 0:
+        result.chance = chance(scores, member, result.inference_accuracy, threshold, n_permutations, seed)
+    if threshold is None:
+        result.split_accuracy = split_accuracy(scores, member, seed)
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
         samples: dict[str, list[float]] = {k: [] for k in (*_CI_KEYS, *(f"tpr_at_fpr_{a}" for a in levels))}

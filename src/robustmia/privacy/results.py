@@ -58,8 +58,10 @@ class AttackRecord(BaseModel):
     kl_divergence: float
     kl_on: str
     ci95: dict[str, conlist(float, min_length=2, max_length=2)] = Field(default_factory=dict)
+    chance: dict[str, Any] = Field(default_factory=dict)
+    split_accuracy: Optional[float] = None
     n_bootstrap: int = 0
-    empirical_epsilon: dict[str, Any] = Field(default_factory=dict)
+    epsilon_estimate_one_run: dict[str, Any] = Field(default_factory=dict)  # (earlier records: empirical_epsilon)
 
 
 def check_records(records: Any, where: str, recover: str) -> list[dict[str, Any]]:
@@ -208,6 +210,10 @@ class AuditResult:
         attacks = []
         for record in data["attacks"]:
             fields = set(MembershipMetrics.__dataclass_fields__)
+            if "empirical_epsilon" in record and "epsilon_estimate_one_run" not in record:  # a record made before the rename
+                from robustmia.privacy.metrics import epsilon_estimate
+
+                record = {**{k: v for k, v in record.items() if k != "empirical_epsilon"}, "epsilon_estimate_one_run": epsilon_estimate(record)}
             metrics = MembershipMetrics(**{k: v for k, v in record.items() if k in fields})
             if metrics.threshold is None:
                 metrics.threshold = float("inf")
@@ -261,13 +267,15 @@ def run_attacks(
     perturbation: Optional[dict[str, Any]] = None,
     probes: Optional[Callable[[str], dict[str, Any]]] = None,
     delta: float = DELTA,
+    permutations: int = 0,
 ) -> list[AttackResult]:
     """Run each attack in ``names`` on ``inputs`` (under each threshold selection that applies)
     and measure it against ``member``. KL divergence is taken on the loss the attack reads
     (the PGD points' loss for attacks on them). ``perturbation`` describes how the PGD points
     were made, ``probes(name)`` how each probe an attack reads was computed (privacy.probes), and
     ``n_references`` how many reference models there were; all are recorded. ``delta`` is the delta
-    of each attack's empirical epsilon lower bound."""
+    of each attack's descriptive one-run epsilon figure, and ``permutations`` the size of the permutation null
+    of each inference accuracy (metrics.chance)."""
     results = []
     for name in names:
         spec = attack_spec(name)
@@ -275,7 +283,8 @@ def run_attacks(
         for selection in selections(name, threshold):
             out = _checked_scores(name, inputs, selection, per_class, member)
             metrics = evaluate_scores(out.scores, member, attack=name, threshold=out.threshold, losses=losses,
-                                      n_bootstrap=bootstrap, seed=seed, selection=out.threshold_selection, delta=delta)
+                                      n_bootstrap=bootstrap, seed=seed, selection=out.threshold_selection, delta=delta,
+                                      n_permutations=permutations)
             details: dict[str, Any] = {
                 "per_class": per_class and spec.threshold,
                 "n_references": n_references if needs_references(name, selection) else 0,
@@ -286,5 +295,6 @@ def run_attacks(
             if spec.probes and probes is not None:
                 details["probes"] = {p: probes(p) for p in spec.probes}
             details["family"] = spec.family
+            details.update(out.details)
             results.append(AttackResult(np.asarray(out.scores, dtype=np.float64), member, metrics, details))
     return results

@@ -16,6 +16,7 @@ from robustmia.experiments.layout import REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
 from robustmia.io import check_out, read_json, write_json
 from robustmia.privacy.results import ATTACKS_FILE, AuditResult, check_records
 from robustmia.validation import describe_errors
+from robustmia.reporting.dp_audits import findings as dp_audit_findings
 from robustmia.reporting.figures import write_figures
 from robustmia.reporting.findings import findings
 from robustmia.reporting.frontier import frontier_findings, soundness
@@ -54,6 +55,14 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
     if any("verified_test_accuracy" in e for e in evaluations):
         out.append("Verified accuracies: certified lower bounds on every margin over the eps-ball clipped to [0, 1].")
     out.append("KL divergence: KL(members || non-members) of the loss, 100 equal-width bins over the pooled range, +0.5 per bin.")
+    out.append("The one-run epsilon estimate of each attack is a descriptive figure, not a bound on any DP guarantee: the examples "
+               "of one trained model are not independent trials of its training, and its non-members were never candidates for "
+               "inclusion. Only a one-run DP audit, in which canaries join the training set by fair coins, gives a valid lower bound.")
+    if any(r.get("dp_audit") for r in results):
+        out.append("One-run DP audits (Steinke, Nasr & Jagielski 2023): each target's canaries joined its training set by fair coins; "
+                   "every attack scored them, guessed 'member' for its k+ highest scores and 'non-member' for its k- lowest, and the "
+                   "number of correct guesses gives an epsilon lower bound at the stated confidence, valid for one run (the (k+, k-) "
+                   "were fixed in advance, or searched over a grid with the confidence split across it).")
     return out
 
 
@@ -146,7 +155,7 @@ def write_report(study: Path) -> dict[str, Any]:
         r["warnings"] = [*r.get("warnings", []), *soundness(r)]
     tables = write_tables(results, folder / "tables", frontier=bool(spec.get("frontier")))
     figures = write_figures(results, folder / "figures", frontier=bool(spec.get("frontier")))
-    found = findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
+    found = findings(results) + dp_audit_findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
     write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results))
     (folder / "findings.md").write_text("\n\n".join(found) + "\n")
     summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found,

@@ -8,7 +8,8 @@
 - ``roc_<target>``: ROC curves of every attack on log-log axes;
 - ``exposure_<target>``: how each member's exposure moves between a robust target and its
   natural twin (reporting.exposure);
-- ``frontier``: the privacy-robustness-accuracy frontier (reporting.frontier), in studies that ask.
+- ``frontier``: the privacy-robustness-accuracy frontier (reporting.frontier), in studies that ask;
+- ``dp_audit``: each target's one-run DP audit lower bound beside its accountant's epsilon (reporting.dp_audits).
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ def write_figures(results: list[dict[str, Any]], folder: Path, frontier: bool = 
     from robustmia.reporting.exposure import exposure_figures
     from robustmia.reporting.frontier import frontier_figure
 
-    return ((frontier_figure(results, folder, _save) if frontier else []) + loss_histograms(results, folder)
+    from robustmia.reporting.dp_audits import figure as dp_audit_figure
+
+    return ((frontier_figure(results, folder, _save) if frontier else []) + dp_audit_figure(results, folder, _save) + loss_histograms(results, folder)
             + precision_recall(results, folder) + over_training(results, folder) + roc_curves(results, folder)
             + exposure_figures(results, folder, _save))

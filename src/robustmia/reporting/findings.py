@@ -86,6 +86,7 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
             out.append(text + ".")
         out += [_external(r, natural) for r in every if r["config"].get("external")]
         out += [text for r in every if (text := _beyond(r))]
+        out += [text for r in every if (text := chance_finding(r))]
     return out + exposure_findings(results)
 
 
@@ -110,6 +111,31 @@ def _beyond(r: dict[str, Any]) -> str:
                 f"{'do not overlap' if gap else 'overlap (within noise at this scale)'}.")
     return (f"{where}, none of the attacks beyond the paper ({', '.join(a['attack'] for a in new)}) reaches a higher TPR at 1% FPR "
             f"than the paper's confidence threshold, {_tpr(conf)}; the best, {best['attack']}, reaches {_tpr(best)}.")
+
+
+CHANCE_LEVEL = 0.05  # the family-wise level of "beyond chance", split over a target's attacks (Bonferroni)
+
+
+def chance_finding(r: dict[str, Any]) -> str:
+    """Which attacks' oracle inference accuracies are beyond chance on this target: against the permutation null of the
+    best balanced accuracy at the same sizes (metrics.chance), at a 5% family-wise level over the target's attacks. A
+    bootstrap interval of an oracle accuracy never reaches 50%, so it cannot tell."""
+    tested = [a for a in r["attacks"] if a["threshold_selection"] == "oracle" and a.get("chance")]
+    if not tested:
+        return ""
+    level = CHANCE_LEVEL / len(tested)
+    beyond = [a for a in tested if a["chance"]["p_value"] < level]
+    within = [a for a in tested if a["chance"]["p_value"] >= level]
+    null = max(a["chance"]["null95"] for a in tested)
+    fmt = lambda a: f"{a['attack']} {100 * a['inference_accuracy']:.1f}% (p = {a['chance']['p_value']:.3g})"  # noqa: E731
+    a = tested[0]
+    text = (f"{r['config']['dataset']}: on {r['name']}, against the permutation null of the oracle accuracy ({a['chance']['permutations']} "
+            f"permutations at {a['n_members']} + {a['n_nonmembers']}: chance alone reaches up to {100 * null:.1f}% at its 95th percentile), "
+            f"at a 5% family-wise level over {len(tested)} attacks (p below {level:.2g}): ")
+    text += (f"beyond chance: {', '.join(fmt(x) for x in beyond)}" if beyond else "no attack is beyond chance")
+    text += (f"; not beyond chance: {', '.join(fmt(x) for x in within)}." if within and beyond else
+             (f" ({', '.join(fmt(x) for x in within)})." if within else "."))
+    return text
 
 
 def _external(r: dict[str, Any], natural: Optional[dict[str, Any]]) -> str:

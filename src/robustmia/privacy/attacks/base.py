@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -46,8 +46,10 @@ class AttackOptions:
 @dataclass
 class AttackScores:
     """Scores (higher = member) and, for threshold attacks, the decision threshold:
-    ``None`` means the metrics pick the oracle threshold on the scores themselves."""
+    ``None`` means the metrics pick the oracle threshold on the scores themselves; ``details``: what
+    the record should say about how they were made."""
 
     scores: np.ndarray
     threshold: Optional[float] = None
     threshold_selection: str = "oracle"
+    details: dict = field(default_factory=dict)  # how the attack decided (e.g. LiRA's variance), into its record

@@ -22,12 +22,12 @@ _VERIFIED = {"probes": ("verified-margin",), "family": "verified", "certified": 
 
 register_threshold("grad-norm", "grad_norm", -1.0, "white-box: threshold on the norm of the per-example parameter gradient", **_GRAD)
 register_threshold("input-grad-norm", "input_grad_norm", -1.0, "white-box: threshold on the norm of the loss's input gradient", **_GRAD)
-register_lira("grad-norm-lira", "white-box: LiRA online on the log parameter-gradient norm", online=True, fixed=False,
+register_lira("grad-norm-lira", "white-box: LiRA online on the log parameter-gradient norm", online=True, fixed=None,
               signal="log_grad_norm", sign=-1.0, **_GRAD)
 register_threshold("verified-margin", "verified_margin", 1.0, "certified models: threshold on the verified worst-case margin", **_VERIFIED)
-register_lira("verified-margin-lira", "certified models: LiRA online on the verified margin", online=True, fixed=False,
+register_lira("verified-margin-lira", "certified models: LiRA online on the verified margin", online=True, fixed=None,
               signal="verified_margin", **_VERIFIED)
-register_lira("verified-margin-lira-offline", "certified models: LiRA offline on the verified margin", online=False, fixed=False,
+register_lira("verified-margin-lira-offline", "certified models: LiRA offline on the verified margin", online=False, fixed=None,
               signal="verified_margin", **_VERIFIED)
 
 
