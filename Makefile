@@ -10,10 +10,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# the dev, ray, timm and dp extras (the Ray backend, timm architectures and DP-SGD are tested), plus the test oracles torchattacks (--no-deps: its requests pin would downgrade
+# the dev, ray, timm, dp and robustbench extras (the Ray backend, timm architectures, DP-SGD and RobustBench's zoo are tested), plus the test oracles torchattacks (--no-deps: its requests pin would downgrade
 # others) and convex-adversarial (bounds of Wong & Kolter; a test oracle, never a runtime dependency)
 $(VENV)/.dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,ray,timm,dp]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,timm,dp,robustbench]'
 	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1 convex-adversarial==0.4.4
 	touch $@
 

@@ -79,7 +79,8 @@ def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "
     return train_loop(config, out, resume=resume, device=device, download=download, progress=progress)
 
 
-EXTERNAL_KEYS = ("arch", "weights", "arch_args", "normalize", "data_dir", "members_dir", "nonmembers_dir", "image_size",
+EXTERNAL_KEYS = ("arch", "weights", "arch_args", "normalize", "data_dir", "members_dir", "nonmembers_dir", "image_size", "threat_model",
+                 "model_dir", "download", "leaderboard",
                  "trained_with", "reference_recipe", "reference_train", "reference_weights", "reference_keep", "nonmembers")
 
 
@@ -121,7 +122,7 @@ def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path
     from robustmia.io import file_sha256 as sha256
     from robustmia.models.inference import state_sha256
 
-    digest = sha256(Path(target.weights)) if target.weights is not None else state_sha256(model)
+    digest = sha256(target.weights_file()) if target.weights_file() is not None else state_sha256(model)
     return Path("runs") / f"external-{digest[:12]}"
 
 
@@ -157,6 +158,7 @@ def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = N
 
         model = target
         ext = external_target(dataset, members, **external)
+        ext.check_files()
         perturbation = Perturbation.for_run(ext.eps, eps, **options)
         return evaluate_external(ext, perturbation, bound=None if bound == "none" else bound, out=_external_folder(out, ext, model),
                                  device=resolve_device(device), batch_size=batch_size, max_examples=max_examples, model=model)
@@ -190,7 +192,11 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     supplied = list(external.get("reference_weights") or [])
     if supplied and "references" not in options:
         options["references"] = len(supplied)
-    if not is_run and "attacks" not in options and external.get("reference_recipe") is None and not supplied:
+    if not is_run and "attacks" not in options and str(external.get("arch") or "").startswith("robustbench:"):
+        from robustmia.experiments.external import ZOO_ATTACKS, ZOO_REFERENCE_ATTACKS
+
+        options["attacks"] = list(ZOO_ATTACKS) + (list(ZOO_REFERENCE_ATTACKS) if external.get("reference_recipe") else [])
+    elif not is_run and "attacks" not in options and external.get("reference_recipe") is None and not supplied:
         from robustmia.privacy.attacks import ATTACKS, default_attacks
 
         options["attacks"] = [a for a in default_attacks() if not ATTACKS[a].references]  # no recipe, no reference models
@@ -202,7 +208,7 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     if is_run:
         from robustmia.training.run import Run
 
-        stray = sorted(k for k, v in external.items() if v not in (None, [], {}) and k not in ("reference_recipe", "reference_train"))
+        stray = sorted(k for k, v in external.items() if v not in (None, False, [], {}) and k not in ("reference_recipe", "reference_train"))
         if stray:
             raise UserError(f"--{stray[0].replace('_', '-')} describes a model trained elsewhere; {target} is a run folder, which "
                             "knows its own model and data")
@@ -285,6 +291,12 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
 
         path = twin_file(path)
     study, configs = load_spec(path, data_dir, list(allow_code or []))  # validated in full before anything heavy is imported
+    if study.needs_gpu and not tiny and device == "auto":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"{study.name} needs a CUDA GPU (its models and audits are too large for a CPU); run it on a GPU machine, "
+                            "pass --device cpu to run it here anyway, or --tiny for its tiny twin")
     from robustmia.io import check_out
 
     check_out(out)

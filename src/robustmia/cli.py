@@ -50,8 +50,7 @@ def _progress(show: bool, resume_hint: str) -> Iterator[Optional[console.Progres
 @app.command()
 def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the datasets robustmia can load."""
-    from robustmia.data.datasets import DATASETS
-
+    from robustmia.data.catalog import DATASETS
     rows = [[d.name, "x".join(map(str, d.shape)), d.num_classes or "from the files", d.augment, d.description] for d in DATASETS.values()]
     console.listing("datasets", ["name", "shape", "classes", "default augment", "description"], rows, as_json)
 
@@ -60,7 +59,6 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the model architectures."""
     from robustmia.models import MODELS
-
     console.listing("models", ["name", "description"], [[name, spec.description] for name, spec in MODELS.items()], as_json)
 
 
@@ -145,6 +143,7 @@ def evaluate(
     normalize: Optional[str] = X.normalize, dataset: Optional[str] = X.dataset, data_dir: Optional[str] = X.data_dir,
     members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
     image_size: Optional[int] = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
+    threat_model: Optional[str] = X.threat_model, model_dir: Optional[str] = X.model_dir, download: bool = X.download,
 ) -> None:
     """Clean and adversarial accuracy of a run on its members (train) and the test split, or of a model
     trained elsewhere on its members and non-members."""
@@ -177,10 +176,11 @@ def attack(
     normalize: Optional[str] = X.normalize, dataset: Optional[str] = X.dataset, data_dir: Optional[str] = X.data_dir,
     members: Optional[Path] = X.members, members_dir: Optional[str] = X.members_dir, nonmembers_dir: Optional[str] = X.nonmembers_dir,
     image_size: Optional[int] = X.image_size, trained_with: Optional[str] = X.trained_with, out: Optional[Path] = X.out,
+    threat_model: Optional[str] = X.threat_model, model_dir: Optional[str] = X.model_dir, download: bool = X.download,
     reference_recipe: Optional[str] = X.reference_recipe, reference_train: Optional[list[str]] = X.reference_train,
-    reference_weights: Optional[list[Path]] = X.reference_weights,
-    reference_keep: Optional[Path] = X.reference_keep, boundary_bisections: int = P.bisections, probe_steps: int = P.steps,
-    noise_draws: int = P.draws, adv_restarts: int = P.restarts, bound: str = P.bound, delta: float = P.delta,
+    reference_weights: Optional[list[Path]] = X.reference_weights, reference_keep: Optional[Path] = X.reference_keep,
+    boundary_bisections: int = P.bisections, probe_steps: int = P.steps, noise_draws: int = P.draws, adv_restarts: int = P.restarts,
+    bound: str = P.bound, delta: float = P.delta,
 ) -> None:
     from robustmia import api
 

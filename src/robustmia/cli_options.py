@@ -24,13 +24,13 @@ class StudyOptions:
 class ExternalOptions:
     """A model trained elsewhere, for `attack` and `evaluate` (robustmia.experiments.external)."""
 
-    arch = typer.Option(None, "--arch", help="A model trained elsewhere: a robustmia architecture, torchvision:NAME, timm:NAME or package.module:factory.")
+    arch = typer.Option(None, "--arch", help="A model trained elsewhere: a robustmia architecture, torchvision:NAME, timm:NAME, robustbench:NAME or package.module:factory.")
     arch_args = typer.Option(None, "--arch-args", help='JSON keyword arguments of the architecture, e.g. \'{"num_classes": 10}\'.')
     weights = typer.Option(None, "--weights", help="Its weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True).")
     normalize = typer.Option(None, "--normalize", help="The normalisation it expects: MEAN/STD per channel (0.49,0.48,0.45/0.25,0.24,0.26) or none.")
     dataset = typer.Option(None, "--dataset", help="The dataset its examples come from (see `robustmia datasets`).")
     data_dir = typer.Option(None, "--data-dir", help="Where that dataset lies: its folder, or a folder of dataset folders.")
-    members = typer.Option(None, "--members", help="Its members: indices into the dataset's train split (.npz, .json or .csv).")
+    members = typer.Option(None, "--members", help="Its members: indices into the dataset's train split (.npz, .json or .csv), or all: the whole train split (RobustBench's models).")
     members_dir = typer.Option(None, "--members-dir", help="Or: an image folder of its members (class sub-folders) ...")
     nonmembers_dir = typer.Option(None, "--nonmembers-dir", help="... and one of images it never saw.")
     image_size = typer.Option(None, "--image-size", help="Side the images of --members-dir/--nonmembers-dir are resized to (default 32).")
@@ -40,6 +40,9 @@ class ExternalOptions:
     reference_weights = typer.Option(None, "--reference-weights", help="Or your own reference models of the same arch (repeat the flag) ...")
     reference_keep = typer.Option(None, "--reference-keep", help="... and an .npz whose keep (K, members + non-members) marks what each trained on.")
     out = typer.Option(None, "--out", help="Folder for its audit and cached PGD points (default runs/external-<sha of the weights>).")
+    threat_model = typer.Option(None, "--threat-model", help="RobustBench models (--arch robustbench:NAME): Linf (default), L2 or corruptions.")
+    model_dir = typer.Option(None, "--model-dir", help="RobustBench models: the folder of its checkpoint layout, MODEL_DIR/<dataset>/<threat model>/<NAME>.pt (default ./models).")
+    download = typer.Option(False, "--download", help="RobustBench models: fetch a missing checkpoint with RobustBench's own loader.")
 
 
 class ProbeOptions:

@@ -14,7 +14,8 @@ def _n_params(m: nn.Module) -> int:
 NAMES = [n for n in MODELS if n != "wrn-D-K"] + ["wrn-16-4", "wrn-10-1"]
 
 
-@pytest.mark.parametrize("name, dataset", [(n, d) for n in NAMES for d in ("digits", "cifar10") if (n, d) != ("wrn-34-10", "digits")])
+@pytest.mark.parametrize("name, dataset", [(n, d) for n in NAMES for d in ("digits", "cifar10")
+                                           if (n, d) not in (("wrn-34-10", "digits"), ("fast-cnn", "digits"))])
 def test_every_model_maps_pixels_to_logits_with_normalisation_first(name, dataset):
     info = DATASETS[dataset]
     model = build_model(name, info).eval()
@@ -61,3 +62,12 @@ def test_bad_names_and_shapes_are_user_errors():
     tiny = DatasetInfo("tiny", (1, 4, 4), 10, (0.5,), (0.5,), "none", "")
     with pytest.raises(UserError, match="at least 8x8"):
         build_model("small-cnn", tiny)
+
+
+def test_fast_cnn_takes_as_many_blocks_as_the_images_allow():
+    from robustmia.errors import UserError
+
+    with pytest.raises(UserError, match="fast-cnn with 3 blocks needs images of at least 9x9"):
+        build_model("fast-cnn", DATASETS["digits"])  # 8x8: its default three blocks would pool to nothing
+    out = build_model("fast-cnn", DATASETS["digits"], {"widths": [16, 32]}).eval()(torch.rand(2, 1, 8, 8))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()

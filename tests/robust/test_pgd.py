@@ -96,7 +96,7 @@ def test_bad_settings_raise():
             pgd(model, x, y, **bad)
 
 
-def test_autoattack_without_torchattacks_says_how_to_install(monkeypatch):
+def test_autoattack_without_either_implementation_says_how_to_install(monkeypatch):
     import builtins
 
     from robustmia.errors import UserError
@@ -104,12 +104,39 @@ def test_autoattack_without_torchattacks_says_how_to_install(monkeypatch):
 
     real_import = builtins.__import__
 
-    def no_torchattacks(name, *args, **kwargs):
-        if name == "torchattacks":
+    def neither(name, *args, **kwargs):
+        if name in ("torchattacks", "pyautoattack"):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_torchattacks)
+    monkeypatch.setattr(builtins, "__import__", neither)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
-    with pytest.raises(UserError, match="pip install --no-deps torchattacks==3.5.1"):
+    with pytest.raises(UserError, match="pip install pyautoattack .* pip install --no-deps torchattacks==3.5.1"):
         autoattack(model, torch.rand(1, 1, 2, 2), torch.zeros(1, dtype=torch.long), eps=0.1, num_classes=2)
+
+
+def test_autoattack_of_its_authors_and_of_torchattacks_agree_within_one_example(tmp_path):
+    """pyautoattack (Croce & Hein's code, which robustmia runs where installed) against torchattacks' re-implementation,
+    the standard L-infinity ensemble on one fixed batch of 64 digits and a PGD-trained MLP: the same robust accuracy
+    within one example."""
+    pytest.importorskip("pyautoattack", reason="pip install pyautoattack (or the robustbench extra)")
+    pytest.importorskip("torchattacks", reason="pip install --no-deps torchattacks==3.5.1")
+    from robustmia.api import train
+    from robustmia.robust.autoattack import autoattack, implementation
+    from robustmia.training.config import TrainConfig
+    from robustmia.training.run import Run
+
+    train(TrainConfig(model="digits-mlp", epochs=15, method="pgd", eps=0.1, attack_steps=3), tmp_path / "r", device="cpu")
+    run = Run.open(tmp_path / "r")
+    model = run.load_model("cpu")
+    _, test = run.data()
+    x, y = test.images[:64], test.labels[:64]
+    robust = {}
+    for use in ("pyautoattack", "torchattacks"):
+        x_adv = autoattack(model, x, y, eps=0.1, num_classes=10, seed=0, use=use)
+        assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6 and float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+        with torch.no_grad():
+            robust[use] = int((model(x_adv).argmax(1) == y).sum())
+    assert abs(robust["pyautoattack"] - robust["torchattacks"]) <= 1, robust
+    assert 0 < robust["pyautoattack"] < 64  # the model is neither broken everywhere nor robust everywhere
+    assert implementation().startswith("pyautoattack ")

@@ -32,7 +32,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -41,6 +41,13 @@ from robustmia.errors import UserError
 from robustmia.training.methods import METHODS
 
 
+# the attacks a RobustBench model gets unless told: none retrains its recipe (nobody can repeat a 50M-image one):
+# the paper's thresholds on benign and PGD inputs, reference-free QMIA, label-only and white-box gradient norms;
+# LiRA and RMIA join them when a (fast) reference recipe is given, with the warning that says how it differs
+ZOO_ATTACKS = ("confidence", "loss", "entropy", "modified-entropy", "adv-confidence", "loss-increase", "qmia", "label-boundary",
+               "grad-norm", "input-grad-norm")
+ZOO_REFERENCE_ATTACKS = ("lira", "rmia")
+ALL_MEMBERS = "all"  # members: the whole train split (the setting of every RobustBench entry and of the paper)
 MIN_STD, MAX_STD = 1e-3, 1e3  # the normalisation stds robustmia accepts: pixels are in [0, 1]
 
 
@@ -93,6 +100,13 @@ class ExternalTarget(BaseModel):
     reference_train: dict[str, Any] = Field(default_factory=dict)
     reference_weights: list[str] = Field(default_factory=list)  # or reference models you trained (same arch) ...
     reference_keep: Optional[str] = None  # ... and an .npz whose keep (K, members + non-members) says what each trained on
+    # RobustBench's models (arch robustbench:NAME; models.robustbench): the threat model it was trained for, the folder of
+    # RobustBench's checkpoint layout (the weights unless given), whether to fetch a missing one, and what the leaderboard
+    # says of it (architecture, extra data, reported clean and AutoAttack accuracy, paper), into the provenance and report
+    threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
+    model_dir: Optional[str] = None
+    download: bool = False
+    leaderboard: dict[str, Any] = Field(default_factory=dict)
     # whether an entry-point ``arch`` may run: set where the user named it as code (a flag, the Python API) or allowed its
     # module (robustmia.entry_points); never from the data a target is read from
     _code_named: bool = PrivateAttr(default=False)
@@ -101,6 +115,15 @@ class ExternalTarget(BaseModel):
         """This target, its entry point (if any) named as code by the user: it may run."""
         self._code_named = True
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zoo_eps(cls, data: Any) -> Any:
+        """A RobustBench L-infinity model is attacked at the leaderboard's 8/255 unless its training eps is stated."""
+        if isinstance(data, dict) and str(data.get("arch") or "").startswith("robustbench:") and not data.get("eps") \
+                and data.get("threat_model", "Linf") == "Linf":
+            return {**data, "eps": 8 / 255}
+        return data
 
     @field_validator("normalize", mode="before")
     @classmethod
@@ -123,7 +146,14 @@ class ExternalTarget(BaseModel):
             raise ValueError("say who the members were: members (a file of indices, with dataset) or members_dir and nonmembers_dir")
         if self.members is not None and self.dataset is None:
             raise ValueError("members indexes a dataset's train split: name the dataset")
-        if (self.arch is None) != (self.weights is None):
+        if self.zoo is not None:
+            if self.normalize is not None:
+                raise ValueError("RobustBench models embed their own normalisation: drop normalize")
+            from robustmia.models.robustbench import DATASETS
+
+            if self.dataset not in DATASETS:
+                raise ValueError(f"RobustBench models are audited on {' or '.join(DATASETS)}: name the dataset (got {self.dataset!r})")
+        elif (self.arch is None) != (self.weights is None):
             raise ValueError("give the architecture (arch) and its weights together")
         if bool(self.reference_weights) != (self.reference_keep is not None):
             raise ValueError("supplied reference models need their keep masks: give reference_weights and reference_keep together")
@@ -131,9 +161,33 @@ class ExternalTarget(BaseModel):
             raise ValueError("supplied reference models share the target's arch: give arch, and no reference_recipe")
         return self
 
+    @property
+    def zoo(self) -> Optional[str]:
+        """The RobustBench name of ``arch: robustbench:NAME``, else None."""
+        kind, _, name = (self.arch or "").partition(":")
+        return name if kind == "robustbench" and name else None
+
+    def weights_file(self) -> Optional[Path]:
+        """The weights: the given file, or for a RobustBench model its checkpoint in RobustBench's layout."""
+        if self.weights is not None or self.zoo is None:
+            return Path(self.weights) if self.weights is not None else None
+        from robustmia.models.robustbench import checkpoint
+
+        return checkpoint(self.model_dir, self.zoo, self.dataset, self.threat_model)
+
     def check_files(self) -> None:
         """Every named file and folder exists (a one-line error otherwise); the dataset's files too."""
-        members_file = self.members if isinstance(self.members, str) else None
+        if self.zoo is not None and self.weights is None and not self.weights_file().is_file():
+            if self.download:
+                from robustmia.models.robustbench import download
+
+                download(self.zoo, self.model_dir, self.dataset, self.threat_model)
+            else:
+                raise UserError(f"RobustBench model {self.zoo}: no checkpoint at {self.weights_file()}; fetch it with RobustBench's own "
+                                f"loader (robustmia evaluate --arch robustbench:{self.zoo} --dataset {self.dataset} --members all "
+                                "--download, or download: true), give --weights FILE, or point --model-dir ($ROBUSTMIA_MODEL_DIR) at "
+                                "RobustBench's layout")
+        members_file = self.members if isinstance(self.members, str) and self.members != ALL_MEMBERS else None
         supplied = [("reference weights", w, False) for w in self.reference_weights] + [("reference_keep", self.reference_keep, False)]
         for what, path, folder in (("weights", self.weights, False), ("members", members_file, False), *supplied,
                                    ("members_dir", self.members_dir, True), ("nonmembers_dir", self.nonmembers_dir, True)):
@@ -145,11 +199,14 @@ class ExternalTarget(BaseModel):
             check_data_present(self.dataset, self.data_dir)
 
 
-def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]] = None) -> tuple[list[int], Optional[list[int]]]:
+def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]] = None,
+                    n_train: Optional[int] = None) -> tuple[list[int], Optional[list[int]]]:
     """``(members, nonmembers or None)`` from a membership file (see the module docstring), or
     from the indices themselves."""
     if isinstance(path, list):
         return path, nonmembers
+    if str(path) == ALL_MEMBERS and n_train is not None:  # the whole train split; the non-members are the test split
+        return list(range(n_train)), None
     path = Path(path)
     try:
         if path.suffix == ".npz":
@@ -209,8 +266,10 @@ class ExternalData:
         if target.members is not None:
             self.info = dataset_info(target.dataset, target.data_dir)
             train, test = load_dataset(target.dataset, target.data_dir)
-            members, nonmembers = read_membership(target.members, target.nonmembers)
+            members, nonmembers = read_membership(target.members, target.nonmembers, len(train))
             where = target.members if isinstance(target.members, str) else "the given indices"
+            if target.members == ALL_MEMBERS:
+                where = f"--members {ALL_MEMBERS} (the whole train split)"
             check_indices(where, members, nonmembers, len(train), f"the {target.dataset} train split")
             self.members = train.subset(np.sort(members))
             if nonmembers is not None:
@@ -254,8 +313,8 @@ def load_target_model(target: ExternalTarget, info: Any, device: Any, model: Any
     if model is not None:
         return wrap_model(model, info, target.normalize, "the model", device)
 
-    return load_external_model(target.arch, Path(target.weights), info, normalize=target.normalize, arch_args=target.arch_args,
-                               device=device, code_named=target._code_named)
+    return load_external_model(target.arch, target.weights_file(), info, normalize=target.normalize, arch_args=target.arch_args,
+                               device=device, code_named=target._code_named, threat_model=target.threat_model)
 
 
 def provenance(target: ExternalTarget, data: ExternalData, model: Any = None) -> dict[str, Any]:
@@ -264,13 +323,18 @@ def provenance(target: ExternalTarget, data: ExternalData, model: Any = None) ->
     from robustmia.io import file_sha256 as sha256
     from robustmia.models.inference import state_sha256
 
-    if target.weights is not None:
-        weights, digest = str(target.weights), sha256(Path(target.weights))
+    if target.weights_file() is not None:
+        weights, digest = str(target.weights_file()), sha256(target.weights_file())
     else:
         weights, digest = "an in-memory torch.nn.Module", state_sha256(model)
+    normalize = None if target.normalize is None else {"mean": target.normalize[0], "std": target.normalize[1]}
+    zoo = {}
+    if target.zoo is not None:
+        normalize = "the zoo model's own (RobustBench models embed their normalisation; robustmia adds none)"
+        zoo = {"robustbench": {"name": target.zoo, "threat_model": target.threat_model, **target.leaderboard}}
     return {"arch": target.arch or type(model).__name__, "arch_args": target.arch_args, "weights": weights, "weights_sha256": digest,
-            "normalize": None if target.normalize is None else {"mean": target.normalize[0], "std": target.normalize[1]},
-            "dataset": data.info.name, "trained_with": {"method": target.method, "eps": target.eps}, **data.sources}
+            "normalize": normalize, "dataset": data.info.name, "trained_with": {"method": target.method, "eps": target.eps},
+            **data.sources, **zoo}
 
 
 def external_audit_target(target: ExternalTarget, settings: Any, out: Path, device: Any, model: Any = None):
@@ -349,7 +413,7 @@ def _supplied_references(target: ExternalTarget, data: ExternalData, columns: An
         raise UserError(f"{target.reference_keep}: keep must be (K, N) booleans, K = {len(target.reference_weights)} reference models and "
                         f"N = {len(data.members)} members + {len(data.nonmembers)} non-members (in that order), got {keep.shape}")
     models = [load_external_model(target.arch, Path(w), data.info, normalize=target.normalize, arch_args=target.arch_args, device=device,
-                                  code_named=target._code_named) for w in target.reference_weights]
+                                  code_named=target._code_named, threat_model=target.threat_model) for w in target.reference_weights]
     return [lambda device, m=m: m for m in models], keep.astype(bool)[:, columns]
 
 

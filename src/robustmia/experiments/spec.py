@@ -96,6 +96,7 @@ class StudySpec(BaseModel):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     track_every: Optional[int] = Field(default=None, ge=1)
     frontier: bool = False  # draw the privacy-robustness-accuracy frontier (reporting.frontier)
+    needs_gpu: bool = False  # refused on a machine without a CUDA GPU unless --device cpu is given (a GPU preset)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "StudySpec":

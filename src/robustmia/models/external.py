@@ -2,7 +2,8 @@
 
 - ``arch``: a robustmia architecture (``small-cnn``, ``wrn-16-4``, ...: its network without
   robustmia's own normalisation), ``torchvision:NAME`` (e.g. ``torchvision:resnet18``),
-  ``timm:NAME`` (with timm installed: ``pip install timm``), or a Python entry point
+  ``timm:NAME`` (with timm installed: ``pip install timm``), ``robustbench:NAME`` (RobustBench's
+  zoo, models.robustbench; its normalisation built in), or a Python entry point
   ``package.module:factory`` that returns an ``nn.Module``. ``arch_args`` are passed to the
   constructor (e.g. ``{"num_classes": 10}``).
 - ``weights``: a ``.safetensors`` file, or a PyTorch ``.pt``/``.pth`` state dict read with
@@ -38,7 +39,8 @@ WEIGHT_ARGS = {"torchvision": ("weights", "weights_backbone"), "timm": ("pretrai
                                                                          "pretrained_cfg_overlay")}
 
 
-def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[str, Any]] = None, *, code_named: bool = True) -> nn.Module:
+def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[str, Any]] = None, *, code_named: bool = True,
+                       threat_model: str = "Linf") -> nn.Module:
     """The untrained network ``arch`` for inputs shaped like ``info`` (see the module docstring). An
     entry point runs only where the user named it as code (``code_named``: a flag or the Python API),
     or its module is allowed (robustmia.entry_points)."""
@@ -54,6 +56,12 @@ def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[st
 
         c, h, w = info.shape
         return model_spec(arch).build_with(c, h, w, info.num_classes, args, f"--arch-args of {arch}")
+    if kind == "robustbench":  # RobustBench's zoo (models.robustbench): built by its own package, offline
+        from robustmia.models import robustbench
+
+        if args:
+            raise UserError(f"{arch} is built as RobustBench defines it: drop --arch-args")
+        return robustbench.build(name, info.name, threat_model)
     if entry_points.is_entry_point(arch):
         if not code_named:
             entry_points.check_allowed(arch, "the external target", entry_points.allowed_modules())
@@ -140,9 +148,9 @@ def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: 
 
 def load_external_model(arch: str, weights: Path, info: DatasetInfo, *, normalize: Optional[tuple[list[float], list[float]]] = None,
                         arch_args: Optional[dict[str, Any]] = None, device: torch.device | str = "cpu",
-                        code_named: bool = True) -> nn.Module:
+                        code_named: bool = True, threat_model: str = "Linf") -> nn.Module:
     """The user's model in eval mode: ``Normalize(mean, std)`` (if given) in front of the network."""
-    net = build_architecture(arch, info, arch_args, code_named=code_named)
+    net = build_architecture(arch, info, arch_args, code_named=code_named, threat_model=threat_model)
     load_weights_strict(net, read_state_dict(weights), arch, weights)
     return wrap_model(net, info, normalize, arch, device)
 

@@ -1,28 +1,86 @@
-"""The architectures' names, checked without numerical libraries (so that a config or spec naming
-an unknown model, or a WideResNet too large to build, is refused before anything is imported)."""
+"""The architectures' registry: every model's name, builder, description, smallest input, arguments and
+whether the certified bounds handle it, checked without numerical libraries (so that a config or spec naming
+an unknown model, or a WideResNet too large to build, is refused before anything is imported). A builder is
+named by ``module:function`` and imported on first use (models.zoo builds the model); adding an architecture
+is one module that defines its builder and calls :func:`register_model` (a plugin, through
+``$ROBUSTMIA_PLUGINS``, or a line below for robustmia's own).
+
+A builder takes ``(channels, height, width, classes, **arguments)`` and returns the network without
+normalisation (models.zoo puts robustmia's in front of it).
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from robustmia.errors import UserError
 
-DESCRIPTIONS: dict[str, str] = {
-    "wrn-34-10": "WideResNet-34-10 (filters 16/160/320/640): the paper's CIFAR-10 model, 46M params",
-    "wrn-34-4": "WideResNet-34-4 (filters 16/64/128/256): the paper's SVHN model",
-    "wrn-D-K": "any WideResNet, depth D = 6n+4, width K (e.g. wrn-16-4, wrn-28-10)",
-    "wong-cnn": "Wong et al.'s certifiable 4-layer CNN (conv16-conv32-fc100-fc10), no BatchNorm",
-    "wong-resnet": "Wong et al.'s certifiable small ResNet, the paper's 'WRN-10-1', no BatchNorm",
-    "small-cnn": "small CNN for CPU work on 32x32 images (0.62M params on CIFAR-10)",
-    "fast-cnn": "airbench-style fast CNN: frozen patch whitening from the members, GELU, BatchNorm (widths, depth, tta as arguments)",
-    "digits-cnn": "small CNN for 8x8 digits (conv32-conv64-pool-fc128-fc10)",
-    "digits-mlp": "MLP with two hidden layers of 256 units",
-}
-# the keyword arguments an architecture's builder takes (a config's model_args, --arch-args), and the smallest
-# ones, which the tiny twins of presets and recipes use (experiments.twins)
-ARGUMENTS: dict[str, tuple[str, ...]] = {"fast-cnn": ("widths", "depth", "whiten", "tta", "scale", "whiten_eps")}
-TINY_ARGUMENTS: dict[str, dict[str, Any]] = {"fast-cnn": {"widths": [8, 8, 8]}}
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """``fixed``: arguments the name itself sets (a WideResNet's depth and width); ``arguments``: those a config's
+    ``model_args`` (or ``--arch-args``) may set; ``tiny``: the smallest of them (experiments.twins);
+    ``certifiable``: built only from layers the certified bounds handle, else ``blocking``: what they cannot."""
+
+    name: str
+    builder: str
+    description: str
+    min_size: int
+    fixed: dict[str, Any] = field(default_factory=dict)
+    arguments: tuple[str, ...] = ()
+    tiny: dict[str, Any] = field(default_factory=dict)
+    certifiable: bool = False
+    blocking: str = "MaxPool2d layers"
+
+
+ENTRIES: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, *, builder: str, description: str, min_size: int, **entry: Any) -> ModelEntry:
+    if name in ENTRIES and ENTRIES[name].builder != builder:
+        raise ValueError(f"model {name!r} is registered twice")
+    ENTRIES[name] = ModelEntry(name, builder, description, min_size, **entry)
+    return ENTRIES[name]
+
+
+class _View(Mapping):
+    def __init__(self, pick: Callable[[ModelEntry], Any]):
+        self.pick = pick
+
+    def _items(self) -> dict[str, Any]:
+        return {n: v for n, e in ENTRIES.items() if (v := self.pick(e)) not in (None, False, (), {})}
+
+    def __getitem__(self, name: str) -> Any:
+        return self._items()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+
+DESCRIPTIONS = _View(lambda e: e.description)
+ARGUMENTS = _View(lambda e: e.arguments)  # the keyword arguments a config's model_args may give
+TINY_ARGUMENTS = _View(lambda e: e.tiny)  # the smallest of them (the tiny twins of presets and recipes)
+CERTIFIABLE = _View(lambda e: e.certifiable)  # built only from layers the certified bounds handle (no pooling, no BatchNorm)
+
+WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
+MAX_WRN_DEPTH, MAX_WRN_WIDTH = 202, 32  # beyond these a WideResNet does not fit any one GPU
+
+
+def entry(name: str) -> ModelEntry:
+    """The registry's entry for ``name`` (a WideResNet of any valid depth and width included), or one line."""
+    check_model_name(name)
+    if name in ENTRIES and name != "wrn-D-K":
+        return ENTRIES[name]
+    depth, width = (int(v) for v in WRN_NAME.fullmatch(name).groups())
+    base = ENTRIES["wrn-D-K"]
+    return ModelEntry(name, base.builder, f"WideResNet-{depth}-{width}", base.min_size, {"depth": depth, "width": width},
+                      blocking=base.blocking)
 
 
 def check_arguments(name: str, args: dict[str, Any]) -> None:
@@ -33,20 +91,18 @@ def check_arguments(name: str, args: dict[str, Any]) -> None:
         raise ValueError(f"model {name} takes no argument {unknown[0]!r} ({'it takes ' + ', '.join(takes) if takes else 'it takes none'})")
 
 
-# built only from layers the certified bounds handle (no pooling, no BatchNorm)
-CERTIFIABLE = ("wong-cnn", "wong-resnet", "digits-mlp")
-
-
 def uncertifiable_layers(name: str) -> str:
     """What in architecture ``name`` the certified bounds cannot handle."""
-    return "WideResNet blocks (BatchNorm2d)" if WRN_NAME.fullmatch(name) else "MaxPool2d layers"
-WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
-MAX_WRN_DEPTH, MAX_WRN_WIDTH = 202, 32  # beyond these a WideResNet does not fit any one GPU
+    return entry(name).blocking
 
 
 def check_model_name(name: str) -> tuple[int, int] | None:
     """Raise if ``name`` is no architecture; for a WideResNet, return its (depth, width)."""
-    if name in DESCRIPTIONS and name != "wrn-D-K":
+    if name not in ENTRIES:
+        from robustmia.entry_points import load_plugins
+
+        load_plugins()  # a plugin may register it
+    if name in ENTRIES and name != "wrn-D-K":
         m = WRN_NAME.fullmatch(name)
         return (int(m.group(1)), int(m.group(2))) if m else None
     m = WRN_NAME.fullmatch(name)
@@ -58,3 +114,26 @@ def check_model_name(name: str) -> tuple[int, int] | None:
             raise UserError(f"model {name!r} is too large to build (depth at most {MAX_WRN_DEPTH}, width at most {MAX_WRN_WIDTH})")
         return depth, width
     raise UserError(f"unknown model {name!r}; choose one of: {', '.join(DESCRIPTIONS)} (see `robustmia models`)")
+
+
+_WRN, _BN = "robustmia.models.wrn:wide_resnet", "WideResNet blocks (BatchNorm2d)"
+register_model("wrn-34-10", builder=_WRN, min_size=8, fixed={"depth": 34, "width": 10}, blocking=_BN,
+               description="WideResNet-34-10 (filters 16/160/320/640): the paper's CIFAR-10 model, 46M params")
+register_model("wrn-34-4", builder=_WRN, min_size=8, fixed={"depth": 34, "width": 4}, blocking=_BN,
+               description="WideResNet-34-4 (filters 16/64/128/256): the paper's SVHN model")
+register_model("wrn-D-K", builder=_WRN, min_size=8, fixed={"depth": 16, "width": 4}, blocking=_BN,
+               description="any WideResNet, depth D = 6n+4, width K (e.g. wrn-16-4, wrn-28-10)")
+register_model("wong-cnn", builder="robustmia.models.convex:wong_cnn", min_size=4, certifiable=True,
+               description="Wong et al.'s certifiable 4-layer CNN (conv16-conv32-fc100-fc10), no BatchNorm")
+register_model("wong-resnet", builder="robustmia.models.convex:wong_resnet", min_size=4, certifiable=True,
+               description="Wong et al.'s certifiable small ResNet, the paper's 'WRN-10-1', no BatchNorm")
+register_model("small-cnn", builder="robustmia.models.small:small_cnn", min_size=8,
+               description="small CNN for CPU work on 32x32 images (0.62M params on CIFAR-10)")
+register_model("fast-cnn", builder="robustmia.models.fast:fast_cnn", min_size=5, blocking="MaxPool2d and BatchNorm2d layers",
+               arguments=("widths", "depth", "whiten", "tta", "scale", "whiten_eps"), tiny={"widths": [8, 8, 8]},
+               description="airbench-style fast CNN: frozen patch whitening from the members, GELU, BatchNorm "
+                           "(widths, depth, tta as arguments)")
+register_model("digits-cnn", builder="robustmia.models.small:digits_cnn", min_size=2,
+               description="small CNN for 8x8 digits (conv32-conv64-pool-fc128-fc10)")
+register_model("digits-mlp", builder="robustmia.models.small:digits_mlp", min_size=1, certifiable=True,
+               description="MLP with two hidden layers of 256 units")

@@ -53,3 +53,8 @@ class WideResNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.features(x))
+
+
+def wide_resnet(c: int, h: int, w: int, num_classes: int, depth: int = 16, width: int = 4) -> nn.Module:
+    """The builder of ``wrn-D-K`` (models.names): WRN-``depth``-``width`` for ``c``-channel inputs."""
+    return WideResNet(depth, width, c, num_classes)

@@ -1,4 +1,4 @@
-"""The registry that builds the architectures by name.
+"""Building the architectures by name, from their registry (models.names).
 
 A model is a plain ``nn.Module`` from pixels in [0, 1] to logits: ``Sequential(Normalize,
 network)``. Nothing outside this package needs to know which architecture it is.
@@ -6,19 +6,17 @@ network)``. Nothing outside this package needs to know which architecture it is.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from torch import nn
 
 from robustmia.data.datasets import DatasetInfo
 from robustmia.errors import UserError
-from robustmia.models.convex import wong_cnn, wong_resnet
-from robustmia.models.fast import fast_cnn
 from robustmia.models.layers import Normalize, Residual
-from robustmia.models.names import ARGUMENTS, DESCRIPTIONS, check_model_name
-from robustmia.models.small import digits_cnn, digits_mlp, small_cnn
-from robustmia.models.wrn import WideResNet
+from robustmia.models.names import ENTRIES, ModelEntry, entry
 
 Builder = Callable[..., nn.Module]  # (channels, height, width, classes, **arguments) -> network
 
@@ -42,31 +40,31 @@ class ModelSpec:
             raise UserError(f"{where}: {e}") from None
 
 
-def _wrn(depth: int, width: int) -> Builder:
-    return lambda c, h, w, k: WideResNet(depth, width, c, k)
+def _spec(e: ModelEntry) -> ModelSpec:
+    module, _, function = e.builder.partition(":")
+    builder = getattr(importlib.import_module(module), function)
+    build = (lambda c, h, w, k, **args: builder(c, h, w, k, **e.fixed, **args)) if e.fixed else builder
+    return ModelSpec(build, e.min_size, e.description, e.arguments)
 
 
-_BUILDERS: dict[str, tuple[Builder, int]] = {  # builder, smallest input height/width it accepts
-    "wrn-34-10": (_wrn(34, 10), 8),
-    "wrn-34-4": (_wrn(34, 4), 8),
-    "wrn-D-K": (_wrn(16, 4), 8),
-    "wong-cnn": (wong_cnn, 4),
-    "wong-resnet": (wong_resnet, 4),
-    "small-cnn": (small_cnn, 8),
-    "fast-cnn": (fast_cnn, 5),
-    "digits-cnn": (digits_cnn, 2),
-    "digits-mlp": (digits_mlp, 1),
-}
-MODELS: dict[str, ModelSpec] = {name: ModelSpec(build, size, DESCRIPTIONS[name], ARGUMENTS.get(name, ()))
-                                for name, (build, size) in _BUILDERS.items()}
+class _Models(Mapping):
+    """Name -> ModelSpec of every registered architecture (plugins included), built on access."""
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        return _spec(ENTRIES[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ENTRIES)
+
+    def __len__(self) -> int:
+        return len(ENTRIES)
+
+
+MODELS = _Models()
 
 
 def model_spec(name: str) -> ModelSpec:
-    wrn = check_model_name(name)
-    if name in MODELS and name != "wrn-D-K":
-        return MODELS[name]
-    depth, width = wrn
-    return ModelSpec(_wrn(depth, width), 8, f"WideResNet-{depth}-{width}")
+    return _spec(entry(name))
 
 
 def build_model(name: str, info: DatasetInfo, args: Optional[dict[str, Any]] = None) -> nn.Module:

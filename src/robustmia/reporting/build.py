@@ -16,12 +16,12 @@ from robustmia.experiments.layout import REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
 from robustmia.io import check_out, read_json, write_json
 from robustmia.privacy.results import ATTACKS_FILE, AuditResult, check_records
 from robustmia.validation import describe_errors
-from robustmia.reporting.dp_audits import findings as dp_audit_findings
 from robustmia.reporting.figures import write_figures
 from robustmia.reporting.findings import findings
-from robustmia.reporting.frontier import frontier_findings, soundness
+from robustmia.reporting import dp_audits, leaderboard
+from robustmia.reporting.frontier import frontier_findings, frontier_table, soundness
 from robustmia.reporting.html import write_html
-from robustmia.reporting.tables import write_tables
+from robustmia.reporting.tables import build_tables, write_tables
 from robustmia.reporting.tables import TABLES
 
 
@@ -153,9 +153,16 @@ def write_report(study: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     for r in results:  # an attack that proves more than a DP model's accountant allows is a bug, never hidden
         r["warnings"] = [*r.get("warnings", []), *soundness(r)]
-    tables = write_tables(results, folder / "tables", frontier=bool(spec.get("frontier")))
+    tables = build_tables(results)
+    if spec.get("frontier"):
+        tables["frontier"] = frontier_table(results)
+    if dp_audits.audited(results):
+        tables["dp_audit"] = dp_audits.table(results)
+    if leaderboard.entries(results):
+        tables["leaderboard"] = leaderboard.table(results)
+    write_tables(tables, folder / "tables")
     figures = write_figures(results, folder / "figures", frontier=bool(spec.get("frontier")))
-    found = findings(results) + dp_audit_findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
+    found = findings(results) + dp_audits.findings(results) + leaderboard.findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
     write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results))
     (folder / "findings.md").write_text("\n\n".join(found) + "\n")
     summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found,

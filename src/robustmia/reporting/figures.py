@@ -9,7 +9,8 @@
 - ``exposure_<target>``: how each member's exposure moves between a robust target and its
   natural twin (reporting.exposure);
 - ``frontier``: the privacy-robustness-accuracy frontier (reporting.frontier), in studies that ask;
-- ``dp_audit``: each target's one-run DP audit lower bound beside its accountant's epsilon (reporting.dp_audits).
+- ``dp_audit``: each target's one-run DP audit lower bound beside its accountant's epsilon (reporting.dp_audits);
+- ``leaderboard``: leakage against robust accuracy of RobustBench entries (reporting.leaderboard).
 """
 
 from __future__ import annotations
@@ -125,11 +126,12 @@ def roc_curves(results: list[dict[str, Any]], folder: Path) -> list[Path]:
 
 def write_figures(results: list[dict[str, Any]], folder: Path, frontier: bool = False) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    from robustmia.reporting.dp_audits import figure as dp_audit_figure
     from robustmia.reporting.exposure import exposure_figures
     from robustmia.reporting.frontier import frontier_figure
+    from robustmia.reporting.leaderboard import figure as leaderboard_figure
 
-    from robustmia.reporting.dp_audits import figure as dp_audit_figure
-
-    return ((frontier_figure(results, folder, _save) if frontier else []) + dp_audit_figure(results, folder, _save) + loss_histograms(results, folder)
+    return ((frontier_figure(results, folder, _save) if frontier else []) + dp_audit_figure(results, folder, _save)
+            + leaderboard_figure(results, folder, _save) + loss_histograms(results, folder)
             + precision_recall(results, folder) + over_training(results, folder) + roc_curves(results, folder)
             + exposure_figures(results, folder, _save))

@@ -53,16 +53,10 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
         provable = [r for r in rs if r["config"]["method"] in CERTIFIED]
         if natural is None and (robust or provable):
             out.append(f"{dataset}: no naturally trained target, so no comparison with natural training.")
+        naturals = [r for r in rs if r["config"]["method"] == "natural"]
         for r in robust if natural is not None else []:
-            a, b = _conf(natural), _conf(r)
-            verb = "raised" if b["inference_accuracy"] > a["inference_accuracy"] else "did not raise"
-            text = (f"{dataset}: {r['config']['method'].upper()} training at eps {_eps(r)} ({r['name']}) {verb} inference "
-                    f"accuracy of the confidence attack (oracle threshold, {b['n_members']} members + {b['n_nonmembers']} "
-                    f"non-members) from {_fmt(a)} for the natural model to {_fmt(b)}; {_noise(a, b)}.")
-            a_adv, b_adv = _conf(natural, "adv-confidence"), _conf(r, "adv-confidence")
-            if a_adv and b_adv:
-                text += f" Through PGD inputs at the same eps: {_fmt(a_adv)} vs {_fmt(b_adv)}; {_noise(a_adv, b_adv)}."
-            out.append(text)
+            for n in _natural_comparisons(r, naturals, natural):
+                out.append(_robust_vs_natural(dataset, r, n))
         plain_pgd = [r for r in robust if r["config"]["method"] == "pgd" and not r["config"].get("early_stop")]
         if len({r["config"]["eps"] for r in plain_pgd}) >= 2:  # the paper's Table II: plain PGD training at several eps
             accs = [_conf(r)["inference_accuracy"] for r in plain_pgd]
@@ -111,6 +105,33 @@ def _beyond(r: dict[str, Any]) -> str:
                 f"{'do not overlap' if gap else 'overlap (within noise at this scale)'}.")
     return (f"{where}, none of the attacks beyond the paper ({', '.join(a['attack'] for a in new)}) reaches a higher TPR at 1% FPR "
             f"than the paper's confidence threshold, {_tpr(conf)}; the best, {best['attack']}, reaches {_tpr(best)}.")
+
+
+def _members(r: dict[str, Any]) -> Optional[int]:
+    return r["config"].get("train_size")
+
+
+def _natural_comparisons(r: dict[str, Any], naturals: list[dict[str, Any]], first: dict[str, Any]) -> list[dict[str, Any]]:
+    """The natural targets a robust one is compared with: the study's first natural target and, where one exists
+    with the same architecture and member count but is not that one, the twin at equal size (the fair control)."""
+    twin = next((n for n in naturals if _members(n) == _members(r) and n["config"]["model"] == r["config"]["model"]), None)
+    return [first] + ([twin] if twin is not None and twin is not first else [])
+
+
+def _robust_vs_natural(dataset: str, r: dict[str, Any], natural: dict[str, Any]) -> str:
+    a, b = _conf(natural), _conf(r)
+    verb = "raised" if b["inference_accuracy"] > a["inference_accuracy"] else "did not raise"
+    sizes = ""
+    if _members(natural) != _members(r):
+        sizes = (f" (they trained on {_members(r)} and {_members(natural)} members: fewer members are overfitted more, so part "
+                 "of the difference is the member count)")
+    text = (f"{dataset}: {r['config']['method'].upper()} training at eps {_eps(r)} ({r['name']}) {verb} inference "
+            f"accuracy of the confidence attack (oracle threshold, {b['n_members']} members + {b['n_nonmembers']} "
+            f"non-members) from {_fmt(a)} for the natural model {natural['name']} to {_fmt(b)}{sizes}; {_noise(a, b)}.")
+    a_adv, b_adv = _conf(natural, "adv-confidence"), _conf(r, "adv-confidence")
+    if a_adv and b_adv:
+        text += f" Through PGD inputs at the same eps: {_fmt(a_adv)} vs {_fmt(b_adv)}; {_noise(a_adv, b_adv)}."
+    return text
 
 
 CHANCE_LEVEL = 0.05  # the family-wise level of "beyond chance", split over a target's attacks (Bonferroni)

@@ -173,7 +173,9 @@ TABLES = {
 }
 
 
-def build_tables(results: list[dict[str, Any]], frontier: bool = False) -> dict[str, tuple[list[str], list[list[str]], str]]:
+def build_tables(results: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[list[str]], str]]:
+    """The paper's Tables I-III, the modern attacks and the attacks beyond the paper (the report adds the frontier,
+    one-run DP audits and the leaderboard where a study has them: reporting.build)."""
     tables = {}
     for key, (table, caption) in TABLES.items():
         rows = paper_rows(results, table) + paper_rows(results, table, "shadow")
@@ -190,20 +192,15 @@ def build_tables(results: list[dict[str, Any]], frontier: bool = False) -> dict[
                             "Attacks beyond the paper (label-only, white-box, verified margin, reference-free): inference accuracy "
                             "at the threshold named (quantile: the attack's own per-example threshold), ROC AUC and TPR at 1% FPR "
                             f"(%) with 95% bootstrap CIs, and {EPSILON_NOTE}; {LOW_FPR_NOTE}")
-    if frontier:
-        from robustmia.reporting.frontier import frontier_table
-
-        tables["frontier"] = frontier_table(results)
-    from robustmia.reporting import dp_audits
-
-    if dp_audits.audited(results):
-        tables["dp_audit"] = dp_audits.table(results)
     return tables
 
 
-def write_tables(results: list[dict[str, Any]], folder: Path, frontier: bool = False) -> dict[str, tuple[list[str], list[list[str]], str]]:
+Table = tuple[list[str], list[list[str]], str]
+
+
+def write_tables(tables: dict[str, Table], folder: Path) -> dict[str, Table]:
+    """Each table as Markdown, CSV, LaTeX and JSON in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(results, frontier)
     for key, (columns, rows, caption) in tables.items():
         (folder / f"{key}.md").write_text(f"**{caption}**\n\n" + to_markdown(columns, rows))
         (folder / f"{key}.csv").write_text(to_csv(columns, rows))

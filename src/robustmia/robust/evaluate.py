@@ -133,11 +133,12 @@ def evaluate_model(
                    "adv_test_loss": adv_te.loss, "n_attacked_train": adv_tr.n, "n_attacked_test": adv_te.n,
                    "perturbation": attack.describe()})
     if attack.autoattack:
-        from robustmia.robust.autoattack import autoattack
+        from robustmia.robust.autoattack import autoattack, implementation
 
         aa = lambda m, x, y: autoattack(m, x, y, eps=attack.eps, num_classes=num_classes, seed=attack.seed)  # noqa: E731
         aa_tr, aa_te = (adversarial_accuracy(model, d, aa, batch_size) for d in (members, test))
-        result.update({"autoattack_train_accuracy": aa_tr.accuracy, "autoattack_test_accuracy": aa_te.accuracy})
+        result.update({"autoattack_train_accuracy": aa_tr.accuracy, "autoattack_test_accuracy": aa_te.accuracy,
+                       "autoattack": {"implementation": implementation(), "version": "standard", "norm": "Linf", "eps": attack.eps}})
     if bound is not None and attack.eps > 0:
         from robustmia.robust.graph import is_certifiable
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from robustmia.data.canaries import Canaries
 from robustmia.epsilon import Epsilon, StepSize
-from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS
+from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS, method_spec
 from robustmia.models.names import check_arguments
 from robustmia.training.schedule import parse_drops
 
@@ -28,6 +28,7 @@ class TrainConfig(BaseModel):
     model: str = "digits-cnn"
     model_args: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the architecture (e.g. fast-cnn's widths)
     method: str = "natural"
+    method_args: dict[str, Any] = Field(default_factory=dict)  # a registered method's own settings (training.methods)
     epochs: Optional[int] = Field(default=None, ge=1, le=1_000_000)
     iterations: Optional[int] = Field(default=None, ge=1, le=10**10)
     batch_size: int = Field(default=128, ge=1, le=1 << 20)
@@ -120,7 +121,7 @@ class TrainConfig(BaseModel):
     @field_validator("method")
     @classmethod
     def _known_method(cls, v: str) -> str:
-        if v not in METHODS:
+        if method_spec(v) is None:
             raise ValueError(f"unknown training method; choose one of: {', '.join(METHODS)}")
         return v
 
@@ -136,6 +137,13 @@ class TrainConfig(BaseModel):
             check_arguments(self.model, self.model_args)
         except ValueError as e:
             raise ValueError(f"model_args: {e}") from None
+        own = method_spec(self.method).settings
+        unknown = sorted(set(self.method_args) - set(own))
+        if unknown:
+            raise ValueError(f"method_args: method {self.method} has no setting {unknown[0]!r} "
+                             f"({'it has ' + ', '.join(own) if own else 'it has none'})")
+        if set(own) - set(self.method_args):  # its defaults, filled in (so that a run's config.json says them)
+            object.__setattr__(self, "method_args", {**own, **self.method_args})
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
         if self.ramp_end < self.ramp_start:
@@ -233,6 +241,7 @@ class TrainConfig(BaseModel):
         exclude = {"data_dir", "eval_batch_size", "channels_last", "compile", "eval_every", "checkpoint_every"}
         exclude |= {"amp"} if self.amp == "off" else set()
         exclude |= set() if self.model_args else {"model_args"}
+        exclude |= set() if self.method_args else {"method_args"}
         exclude |= set() if self.canaries else {"canaries"}
         recipe = {"label_smoothing": 0.0, "nesterov": False, "lr_schedule": "piecewise", "lookahead": None}
         exclude |= {k for k, default in recipe.items() if getattr(self, k) == default}

@@ -40,7 +40,8 @@ from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.training.early_stop import EarlyStopping
 from robustmia.training.methods import DP
 from robustmia.training.private import dp_epsilon, make_private, noise_generator, poisson_batches, sample_rate
-from robustmia.training.objectives import OBJECTIVES, StepContext, check_model, plain
+from robustmia.training.methods import objective as method_objective
+from robustmia.training.objectives import StepContext, check_model, plain
 from robustmia.models.fast import fit_to_members
 from robustmia.models.inference import resolve_device
 from robustmia.seeding import epoch_generator, generator_draw
@@ -83,6 +84,30 @@ def _prepare_folder(out: Path, config: TrainConfig, resume: bool) -> bool:
     if out.exists() and (not out.is_dir() or any(p.name != OWNER_FILE for p in out.iterdir())):
         raise UserError(f"{out} exists and is not an empty folder or a run; choose another --out")
     return False
+
+
+def _training_set(config: TrainConfig, out: Path, continuing: bool, train_set: Optional[ImageSet], test_set: Optional[ImageSet],
+                  members: Optional[ImageSet], num_classes: int):
+    """``(split, members, canaries)``: the run's split (None for a model given its ``members``), the examples it
+    trains on (the split's members, plus the canaries whose coins came up heads) and every canary (or None)."""
+    if members is not None:
+        return None, members, None
+    split = load_split(out / SPLIT_FILE) if continuing else make_split(len(train_set), len(test_set), config.train_size, config.seed)
+    members = train_set.subset(split.members)
+    if config.canaries is None:
+        return split, members, None
+    candidates, coins = draw_canaries(config.canaries, train_set, split.pool_train, num_classes, config.seed)
+    return split, ImageSet.concat(members, included(candidates, coins)), candidates
+
+
+def _write_start(out: Path, config: TrainConfig, split: Any, members: ImageSet) -> None:
+    """What a new run folder holds from the start: its split (or, for a model given its members, their ids) and config."""
+    if split is not None:
+        save_split(split, out / SPLIT_FILE)
+    elif members.ids is not None:  # a model given its members (a reference model): which examples it trained on
+        with atomic_write(out / MEMBERS_FILE) as f:
+            np.savez(f, ids=members.ids.numpy())
+    write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
 
 
 def _truncate_log(path: Path, epochs_done: int) -> None:
@@ -189,16 +214,7 @@ class RunSession:
             _clear_half_made(out)
         distributed.barrier()  # the other ranks look at the folder once rank 0 has cleared it
         continuing = _prepare_folder(out, config, resume)
-        split, candidates = None, None
-        if members is None:
-            if continuing:
-                split = load_split(out / SPLIT_FILE)
-            else:
-                split = make_split(len(train_set), len(test_set), config.train_size, config.seed)
-            members = train_set.subset(split.members)
-            if config.canaries is not None:  # a one-run DP audit's candidates join the members by their coins
-                candidates, coins = draw_canaries(config.canaries, train_set, split.pool_train, info.num_classes, config.seed)
-                members = ImageSet.concat(members, included(candidates, coins))
+        split, members, candidates = _training_set(config, out, continuing, train_set, test_set, members, info.num_classes)
         if not continuing:  # data-dependent layers (fast-cnn's whitening) fit the run's own members, before the first step
             fit_to_members(model, members.images)
         ckpt = checkpoint_dir(out) if continuing else None
@@ -214,12 +230,7 @@ class RunSession:
             state = load_checkpoint(ckpt)
             load_weights(model, state[0], ckpt)
         if writer and not continuing:
-            if split is not None:
-                save_split(split, out / SPLIT_FILE)
-            elif members.ids is not None:  # a model given its members (a reference model): which examples it trained on
-                with atomic_write(out / MEMBERS_FILE) as f:
-                    np.savez(f, ids=members.ids.numpy())
-            write_json(out / CONFIG_FILE, config.model_dump(mode="json"))
+            _write_start(out, config, split, members)
         model.to(device)
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay, nesterov=config.nesterov)
@@ -371,7 +382,7 @@ def train(
     group = distributed.ProcessGroup.from_env(device)
     dev = group.device if group is not None else resolve_device(device)
     writer = group is None or group.rank == 0
-    objective = OBJECTIVES[config.method]
+    objective = method_objective(config.method)
     # a model given its members that logs no test metrics (a reference model) needs no dataset
     needs_data = members is None or config.eval_every > 0 or epoch_hook is not None or config.early_stop
     train_set, test_set = load_dataset(config.dataset, config.data_dir, download) if needs_data else (None, None)

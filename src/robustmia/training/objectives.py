@@ -178,14 +178,3 @@ def check_model(method: str, model: nn.Module, in_shape: tuple[int, ...]) -> Non
         from robustmia.robust.graph import to_graph
 
         to_graph(model, in_shape, allow_batchnorm=False)
-
-
-OBJECTIVES: dict[str, Objective] = {
-    "natural": natural,
-    "pgd": adversarial,
-    "trades": trades,
-    "fgsm_rs": adversarial,
-    "dpsgd": natural,  # made private by the loop (training.private)
-    "dp_pgd": adversarial,
-    **{name: certified for name in CERTIFIED},
-}

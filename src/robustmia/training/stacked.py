@@ -42,7 +42,8 @@ from robustmia.training.config import TrainConfig
 from robustmia.training.loop import RunSession, autocast, prepare_batch
 from robustmia.training.checkpoint import recover_group, save_group
 from robustmia.training.methods import STACKABLE
-from robustmia.training.objectives import OBJECTIVES, StepContext
+from robustmia.training.methods import objective as method_objective
+from robustmia.training.objectives import StepContext
 from robustmia.models.inference import resolve_device
 from robustmia.training.run import build_initial_model
 
@@ -212,7 +213,7 @@ def train_stacked(
 
 def _train(runs: list[RunSession], test_set: Optional[ImageSet], dev: torch.device, progress: Optional[Progress]) -> None:
     config = runs[0].config
-    objective = OBJECTIVES[config.method]
+    objective = method_objective(config.method)
     kind = config.resolved_augment(dataset_info(config.dataset, config.data_dir).augment)
     rows, k_models = config.batch_size, len(runs)
     stack = StackedModels([r.model for r in runs])
