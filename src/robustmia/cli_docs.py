@@ -36,7 +36,7 @@ def _command(name: str, command: Any) -> list[str]:
     return lines
 
 
-def markdown() -> str:
+def markdown_reference() -> str:
     """Markdown of every command of ``robustmia``, in the order the app defines them."""
     import typer
 
@@ -83,3 +83,58 @@ def spec_keys() -> str:
              (ExternalTarget, "external (a model trained elsewhere)"), (AuditSettings, "audit (the study's, or a target's own)"),
              (EvaluationSpec, "evaluation"), (DPAuditSpec, "dp_audit (a target's one-run DP audit)"), (Canaries, "dp_audit.canaries")]
     return "\n".join(settings(model, title) for model, title in parts)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    cells = lambda r: "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |"
+    return "\n".join([cells(header), "|" + "---|" * len(header)] + [cells(r) for r in rows]) + "\n"
+
+
+def catalog(kind: str) -> str:
+    """A Markdown table of one of robustmia's registries, written from the registry itself: ``presets``,
+    ``recipes``, ``models``, ``methods`` or ``attacks``."""
+    if kind == "presets":
+        from robustmia.experiments.presets import list_presets
+
+        return _table(("preset", "what"), [(f"`{k}`", v) for k, v in list_presets().items()])
+    if kind == "recipes":
+        from robustmia.training.recipes import list_recipes
+
+        return _table(("recipe", "what"), [(f"`{k}`", v) for k, v in list_recipes().items()])
+    if kind == "models":
+        from robustmia.models.names import ENTRIES
+
+        return _table(("model", "what", "arguments", "certified bounds"),
+                      [(f"`{e.name}`", e.description, ", ".join(e.arguments), "yes" if e.certifiable else f"no ({e.blocking})")
+                       for e in ENTRIES.values()])
+    if kind == "methods":
+        from robustmia.training.methods import REGISTRY
+
+        return _table(("method", "family", "what", "own settings", "stacks"),
+                      [(f"`{m.name}`", m.family + (", DP-SGD" if m.private else ""), m.help,
+                        ", ".join(f"`{k}`={v}" for k, v in m.settings.items()), "yes" if m.stacks else "no")
+                       for m in REGISTRY.values()])
+    if kind == "attacks":
+        from robustmia.privacy.attacks import ATTACKS
+
+        return _table(("attack", "sees", "what", "needs"),
+                      [(f"`{a.name}`", a.family, a.help, ", ".join(filter(None, [
+                          f"{a.min_references}+ reference models" if a.references else "",
+                          "PGD points" if a.adversarial else "", f"{a.population} population examples" if a.population else "",
+                          "a certifiable model" if a.certified else "", "default" if a.default else ""])))
+                       for a in ATTACKS.values()])
+    raise ValueError(f"unknown catalog {kind!r}")
+
+
+CATALOGS = ("presets", "recipes", "models", "methods", "attacks")
+
+
+def fill(markdown: str) -> str:
+    """A page's Markdown with every build-time marker replaced by what the code says (docs/hooks)."""
+    marks = {"<!-- the CLI reference is written here at build time -->": markdown_reference,
+             "<!-- the spec keys are written here at build time -->": spec_keys}
+    marks.update({f"<!-- the {k} are written here at build time -->": (lambda k=k: catalog(k)) for k in CATALOGS})
+    for mark, make in marks.items():
+        if mark in markdown:
+            markdown = markdown.replace(mark, make())
+    return markdown

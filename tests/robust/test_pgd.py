@@ -111,7 +111,7 @@ def test_autoattack_without_either_implementation_says_how_to_install(monkeypatc
 
     monkeypatch.setattr(builtins, "__import__", neither)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
-    with pytest.raises(UserError, match="pip install pyautoattack .* pip install --no-deps torchattacks==3.5.1"):
+    with pytest.raises(UserError, match=r"pip install pyautoattack.*pip install --no-deps torchattacks==3\.5\.1"):
         autoattack(model, torch.rand(1, 1, 2, 2), torch.zeros(1, dtype=torch.long), eps=0.1, num_classes=2)
 
 
