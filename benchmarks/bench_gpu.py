@@ -37,7 +37,8 @@ from robustmia.data.datasets import DATASETS
 from robustmia.models import build_model
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import autocast, prepare_batch, prepare_model
-from robustmia.training.objectives import OBJECTIVES, StepContext
+from robustmia.training.methods import objective as method_objective
+from robustmia.training.objectives import StepContext
 
 SETTINGS = {
     "baseline": {},
@@ -81,7 +82,7 @@ def main() -> None:
         x = torch.rand(args.batch_size, *info.shape, device=device)
         y = torch.randint(0, info.num_classes, (args.batch_size,), device=device)
         times: dict[str, list[float]] = {n: [] for n in names}
-        objective = OBJECTIVES["pgd"]
+        objective = method_objective("pgd")
         for round_ in range(args.warmup + args.rounds):
             for name in random.Random(round_).sample(names, len(names)):
                 config, net, optimizer = runs[name]

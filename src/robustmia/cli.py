@@ -236,13 +236,14 @@ def _study(spec: Any, out: Path, quiet: bool, **options: Any) -> None:
 def run_spec(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     out: Path = typer.Option(..., "--out", help="Study folder (runs, results, report)."),
+    tiny: bool = StudyOptions.tiny,
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
 ) -> None:
     """Run a study: train what is missing, evaluate, attack, and write the report."""
     _study(spec, out, quiet, resume=resume, data_dir=data_dir, device=device, backend=backend, address=address, workers=workers, threads=threads,
-           allow_code=allow_code)
+           allow_code=allow_code, tiny=tiny)
 
 
 @app.command()

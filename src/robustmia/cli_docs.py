@@ -62,13 +62,21 @@ def options(command: str) -> list[str]:
 
 def settings(model: Any, title: str) -> str:
     """A Markdown table of a settings model's keys (a pydantic model): name, type, default."""
-    rows = [f"### {title}", "", "| key | type | default |", "|---|---|---|"]
+    import re
+
+    from pydantic import BaseModel
+
+    rows = []
     for name, f in model.model_fields.items():
-        kind = str(f.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "").replace("|", "or")
-        default = f.default_factory() if f.default_factory is not None else f.default
-        shown = "" if default is None else f"`{default}`"
-        rows.append(f"| `{name}` | {kind} | {shown} |")
-    return "\n".join(rows) + "\n"
+        kind = re.sub(r"robustmia(\.\w+)+\.(\w+)", r"\2", str(f.annotation)).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        if f.is_required():
+            shown = "required"
+        else:
+            default = f.default_factory() if f.default_factory is not None else f.default
+            shown = ("its own keys, below" if isinstance(default, BaseModel) else
+                     "" if default is None else f"`{default}`")
+        rows.append((f"`{name}`", kind, shown))
+    return f"### {title}\n\n" + _table(("key", "type", "default"), rows)
 
 
 def spec_keys() -> str:

@@ -178,9 +178,10 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     assert shot.stat().st_size > 50_000  # a real picture of the page, kept as a test artifact
 
 
-def test_every_preset_is_a_valid_spec(tmp_path):
+def test_every_preset_is_a_valid_spec(tmp_path, monkeypatch):
     from robustmia.experiments.presets import list_presets, preset_path
     from robustmia.experiments.spec import load_spec
+    from robustmia.validation import read_yaml
 
     # placeholders where the datasets would lie (only their presence is checked here)
     (tmp_path / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
@@ -188,11 +189,22 @@ def test_every_preset_is_a_valid_spec(tmp_path):
     (tmp_path / "svhn").mkdir()
     for name in ("train_32x32.mat", "test_32x32.mat"):
         (tmp_path / "svhn" / name).write_bytes(b"")
+    # and where RobustBench's layout keeps a published model's checkpoint
+    monkeypatch.setenv("ROBUSTMIA_MODEL_DIR", str(tmp_path / "models"))
     presets = list_presets()
+    for name in presets:
+        for target in read_yaml(preset_path(name))["targets"]:
+            arch = (target.get("external") or {}).get("arch", "")
+            if arch.startswith("robustbench:"):
+                folder = tmp_path / "models" / target["external"]["dataset"] / target["external"].get("threat_model", "Linf")
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{arch.split(':', 1)[1]}.pt").write_bytes(b"")
     assert {"quick", "cifar10-cpu", "paper-table1", "paper-table2", "paper-table3"} <= set(presets)
     for name in presets:
         spec, configs = load_spec(preset_path(name), data_dir=str(tmp_path))
-        assert configs and all(c.dataset == "digits" or c.data_dir.startswith(str(tmp_path)) for c in configs.values())
+        assert len(configs) + sum(t.external is not None for t in spec.targets) == len(spec.targets) > 0
+        assert all(c.dataset == "digits" or c.data_dir.startswith(str(tmp_path)) for c in configs.values())
+        assert all(t.external.data_dir == str(tmp_path) for t in spec.targets if t.external is not None)
     _, table1 = load_spec(preset_path("paper-table1"), data_dir=str(tmp_path))
     assert table1["cifar10-pgd8"].model == "wrn-34-10" and abs(table1["cifar10-pgd8"].eps - 8 / 255) < 1e-12
     assert table1["svhn-pgd4"].model == "wrn-34-4" and table1["cifar10-pgd8"].lr_drops == [(40000, 0.01), (60000, 0.001)]

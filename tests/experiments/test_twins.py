@@ -12,7 +12,7 @@ import yaml
 from robustmia.api import run_study
 from robustmia.experiments.presets import list_presets, preset_path
 from robustmia.experiments.twins import recipes_spec, tiny_spec
-from robustmia.models.names import CERTIFIABLE, WRN_NAME
+from robustmia.models.names import CERTIFIABLE, TINY_ARGUMENTS, WRN_NAME
 from robustmia.privacy.attacks import ATTACKS
 from robustmia.training.recipes import list_recipes, load_recipe
 from robustmia.validation import read_yaml
@@ -65,8 +65,10 @@ def test_the_tiny_twin_of_every_preset_trains_evaluates_audits_and_reports(name,
         assert small["train"].get("model", model) == ("wrn-10-1" if WRN_NAME.fullmatch(model) else model)
         assert {k: v for k, v in small["train"].items() if k not in ("train_size", "epochs", "iterations", "model", "model_args",
                                                                         "early_stop_holdout", "early_stop_steps")} == \
-            {k: v for k, v in merged.items() if k not in ("train_size", "epochs", "iterations", "model", "early_stop_holdout",
-                                                           "early_stop_steps")}
+            {k: v for k, v in merged.items() if k not in ("train_size", "epochs", "iterations", "model", "model_args",
+                                                           "early_stop_holdout", "early_stop_steps")}
+        shrunk = TINY_ARGUMENTS.get(small["train"].get("model", model), {})  # the model's own arguments kept, but its size
+        assert small["train"].get("model_args", {}) == {**merged.get("model_args", {}), **shrunk}
     run_study(name, out, data_dir=str(data), device="cpu", tiny=True)
     results = _check_study(out, spec, twin)
     for r in results:

@@ -148,6 +148,11 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None, allow_code: Opti
     data = read_yaml(path)
     if isinstance(data, dict):  # x-* keys hold YAML anchors (shared lists), as in docker-compose
         data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
+    if data_dir is not None and isinstance(data, dict) and isinstance(data.get("targets"), list):
+        for t in data["targets"]:  # --data-dir reaches external targets' datasets too, where they name none
+            external = t.get("external") if isinstance(t, dict) else None
+            if isinstance(external, dict) and external.get("dataset") not in (None, "digits") and external.get("data_dir") is None:
+                t["external"] = {**external, "data_dir": str(data_dir)}
     spec = validate(StudySpec, data, str(path))
     configs = spec.train_configs(str(path), data_dir)
     for t in spec.targets:
