@@ -157,12 +157,15 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
       document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, rendered: ok,
         tables: document.querySelectorAll('table').length, rows: document.querySelectorAll('tbody tr').length,
         thumbs: document.querySelectorAll('figure.thumb img').length,
-        thumbs_drawn: [...document.querySelectorAll('figure.thumb img')].filter(i => i.complete && i.naturalWidth > 0 && i.width === 64).length}));
+        thumbs_drawn: [...document.querySelectorAll('figure.thumb img')].filter(i => i.complete && i.naturalWidth > 0 && i.width === 64).length,
+        sideways: [...document.querySelectorAll('.scroll')].filter(d => d.scrollWidth > d.clientWidth + 1).length,
+        page_sideways: document.documentElement.scrollWidth > window.innerWidth,
+        wide: [...document.querySelectorAll('figure.wide img')].map(i => [i.alt, Math.round(i.getBoundingClientRect().width), i.naturalWidth])}));
     });</script></body>"""
     page.write_text((study / "report" / "report.html").read_text().replace("</body>", probe))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([browser, *flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+    dom = subprocess.run([browser, *flags, "--window-size=1400,3000", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True).stdout
     marker = 'data-probe="'
     assert marker in dom, dom[:500]
@@ -170,10 +173,22 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     assert probe_data["images"] >= 8 + 4 * 16 and probe_data["rendered"] == probe_data["images"], probe_data  # figures + exposure grids
     assert probe_data["tables"] == 5 and probe_data["rows"] > 10
     assert probe_data["thumbs"] == 4 * 16 and probe_data["thumbs_drawn"] == probe_data["thumbs"], probe_data
+    # at 1400 px no table scrolls sideways (their headers wrap), and Figs. 1 and 3 are drawn at the page's width, a
+    # grid of at most three panels a row, so that each panel is at least 360 px wide on the page
+    assert probe_data["sideways"] == 0 and not probe_data["page_sideways"], probe_data
+    wide = {alt: (shown, natural) for alt, shown, natural in probe_data["wide"]}
+    assert set(wide) == {"fig1_loss_histograms", "fig3_accuracy_over_training"}, wide
+    from robustmia.reporting.figures import PANEL_COLUMNS
+
+    n = len(json.loads((study / "results.json").read_text()))
+    columns = min(n, PANEL_COLUMNS)
+    for alt, (shown, natural) in wide.items():
+        assert shown >= 1000 or shown == natural, (alt, shown, natural)  # page width, or its full size if smaller
+        assert shown / columns >= 360, (alt, shown, columns)
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     shot = artifacts / "report.png"
-    subprocess.run([browser, *flags, "--window-size=1280,4000", f"--screenshot={shot}", (study / "report" / "report.html").as_uri()],
+    subprocess.run([browser, *flags, "--window-size=1400,4000", f"--screenshot={shot}", (study / "report" / "report.html").as_uri()],
                    capture_output=True)
     assert shot.stat().st_size > 50_000  # a real picture of the page, kept as a test artifact
 

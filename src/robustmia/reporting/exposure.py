@@ -123,10 +123,14 @@ def exposure_figures(results: list[dict[str, Any]], folder: Path, save) -> list[
         m = movement(natural, robust)
         if m is None:
             continue
-        fig, ax = plt.subplots(figsize=(4.8, 4.2))
-        ax.scatter(m["x"], m["y"], s=6, alpha=0.5)
-        ax.set_xlabel(f"{natural['name']}: {m['attack']} score")
-        ax.set_ylabel(f"{robust['name']}: {m['attack']} score")
+        n = len(m["x"])  # ranks (1 = most exposed), not scores: LiRA's scores span many orders of magnitude
+        rank_x, rank_y = n - np.argsort(np.argsort(m["x"])), n - np.argsort(np.argsort(m["y"]))
+        fig, ax = plt.subplots(figsize=(5.2, 4.8))
+        ax.scatter(rank_x, rank_y, s=8, alpha=0.5)
+        ax.set_xlabel(f"{natural['name']}: rank by {m['attack']} (1 = most exposed)")
+        ax.set_ylabel(f"{robust['name']}: rank by {m['attack']}")
+        ax.set_xlim(0, n + 1)
+        ax.set_ylim(0, n + 1)
         ax.set_title(f"exposure of the same {m['shared']} members\nSpearman {m['spearman']:.2f}", fontsize=9)
         paths += save(fig, folder, f"exposure_{robust['name']}")
     return paths

@@ -38,23 +38,44 @@ def _save(fig, folder: Path, name: str, tight: bool = True) -> list[Path]:
     return paths
 
 
+PANEL_COLUMNS = 3  # per-target panels (Figs. 1 and 3) in rows of at most three, each large enough to read at page width
+PANEL_SIZE = (4.4, 3.5)  # inches, per panel
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def panels(n: int):
+    """A grid of ``n`` panels, at most PANEL_COLUMNS a row (the unused ones hidden): (figure, axes in reading order)."""
+    columns = min(n, PANEL_COLUMNS)
+    rows = -(-n // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows), squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def line_style(i: int) -> dict[str, Any]:
+    """The i-th curve's colour and dash, distinct for up to 40 curves (ten colours, then the next dash)."""
+    return {"color": plt.get_cmap("tab10")(i % 10), "ls": LINE_STYLES[(i // 10) % len(LINE_STYLES)]}
+
+
 def _label(r: dict[str, Any]) -> str:
     c = r["config"]
     return f"{r['name']} ({c['method']}{', eps ' + format(c['eps'], '.3g') if c['method'] != 'natural' else ''})"
 
 
 def loss_histograms(results: list[dict[str, Any]], folder: Path) -> list[Path]:
-    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.2), squeeze=False)
-    for ax, r in zip(axes[0], results):
+    fig, axes = panels(len(results))
+    for ax, r in zip(axes, results):
         audit = r["audit"]
         loss, member = np.log10(np.maximum(audit.signals["loss"], 1e-12)), audit.member
         bins = np.linspace(loss.min(), loss.max(), 40)
         ax.hist(loss[member], bins=bins, alpha=0.6, label="members", density=True)
         ax.hist(loss[~member], bins=bins, alpha=0.6, label="non-members", density=True)
-        ax.set_title(_label(r), fontsize=9)
+        ax.set_title(_label(r), fontsize=10)
         ax.set_xlabel("log10 cross-entropy loss")
-    axes[0][0].set_ylabel("density")
-    axes[0][0].legend(fontsize=8)
+        ax.set_ylabel("density")
+    axes[0].legend(fontsize=9)
     return _save(fig, folder, "fig1_loss_histograms")
 
 
@@ -79,18 +100,18 @@ def over_training(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     if not tracked:
         return []
     paths = []
-    fig, axes = plt.subplots(1, len(tracked), figsize=(3.6 * len(tracked), 3.2), squeeze=False)
-    for ax, (r, t) in zip(axes[0], tracked):
+    fig, axes = panels(len(tracked))
+    for ax, (r, t) in zip(axes, tracked):
         epochs = [x["epoch"] for x in t]
         for key, style in (("train_accuracy", "-"), ("test_accuracy", "-"), ("adv_train_accuracy", "--"), ("adv_test_accuracy", "--")):
             values = [x["track"].get(key) for x in t]
             if all(v is not None for v in values):
                 ax.plot(epochs, values, style, label=key.replace("_accuracy", "").replace("_", "-"))
-        ax.set_title(_label(r), fontsize=9)
+        ax.set_title(_label(r), fontsize=10)
         ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.02)
-    axes[0][0].set_ylabel("accuracy")
-    axes[0][0].legend(fontsize=7)
+    axes[0].legend(fontsize=9)
     paths += _save(fig, folder, "fig3_accuracy_over_training")
     fig, ax = plt.subplots(figsize=(4.8, 3.8))
     for r, t in tracked:
@@ -107,19 +128,18 @@ def roc_curves(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     paths = []
     for r in results:
         audit = r["audit"]
-        fig, ax = plt.subplots(figsize=(4.6, 4.0))
+        fig, ax = plt.subplots(figsize=(6.4, 5.0))
         floor = 1.0 / max(1, len(audit.member))
-        for a in audit.attacks:
-            if a.threshold_selection == "oracle":
-                fpr, tpr = a.roc()
-                ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=a.attack, lw=1)
+        for i, a in enumerate(a for a in audit.attacks if a.threshold_selection == "oracle"):
+            fpr, tpr = a.roc()
+            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=a.attack, lw=1.2, **line_style(i))
         ax.plot([floor, 1], [floor, 1], color="grey", ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"ROC, {_label(r)}", fontsize=9)
-        ax.legend(fontsize=6)
+        ax.set_title(f"ROC, {_label(r)}", fontsize=10)
+        ax.legend(fontsize=7, ncol=2 if len(ax.lines) > 12 else 1, loc="lower right")
         paths += _save(fig, folder, f"roc_{r['name']}")
     return paths
 

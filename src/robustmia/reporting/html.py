@@ -13,11 +13,15 @@ from robustmia.reporting.exposure import exposure_html
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.8em; width: 100%; table-layout: auto; }
+th, td { border: 1px solid #ccc; padding: 3px 5px; text-align: right; }
+th { white-space: normal; overflow-wrap: anywhere; hyphens: auto; vertical-align: bottom; }
+td { overflow-wrap: anywhere; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
+figure.wide { display: block; }
 img { max-width: 560px; border: 1px solid #ddd; }
+figure.wide img { max-width: 100%; }
 .finding { background: #f6f9ff; border-left: 4px solid #5b8def; padding: 0.5em 1em; margin: 0.5em 0; }
 .warning { background: #fff6e6; border-left: 4px solid #e69a00; padding: 0.5em 1em; margin: 0.5em 0; }
 .grid { display: flex; flex-wrap: wrap; gap: 4px; }
@@ -33,9 +37,14 @@ def _table(columns: list[str], rows: list[list[str]], caption: str) -> str:
     return f"<div class='scroll'><table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
+WIDE_FIGURES = ("fig1_loss_histograms", "fig3_accuracy_over_training")  # a panel per target: drawn at the page's width
+
+
 def _figure(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.stem)}</figcaption></figure>'
+    wide = " class='wide'" if path.stem in WIDE_FIGURES else ""
+    return (f'<figure{wide}><a href="figures/{html.escape(path.name)}"><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+            f'</a><figcaption>{html.escape(path.stem)}</figcaption></figure>')
 
 
 def write_html(
