@@ -95,6 +95,42 @@ def test_gradient_norms_equal_per_sample_gradients_from_a_loop_and_from_jacrev()
     assert torch.allclose(got["log_grad_norm"], total.log(), atol=1e-4)
 
 
+class _OldStyleSwish(torch.autograd.Function):  # as in DeepMind's RobustBench WideResNets: no setup_context, so no vmap
+    @staticmethod
+    def forward(ctx, i):
+        ctx.save_for_backward(i)
+        return i * torch.sigmoid(i)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (i,) = ctx.saved_tensors
+        s = torch.sigmoid(i)
+        return grad_output * (s * (1 + i * (1 - s)))
+
+
+class _Swish(nn.Module):
+    def __init__(self, custom: bool):
+        super().__init__()
+        self.custom = custom
+
+    def forward(self, x):
+        return _OldStyleSwish.apply(x) if self.custom else x * torch.sigmoid(x)
+
+
+def test_gradient_norms_of_a_layer_torch_func_cannot_transform_equal_those_of_its_plain_twin():
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), _Swish(False), nn.Linear(16, 10)).eval()
+    custom = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), _Swish(True), nn.Linear(16, 10)).eval()
+    custom.load_state_dict(plain.state_dict())
+    x, y = torch.rand(9, 1, 8, 8), torch.randint(0, 10, (9,))
+    with pytest.raises(RuntimeError, match="functorch|setup_context"):  # what vmap says of it
+        torch.func.vmap(torch.func.grad(lambda xi: custom(xi.unsqueeze(0)).sum()))(x)
+    want, got = gradient_norms(plain, x, y), gradient_norms(custom, x, y)
+    assert set(got) == set(want)
+    for k in want:
+        assert torch.allclose(got[k], want[k], rtol=1e-5, atol=1e-7), k
+
+
 def test_verified_margin_is_the_certified_margin_bound_and_refused_where_bounds_cannot_go():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()

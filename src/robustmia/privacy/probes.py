@@ -128,6 +128,14 @@ def _owners(model: nn.Module) -> list[str]:
     return [n.rsplit(".", 1)[0] if "." in n else "model" for n, _ in model.named_parameters()]
 
 
+def _one_by_one(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The per-example parameter gradients of the cross-entropy, one backward pass per example (what vmap computes)."""
+    names = [k for k, _ in model.named_parameters()]
+    params = [p for _, p in model.named_parameters()]
+    rows = [torch.autograd.grad(F.cross_entropy(model(x[i:i + 1]), y[i:i + 1]), params, allow_unused=True) for i in range(len(x))]
+    return {k: torch.stack([r[j] if r[j] is not None else torch.zeros_like(params[j]) for r in rows]) for j, k in enumerate(names)}
+
+
 def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-example gradient norms of the cross-entropy (see the module docstring)."""
     from torch.func import functional_call, grad, vmap
@@ -138,7 +146,12 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[s
     def loss(p, xi, yi):
         return F.cross_entropy(functional_call(model, (p, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0))
 
-    per_example = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    try:
+        per_example = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    except RuntimeError as e:  # a layer torch.func cannot transform (e.g. an autograd.Function without setup_context,
+        if "functorch" not in str(e) and "vmap" not in str(e):  # as in DeepMind's RobustBench WideResNets): one by one
+            raise
+        per_example = _one_by_one(model, x, y)
     squares: dict[str, torch.Tensor] = {}
     for owner, g in zip(_owners(model), per_example.values()):
         squares[owner] = squares.get(owner, 0) + g.flatten(1).pow(2).sum(1)
