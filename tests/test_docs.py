@@ -39,6 +39,7 @@ SMALL = [  # (pattern, replacement): a study at the scale of a test
     (re.compile(r"^(robustmia (reproduce|run) (?!.*--tiny).*)$"), r"\1 --tiny --quiet"),
 ]
 PAGES = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
+STUDIES_RUN: set[str] = set()  # a preset's tiny twin that several pages show is run once (tests/experiments/test_twins.py runs each too)
 
 
 @dataclass
@@ -114,10 +115,14 @@ def test_the_runnable_examples_of_a_page_run(page, tmp_path, generated_data):
         else:
             commands = [["bash", "-c", c] for c in _commands(e.body)]
         for command in commands:
+            if command[-1].startswith("robustmia reproduce ") and command[-1] in STUDIES_RUN:
+                continue
             done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, f"{_where(e)}: {command[-1][:200]}\n{done.stderr[-3000:]}"
+            if command[-1].startswith("robustmia reproduce "):
+                STUDIES_RUN.add(command[-1])
             ran += 1
-    assert ran > 0
+    assert ran > 0 or any(e.runs and not FILE.match(e.body) for e in examples(page))
 
 
 def _nav_pages(nav) -> list[str]:
