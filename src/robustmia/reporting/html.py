@@ -11,12 +11,13 @@ from typing import Any
 from robustmia.reporting.exposure import exposure_html
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1340px; padding: 0 1em; color: #222; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.8em; width: 100%; table-layout: auto; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.8em; }
 th, td { border: 1px solid #ccc; padding: 3px 5px; text-align: right; }
-th { white-space: normal; overflow-wrap: anywhere; hyphens: auto; vertical-align: bottom; }
-td { overflow-wrap: anywhere; }
+th { white-space: normal; vertical-align: bottom; }
+td { white-space: normal; }
+td:first-child, td:nth-child(2), td:nth-child(3) { white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
 figure.wide { display: block; }
