@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 	$(BIN)/robustmia reproduce quick --out runs/quick --resume
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # the documentation site into site/ (broken links, missing pages and docstring references fail)
 docs: $(VENV)/.installed

@@ -176,3 +176,12 @@ def test_the_cli_page_lists_what_robustmia_attack_help_says():
     assert on_page == in_help and len(in_help) > 20
     page = (REPO / "docs" / "reference" / "cli.md").read_text()
     assert "--reference-recipe" not in page  # the page itself holds only the marker: nothing is added by hand
+
+
+def test_the_readme_is_read_in_five_minutes():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) < 160, len(lines)
+    text = "\n".join(lines)
+    for must in ("make demo", "make test", "robustmia reproduce quick", "robustmia attack --arch", "robustmia.audit(", "mkdocs serve",
+                 "download.pytorch.org/whl/cpu", "--allow-code", "docs/explanations/paper-map.md"):
+        assert must in text, must
