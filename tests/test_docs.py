@@ -34,7 +34,7 @@ from tests.generated import data_root
 MARK = re.compile(r"^<!-- example: (runs|not run here \((?P<why>.+)\)) -->$")
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[a-z]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
 CODE = ("sh", "bash", "console", "python")  # the blocks that must be marked
-FILE = re.compile(r"^# (?P<name>[\w.-]+\.(py|yaml))\n")
+FILE = re.compile(r"^# (?P<name>[\w.-]+\.(py|yaml))(:.*)?\n")
 SMALL = [  # (pattern, replacement): a study at the scale of a test
     (re.compile(r"^(robustmia (reproduce|run) (?!.*--tiny).*)$"), r"\1 --tiny --quiet"),
 ]

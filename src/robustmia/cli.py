@@ -235,8 +235,7 @@ def _study(spec: Any, out: Path, quiet: bool, **options: Any) -> None:
 @app.command("run")
 def run_spec(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
-    out: Path = typer.Option(..., "--out", help="Study folder (runs, results, report)."),
-    tiny: bool = StudyOptions.tiny,
+    out: Path = typer.Option(..., "--out", help="Study folder (runs, results, report)."), tiny: bool = StudyOptions.tiny,
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
