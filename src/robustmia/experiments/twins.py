@@ -34,18 +34,21 @@ def tiny_model(model: str) -> str:
     return "wrn-10-1" if WRN_NAME.fullmatch(model) else model
 
 
-def tiny_train(settings: dict[str, Any], complete: bool = True) -> dict[str, Any]:
-    """A training block (a target's merged settings; or, with ``complete`` false, a spec's ``defaults``, where
-    only the keys it has are cut, so that a target's recipe can still give iterations where defaults give no
-    epochs) cut to the minimum."""
+def tiny_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
+    """A spec's ``defaults`` with only the keys it has cut (every target's merged settings are cut in full by
+    ``tiny_train``), so that a target's recipe can still give iterations where the defaults give no epochs."""
+    out = dict(defaults)
+    for key, small in (("iterations", ITERATIONS), ("epochs", EPOCHS)):
+        if out.get(key) is not None:
+            out[key] = small
+    if out.get("train_size") is not None:
+        out["train_size"] = min(int(out["train_size"]), MEMBERS)
+    return out
+
+
+def tiny_train(settings: dict[str, Any]) -> dict[str, Any]:
+    """A target's training settings (its defaults, recipe and ``train`` merged) cut to the minimum."""
     out = dict(settings)
-    if not complete:
-        for key, small in (("iterations", ITERATIONS), ("epochs", EPOCHS)):
-            if out.get(key) is not None:
-                out[key] = small
-        if out.get("train_size") is not None:
-            out["train_size"] = min(int(out["train_size"]), MEMBERS)
-        return out
     if "model" in out:
         out["model"] = tiny_model(str(out["model"]))
         args = TINY_ARGUMENTS.get(out["model"])
@@ -84,7 +87,7 @@ def tiny_spec(spec: dict[str, Any]) -> dict[str, Any]:
     out["name"] = f"{spec.get('name', 'study')}-tiny"
     out["description"] = f"the tiny twin of {spec.get('name', 'the study')}: {spec.get('description', '')}".strip()
     defaults = dict(spec.get("defaults", {}))
-    out["defaults"] = tiny_train(defaults, complete=False) if defaults else {}
+    out["defaults"] = tiny_defaults(defaults)
     study_attacks = list(spec.get("audit", {}).get("attacks") or default_attacks())
     targets = []
     for t in spec["targets"]:

@@ -76,7 +76,8 @@ def movement(natural: dict[str, Any], robust: dict[str, Any]) -> Optional[dict[s
     k = min(len(natural["audit"].exposure["index"]) if natural["audit"].exposure is not None else 0, len(shared))
     top_a = set(sorted(shared, key=lambda i: -a[i])[:k])
     top_b = set(sorted(shared, key=lambda i: -b[i])[:k])
-    return {"shared": len(shared), "spearman": rho, "k": k, "both_top": len(top_a & top_b), "x": x, "y": y,
+    n = len(shared)  # the ranks as the figure shows them: 1 = most exposed
+    return {"shared": n, "spearman": rho, "k": k, "both_top": len(top_a & top_b), "rank_x": n - rx, "rank_y": n - ry,
             "attack": natural["audit"].exposure_attack().attack}
 
 
@@ -123,10 +124,9 @@ def exposure_figures(results: list[dict[str, Any]], folder: Path, save) -> list[
         m = movement(natural, robust)
         if m is None:
             continue
-        n = len(m["x"])  # ranks (1 = most exposed), not scores: LiRA's scores span many orders of magnitude
-        rank_x, rank_y = n - np.argsort(np.argsort(m["x"])), n - np.argsort(np.argsort(m["y"]))
+        n = m["shared"]  # ranks, not scores: LiRA's scores span many orders of magnitude
         fig, ax = plt.subplots(figsize=(5.2, 4.8))
-        ax.scatter(rank_x, rank_y, s=8, alpha=0.5)
+        ax.scatter(m["rank_x"], m["rank_y"], s=8, alpha=0.5)
         ax.set_xlabel(f"{natural['name']}: rank by {m['attack']} (1 = most exposed)")
         ax.set_ylabel(f"{robust['name']}: rank by {m['attack']}")
         ax.set_xlim(0, n + 1)
