@@ -16,15 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 # command a test starts, then computes on one thread. Threads beyond the cores make OpenMP's busy-waiting threads
 # fight for them, which made the suite several times slower, not faster.
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = "1"
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    import torch
 
-
-def pytest_configure(config) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
-
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
