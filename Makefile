@@ -21,10 +21,10 @@ $(VENV)/.dev: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/robustmia reproduce quick --out runs/quick --resume
 
-# the suite in TEST_WORKERS processes of one thread each (pytest-xdist), a test file to a process
+# the suite in TEST_WORKERS processes of one thread each (pytest-xdist), shared out as tests/conftest.py says
 TEST_WORKERS ?= 2
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
 # the documentation site into site/ (broken links, missing pages and docstring references fail)
 docs: $(VENV)/.installed

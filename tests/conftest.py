@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,58 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+
+
+# How `make test` shares the suite out (``--dist loadgroup``): a test that uses a module's fixture goes where the
+# module's other such tests go (the fixture is built once), every other test goes alone, and the costliest go out
+# first, by the seconds each took in a measured run (DURATIONS; a test not in it counts UNMEASURED seconds). After
+# changing the suite, measure it again: `pytest -n 2 --dist loadgroup --no-loadscope-reorder --store-durations`.
+DURATIONS = REPO / "tests" / "durations.json"
+UNMEASURED = 5.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--store-durations", action="store_true", help=f"write each test's seconds to {DURATIONS.name}")
+
+
+def _group(item) -> str:
+    marks = sorted(str(m.args[0]) for m in item.iter_markers("xdist_group"))
+    return "_".join(marks) or item.nodeid
+
+
+@pytest.hookimpl(hookwrapper=True)  # around xdist's own hook, which puts each group's name into its tests' ids
+def pytest_collection_modifyitems(config, items):
+    grouped = getattr(config.option, "loadgroup", False)  # how an xdist worker, which collects, sees --dist loadgroup
+    if grouped:
+        for item in items:
+            shared = [d[-1] for d in item._fixtureinfo.name2fixturedefs.values() if d[-1].scope in ("module", "class")]
+            if shared and item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        measured = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+        cost: dict[str, float] = {}
+        for item in items:
+            cost[_group(item)] = cost.get(_group(item), 0.0) + measured.get(item.nodeid, UNMEASURED)
+        items.sort(key=lambda item: (-cost[_group(item)], _group(item)))
+    yield
+    lost = [item.nodeid for item in items if grouped and item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest {pytest.__version__} does not let pytest-xdist group tests ({lost[0]} has no "
+                                "group); install the dev extra's pytest: pip install -e '.[dev]'")
+
+
+_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    nodeid, at, group = report.nodeid.rpartition("@")
+    if not at or "::" in group or "]" in group:  # no group appended by xdist: an "@" of the test's own name
+        nodeid = report.nodeid
+    _SECONDS[nodeid] = _SECONDS.get(nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if session.config.getoption("store_durations") and not hasattr(session.config, "workerinput"):
+        DURATIONS.write_text(json.dumps({k: round(v, 1) for k, v in sorted(_SECONDS.items())}, indent=0) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,10 @@
 - the examples marked ``runs`` are run, page by page in a fresh folder each, in the order the page gives
   them: a block whose first line is ``# NAME.py`` or ``# NAME.yaml`` is written as that file (the page's
   later commands use it), any other Python block is run with Python, and every shell command is run with
-  bash. They run at a small scale where the page says a full one: the rewrites of ``SMALL`` (a study
-  becomes its tiny twin), with datasets other than digits read from generated files in their original
-  layouts (``ROBUSTMIA_DATA_DIR``). Runnable examples state no numbers of their own; the measured tables of
+  bash. They run at a small scale where the page says a full one: the rewrites of ``SMALL`` and
+  ``SMALL_PYTHON`` (a study becomes its tiny twin; a training, and an audit's reference models, train 2
+  epochs), with datasets other than digits read from generated files in their original layouts
+  (``ROBUSTMIA_DATA_DIR``). Runnable examples state no numbers of their own; the measured tables of
   the docs each give the command that made them;
 - the site's navigation holds every page, each page exists and has its heading, and every section of the
   old README (its headings, kept in ``tests/fixtures/old_readme_headings.txt`` with the page each moved to)
@@ -22,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +37,14 @@ MARK = re.compile(r"^<!-- example: (runs|not run here \((?P<why>.+)\)) -->$")
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[a-z]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
 CODE = ("sh", "bash", "console", "python")  # the blocks that must be marked
 FILE = re.compile(r"^# (?P<name>[\w.-]+\.(py|yaml))(:.*)?\n")
-SMALL = [  # (pattern, replacement): a study at the scale of a test
+SMALL = [  # (pattern, replacement): a study, a training and its reference models at the scale of a test
     (re.compile(r"^(robustmia (reproduce|run) (?!.*--tiny).*)$"), r"\1 --tiny --quiet"),
+    (re.compile(r"^(robustmia train (?!.*--epochs).*)$"), r"\1 --epochs 2"),
+    (re.compile(r"^(robustmia train .*--epochs) \d+"), r"\1 2"),
+]
+SMALL_PYTHON = [  # the same in Python: train() configs, and the recipe of an audit's reference models
+    (re.compile(r'"epochs": \d+'), '"epochs": 2'),
+    (re.compile(r'(reference_recipe="[\w-]+")'), r'\1, reference_train={"epochs": 2}'),
 ]
 PAGES = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
 STUDIES_RUN: set[str] = set()  # a preset's tiny twin that several pages show is run once (tests/experiments/test_twins.py runs each too)
@@ -78,15 +86,19 @@ def test_every_shell_and_python_example_says_whether_it_runs():
     assert any(e.runs for e in examples(REPO / "README.md"))
 
 
+def _small(text: str, rewrites) -> str:
+    for pattern, small in rewrites:
+        text = pattern.sub(small, text)
+    return text
+
+
 def _commands(body: str) -> list[str]:
     joined = re.sub(r"\\\n\s*", " ", body)
     out = []
     for line in joined.splitlines():
         line = re.sub(r"\s+#\s.*$", "", line).strip()
         if line and not line.startswith("#"):
-            for pattern, small in SMALL:
-                line = pattern.sub(small, line)
-            out.append(line)
+            out.append(_small(line, SMALL))
     return out
 
 
@@ -98,7 +110,21 @@ def generated_data(tmp_path_factory):
     return data_root(tmp_path_factory.mktemp("docs-data"))
 
 
-@pytest.mark.parametrize("page", RUNNABLE, ids=[str(p.relative_to(REPO)) for p in RUNNABLE])
+def _studies(page: Path) -> set[str]:
+    return {c for e in examples(page) if e.runs and e.lang != "python" for c in _commands(e.body) if c.startswith("robustmia reproduce ")}
+
+
+SHOWN_ON = Counter(study for p in RUNNABLE for study in _studies(p))
+
+
+def _process(page: Path) -> str:
+    """The pages that show one study share a process, which runs it once; every other page has one of its own."""
+    shared = sorted((s for s in _studies(page) if SHOWN_ON[s] > 1), key=lambda s: (-SHOWN_ON[s], s))
+    return f"docs:{shared[0].split()[2] if shared else page.relative_to(REPO)}"  # docs:quick, or the page
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.xdist_group(_process(p))) for p in RUNNABLE],
+                         ids=[str(p.relative_to(REPO)) for p in RUNNABLE])
 def test_the_runnable_examples_of_a_page_run(page, tmp_path, generated_data):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "ROBUSTMIA_DATA_DIR": str(generated_data),
            "PYTHONPATH": str(tmp_path), "MPLBACKEND": "Agg"}
@@ -111,7 +137,7 @@ def test_the_runnable_examples_of_a_page_run(page, tmp_path, generated_data):
                 yaml.safe_load(e.body)
             continue
         if e.lang == "python":
-            commands = [[sys.executable, "-c", e.body]]
+            commands = [[sys.executable, "-c", _small(e.body, SMALL_PYTHON)]]
         else:
             commands = [["bash", "-c", c] for c in _commands(e.body)]
         for command in commands:

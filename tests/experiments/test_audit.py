@@ -1,4 +1,4 @@
-"""`robustmia attack` end to end on digits with K=16 reference models per target recipe."""
+"""`robustmia attack` end to end on digits with K=8 reference models per target recipe."""
 
 import json
 
@@ -17,7 +17,7 @@ def targets(tmp_path_factory):
     root = tmp_path_factory.mktemp("targets")
     recipes = {
         "natural": ["--model", "digits-mlp", "--epochs", "30", "--train-size", "500"],
-        "pgd": ["--model", "digits-mlp", "--method", "pgd", "--eps", "0.1", "--epochs", "15", "--train-size", "500"],
+        "pgd": ["--model", "digits-mlp", "--method", "pgd", "--eps", "0.1", "--epochs", "10", "--train-size", "500"],
     }
     for name, flags in recipes.items():
         r = cli("train", *flags, "--out", str(root / name), "--quiet")
@@ -29,7 +29,7 @@ def targets(tmp_path_factory):
 def records(targets):
     out = {}
     for name in ("natural", "pgd"):
-        r = cli("attack", str(targets / name), "--attacks", ",".join(ATTACKS), "--references", "16",
+        r = cli("attack", str(targets / name), "--attacks", ",".join(ATTACKS), "--references", "8",
                 "--threshold", "both", "--bootstrap", "100", "--eps", "0.1", "--json",
                 # the label-only probes at a small query budget (their accuracy is tested on toys in tests/privacy)
                 "--boundary-bisections", "3", "--probe-steps", "3", "--noise-draws", "4", "--adv-restarts", "1")
@@ -61,15 +61,15 @@ def test_lira_beats_the_global_confidence_threshold_at_low_fpr(records):
 
 def test_reference_models_follow_the_target_recipe_and_are_cached(targets, records):
     folder = next((targets / "pgd" / "audit").glob("n500-seed0"))
-    refs = sorted((folder / "references-16").glob("model-*"))
-    assert len(refs) == 16
+    refs = sorted((folder / "references-8").glob("model-*"))
+    assert len(refs) == 8
     config = json.loads((refs[0] / "config.json").read_text())
     target = json.loads((targets / "pgd" / "config.json").read_text())
     # the target's recipe; only the seed differs, and a reference model logs no test metrics (eval_every 0)
     assert {k: v for k, v in config.items() if k not in ("seed", "eval_every")} == {k: v for k, v in target.items() if k not in ("seed", "eval_every")}
     assert config["eval_every"] == 0 and "test_accuracy" not in json.loads((refs[0] / "log.jsonl").read_text().splitlines()[-1])
     stamp = (refs[3] / "checkpoint" / "model.safetensors").stat().st_mtime_ns
-    r = cli("attack", str(targets / "pgd"), "--attacks", "lira", "--references", "16", "--bootstrap", "0", "--json")
+    r = cli("attack", str(targets / "pgd"), "--attacks", "lira", "--references", "8", "--bootstrap", "0", "--json")
     assert r.returncode == 0, r.stderr
     assert (refs[3] / "checkpoint" / "model.safetensors").stat().st_mtime_ns == stamp
     lira = [x for x in records["pgd"] if x["attack"] == "lira"][0]

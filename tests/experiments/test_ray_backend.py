@@ -22,7 +22,7 @@ description: a small study for the Ray backend test
 defaults: {dataset: digits, model: digits-mlp, train_size: 150, batch_size: 32, epochs: 12}
 targets:
   - {name: natural, tables: [I, II], train: {method: natural, eps: 0.1}}
-  - {name: pgd-0.1, tables: [I, II], train: {method: pgd, eps: 0.1, epochs: 80}}
+  - {name: pgd-0.1, tables: [I, II], train: {method: pgd, eps: 0.1, epochs: 30}}
 evaluation: {attack_steps: 5}
 audit: {attacks: [confidence, lira, shadow], threshold: both, references: 4, stack_references: 2, bootstrap: 50}
 """
@@ -52,7 +52,7 @@ def _wait_for_midway(out: Path, process: subprocess.Popen, deadline: float) -> P
                 epoch = json.loads(meta.read_text())["epoch"]
             except (OSError, ValueError):
                 continue
-            if 1 <= epoch < 40:
+            if 1 <= epoch < 15:
                 return meta.parent.parent
         time.sleep(0.02)
     raise AssertionError("no target was seen midway through training")

@@ -13,8 +13,8 @@ normalisation (robustmia adds none) and takes pixels in [0, 1].
 place, before it is imported: it imports ``autoattack`` (fra31's package, not on PyPI; ``pyautoattack``,
 which RobustBench itself requires, is its PyPI packaging under another module name, so that module is
 registered under the name RobustBench expects), and ``pkg_resources`` (gone from setuptools 81 on; where
-it is missing, a stand-in offers the one function RobustBench calls, ``resource_filename``, through
-importlib.resources).
+it is missing, a stand-in offers the one function RobustBench calls, ``resource_filename``, for the length of
+that import only: RobustBench keeps it, and no other code in the process meets a partial ``pkg_resources``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ DATASETS = ("cifar10", "cifar100")
 DEFAULT_MODEL_DIR = "models"  # RobustBench's own default
 
 
-def _compatible_imports() -> None:
-    """Make ``import robustbench`` work on a current environment (see the module docstring)."""
+def _compatible_imports() -> Optional[types.ModuleType]:
+    """Make ``import robustbench`` work on a current environment (see the module docstring); the stand-in for
+    ``pkg_resources`` it registered, if any, for the caller to take back once robustbench is imported."""
     try:
         importlib.import_module("autoattack")
     except ImportError:
@@ -49,6 +50,7 @@ def _compatible_imports() -> None:
                 pass
     try:
         importlib.import_module("pkg_resources")
+        return None
     except ImportError:
         shim = types.ModuleType("pkg_resources")
 
@@ -58,15 +60,19 @@ def _compatible_imports() -> None:
         shim.resource_filename = resource_filename
         shim.__doc__ = "robustmia's stand-in for setuptools' pkg_resources (only what RobustBench calls)"
         sys.modules["pkg_resources"] = shim
+        return shim
 
 
 def robustbench():
     """The robustbench package, imported (one line if it is not installed)."""
-    _compatible_imports()
+    shim = _compatible_imports()
     try:
         return importlib.import_module("robustbench")
     except ImportError as e:
         raise UserError(f"RobustBench models need the robustbench extra: pip install 'robustmia[robustbench]' ({e})") from None
+    finally:
+        if shim is not None and sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
 
 
 def check_names(dataset: Optional[str], threat_model: str) -> None:
