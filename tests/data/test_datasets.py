@@ -1,4 +1,6 @@
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +24,19 @@ def test_digits_is_offline_split_and_scaled():
     assert key(both) == key(raw)
     again, _ = load_dataset("digits")
     assert torch.equal(again.images, train.images)
+
+
+def test_digits_are_scikit_learns_own_in_its_order_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    from robustmia.data.sets.digits import _images_and_labels
+
+    pixels, labels = _images_and_labels()
+    reference = load_digits()
+    assert np.array_equal(pixels, reference.images) and np.array_equal(labels, reference.target)
+    probe = "import sys; from robustmia.data.datasets import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
 def test_unknown_dataset_is_a_user_error():

@@ -25,16 +25,36 @@ def missing(root: Path) -> Optional[str]:
     return None  # ships with scikit-learn
 
 
+def _images_and_labels():
+    """scikit-learn's own file of the digits (``datasets/data/digits.csv.gz``: 64 pixels from 0 to 16 and the label,
+    a row per image), read as ``sklearn.datasets.load_digits`` reads it, without importing scikit-learn (2 s a
+    process); load_digits itself where the file is not where it has always been."""
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package, imports nothing
+    path = Path(next(iter(spec.submodule_search_locations or [""]))) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(path, "rt") as f:
+        rows = np.loadtxt(f, delimiter=",")
+    return rows[:, :-1].reshape(-1, 8, 8), rows[:, -1].astype(np.int64)
+
+
 def load(root: Path, download: bool):
     import numpy as np
     import torch
-    from sklearn.datasets import load_digits
 
     from robustmia.data.datasets import ImageSet
 
-    bunch = load_digits()
-    images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
-    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    pixels, target = _images_and_labels()
+    images = torch.from_numpy(pixels.astype(np.float32) / 16.0).unsqueeze(1)
+    labels = torch.from_numpy(target.astype(np.int64))
     order = torch.from_numpy(np.random.default_rng(0).permutation(len(labels)))
     train, test = order[:TRAIN_SIZE], order[TRAIN_SIZE:]
     return ImageSet(images[train], labels[train]), ImageSet(images[test], labels[test])
