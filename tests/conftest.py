@@ -49,13 +49,14 @@ def pytest_collection_modifyitems(config, items):
             if shared and item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
         measured = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+        group = {item.nodeid: _group(item) for item in items}
         cost: dict[str, float] = {}
         for item in items:
-            cost[_group(item)] = cost.get(_group(item), 0.0) + measured.get(item.nodeid, UNMEASURED)
-        items.sort(key=lambda item: (-cost[_group(item)], _group(item)))
+            cost[group[item.nodeid]] = cost.get(group[item.nodeid], 0.0) + measured.get(item.nodeid, UNMEASURED)
+        items.sort(key=lambda item: (-cost[group[item.nodeid]], group[item.nodeid]))
     yield
-    lost = [item.nodeid for item in items if grouped and item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
-    if lost:
+    lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if grouped and lost:
         raise pytest.UsageError(f"pytest {pytest.__version__} does not let pytest-xdist group tests ({lost[0]} has no "
                                 "group); install the dev extra's pytest: pip install -e '.[dev]'")
 

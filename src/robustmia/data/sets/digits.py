@@ -35,15 +35,16 @@ def _images_and_labels():
     import numpy as np
 
     spec = importlib.util.find_spec("sklearn")  # finds the package, imports nothing
-    path = Path(next(iter(spec.submodule_search_locations or [""]))) / "datasets" / "data" / "digits.csv.gz" if spec else None
-    if path is None or not path.is_file():
+    files = [Path(folder) / "datasets" / "data" / "digits.csv.gz" for folder in (spec.submodule_search_locations or [] if spec else [])]
+    path = next((f for f in files if f.is_file()), None)
+    if path is None:
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
         return bunch.images, bunch.target
     with gzip.open(path, "rt") as f:
         rows = np.loadtxt(f, delimiter=",")
-    return rows[:, :-1].reshape(-1, 8, 8), rows[:, -1].astype(np.int64)
+    return rows[:, :-1].reshape(-1, 8, 8), rows[:, -1]
 
 
 def load(root: Path, download: bool):
