@@ -40,25 +40,30 @@ def _group(item) -> str:
     return "_".join(marks) or item.nodeid
 
 
-@pytest.hookimpl(hookwrapper=True)  # around xdist's own hook, which puts each group's name into its tests' ids
+def pytest_configure(config):
+    """Refuse, before any worker starts, a pytest on which xdist's groups would silently vanish: xdist names a test's
+    group by rewriting ``item._nodeid``, and pytest 9.2 no longer reads a test's id from there."""
+    from _pytest.nodes import Node
+
+    if config.getoption("dist", "no") == "loadgroup" and "_nodeid" not in Node.nodeid.fget.__code__.co_names:
+        raise pytest.UsageError(f"pytest {pytest.__version__} does not let pytest-xdist group tests (--dist loadgroup); "
+                                "install the dev extra's pytest: pip install -e '.[dev]'")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which puts each group's name into its tests' ids
 def pytest_collection_modifyitems(config, items):
-    grouped = getattr(config.option, "loadgroup", False)  # how an xdist worker, which collects, sees --dist loadgroup
-    if grouped:
-        for item in items:
-            shared = [d[-1] for d in item._fixtureinfo.name2fixturedefs.values() if d[-1].scope in ("module", "class")]
-            if shared and item.get_closest_marker("xdist_group") is None:
-                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-        measured = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
-        group = {item.nodeid: _group(item) for item in items}
-        cost: dict[str, float] = {}
-        for item in items:
-            cost[group[item.nodeid]] = cost.get(group[item.nodeid], 0.0) + measured.get(item.nodeid, UNMEASURED)
-        items.sort(key=lambda item: (-cost[group[item.nodeid]], group[item.nodeid]))
-    yield
-    lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
-    if grouped and lost:
-        raise pytest.UsageError(f"pytest {pytest.__version__} does not let pytest-xdist group tests ({lost[0]} has no "
-                                "group); install the dev extra's pytest: pip install -e '.[dev]'")
+    if not getattr(config.option, "loadgroup", False):  # how an xdist worker, which collects, sees --dist loadgroup
+        return
+    for item in items:
+        shared = [d[-1] for d in item._fixtureinfo.name2fixturedefs.values() if d[-1].scope in ("module", "class")]
+        if shared and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    measured = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    group = {item.nodeid: _group(item) for item in items}
+    cost: dict[str, float] = {}
+    for item in items:
+        cost[group[item.nodeid]] = cost.get(group[item.nodeid], 0.0) + measured.get(item.nodeid, UNMEASURED)
+    items.sort(key=lambda item: (-cost[group[item.nodeid]], group[item.nodeid]))
 
 
 _SECONDS: dict[str, float] = {}
