@@ -14,10 +14,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # `make test` runs the suite in parallel processes (pytest-xdist), one per core: each of them, and every robustmia
-# command a test starts, then computes on one thread. Threads beyond the cores make OpenMP's busy-waiting threads
-# fight for them, which made the suite several times slower, not faster.
+# command a test starts, then computes on one thread, on a core of its own. Threads beyond the cores make OpenMP's
+# busy-waiting threads fight for them, which made the suite several times slower, not faster; and a study sees one
+# core, so its local backend runs its tasks in this process instead of starting worker processes.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")) % len(cores)]})
     import torch
 
     torch.set_num_threads(1)

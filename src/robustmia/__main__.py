@@ -1,3 +1,4 @@
 from robustmia.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process of the local backend starts
+    main()

@@ -13,10 +13,10 @@ class StudyOptions:
     data_dir = typer.Option(None, "--data-dir", help="Folder with one sub-folder per dataset (cifar10/, svhn/), e.g. ../shared/data, or one dataset's own folder.")
     device = typer.Option("auto")
     quiet = typer.Option(False, "--quiet")
-    backend = typer.Option("local", "--backend", help="local (this process) or ray (a Ray cluster; pip install 'robustmia[ray]').")
+    backend = typer.Option("local", "--backend", help="local (this machine) or ray (a Ray cluster; pip install 'robustmia[ray]').")
     address = typer.Option(None, "--address", help="Ray: the cluster's address (`ray start --head` prints it); default: start a local one.")
-    workers = typer.Option(None, "--workers", min=1, help="Ray without --address: CPUs of the local cluster (default: all).")
-    threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (Ray default 1; CPUs per task). Same --threads, same numbers on either backend.")
+    workers = typer.Option(None, "--workers", min=1, help="Tasks at a time: local (default: one per --threads cores on a CPU, 1 on a GPU), or the CPUs of Ray's local cluster without --address (default: all).")
+    threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (default 1 on a CPU; Ray: CPUs per task). Same --threads, same numbers on either backend and any machine.")
     tiny = typer.Option(False, "--tiny", help="Run the study's tiny twin: every target, method and attack at the smallest sizes, in minutes on a CPU (prove a GPU preset first).")
     allow_code = typer.Option(None, "--allow-code", help="A module whose entry points (arch: package.module:factory) the spec may run (repeatable); a spec runs no code otherwise.")
 

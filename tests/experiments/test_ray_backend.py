@@ -93,13 +93,6 @@ def test_an_unreachable_cluster_is_one_line(run_main, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_ray_options_need_the_ray_backend(run_main, tmp_path):
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC)
-    code, out, err = run_main("run", str(spec), "--out", str(tmp_path / "o"), "--workers", "2")
-    assert_one_line_error(code, out, err, "--backend ray")
-
-
 def test_a_users_mistake_inside_a_task_comes_back_as_its_one_line():
     from robustmia.errors import UserError
     from robustmia.experiments.backends import RayBackend

@@ -334,6 +334,14 @@ class Audit:
                if self.population is not None else None)
         return self._signals(folder, model, self.candidates, "eval", folder, self._probes(True), self._adversarial(references=True)), pop
 
+    def task_groups(self) -> list[list[int]]:
+        """The reference models in the groups a study runs as tasks: a group that would not be stacked
+        (training.stacked.stacking_pays) is one task per model, so that parallel workers share the load."""
+        groups = reference_groups(self.settings)
+        if self.target.supplied is not None or self.target.recipe is None or stacking_pays(self.target.recipe, self.device):
+            return groups
+        return [[j] for group in groups for j in group]
+
     def prepare_references(self, group: list[int]) -> None:
         """Train one group of reference models and cache their signals (one task of a study)."""
         self.train_references(group)

@@ -1,4 +1,4 @@
-"""Where a study's independent tasks run: in this process (``local``) or on a Ray cluster (``ray``).
+"""Where a study's independent tasks run: on this machine (``local``) or on a Ray cluster (``ray``).
 
 A task is a plain top-level function and its plain arguments (configs, paths, settings);
 it reads and writes only the study folder, so on a cluster ``--out`` must be storage that
@@ -7,17 +7,23 @@ skipped, an interrupted one resumes from its last checkpoint. That is what makes
 retry of a task whose worker died safe, and a re-run of a study cheap.
 
 Floating-point sums depend on the number of threads. Each task runs with ``threads`` torch
-threads (Ray: one task per ``threads`` CPUs of the cluster; default 1), so the same spec run
-with the same ``--threads`` gives bit-identical runs, and identical tables, on either backend.
+threads (default 1), so the same spec run with the same ``--threads`` gives bit-identical runs,
+and identical tables, on either backend and on any machine. On a CPU the local backend runs
+``workers`` tasks at a time (default: one per ``threads`` cores) in worker processes: small
+networks gain more from a second task than from a second thread. On a GPU it runs one task at
+a time in this process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
+import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from robustmia.errors import UserError
-from robustmia.progress import Progress
+from robustmia.progress import Progress, emit
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 MAX_RETRIES = 3
@@ -43,25 +49,79 @@ def run_task(fn: Callable[..., Any], args: tuple[Any, ...], threads: Optional[in
         return fn(*args, progress=progress)
 
 
+def _pooled_task(fn: Callable[..., Any], args: tuple[Any, ...], threads: Optional[int]) -> tuple[Any, list]:
+    """A task in a worker process: its result, and the warnings it raised, for this process to raise again."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_task(fn, args, threads)
+    return result, [(str(w.message), w.category) for w in caught]
+
+
 class LocalBackend:
-    """Every task in this process, one after another, with the progress bar."""
+    """Tasks on this machine: with ``workers=1`` one after another in this process, with the progress
+    bar; otherwise ``workers`` at a time, each in a worker process (started once, on first use)."""
 
     name = "local"
 
-    def __init__(self, threads: Optional[int] = None, progress: Optional[Progress] = None):
-        self.threads, self.progress = threads, progress
+    def __init__(self, threads: Optional[int] = None, progress: Optional[Progress] = None, workers: int = 1):
+        self.threads, self.progress, self.workers = threads, progress, workers
+        self._pool: Any = None
 
     def run(self, tasks: Sequence[Task], done: Optional[Callable[[int], None]] = None) -> list[Any]:
-        """Each task's result, in order; ``done(i)`` is called as task i finishes."""
-        results = []
-        for i, (fn, args) in enumerate(tasks):
-            results.append(run_task(fn, args, self.threads, self.progress))
-            if done is not None:
-                done(i)
-        return results
+        """Each task's result, in order; ``done(i)`` is called as task i finishes (in the order they finish)."""
+        if self.workers == 1 or len(tasks) <= 1:
+            results = []
+            for i, (fn, args) in enumerate(tasks):
+                results.append(run_task(fn, args, self.threads, self.progress))
+                if done is not None:
+                    done(i)
+            return results
+        return self._run_pooled(tasks, done)
+
+    def _run_pooled(self, tasks: Sequence[Task], done: Optional[Callable[[int], None]]) -> list[Any]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        finished: queue.Queue = queue.Queue()
+        pool = self._executor()
+        futures = [pool.submit(_pooled_task, fn, args, self.threads) for fn, args in tasks]
+        for i, future in enumerate(futures):
+            future.add_done_callback(lambda _, i=i: finished.put(i))
+        emit(self.progress, "start", task=f"{len(tasks)} tasks, {self.workers} at a time", total=len(tasks))
+        try:
+            for _ in tasks:
+                i = finished.get()
+                _, caught = futures[i].result()  # raises a failed task's error at once
+                for message, category in caught:
+                    warnings.warn(message, category, stacklevel=2)
+                if done is not None:
+                    done(i)
+                emit(self.progress, "advance", steps=1)
+        except BrokenProcessPool:
+            self.close()
+            raise UserError("a worker process of the study died (out of memory?); continue the study with --resume, "
+                            "with fewer --workers") from None
+        except BaseException:
+            self.close()  # the other tasks stop too: nothing runs on behind a failed study
+            raise
+        emit(self.progress, "end")
+        return [future.result()[0] for future in futures]
+
+    def _executor(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fresh interpreter per worker (forking a process that has run torch's thread pools can hang)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
 
     def close(self) -> None:
-        pass
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list(getattr(pool, "_processes", {}).values()):  # a running task is stopped, not waited for
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayBackend:
@@ -135,9 +195,32 @@ BACKENDS = ("local", "ray")
 def make_backend(name: str, *, address: Optional[str] = None, workers: Optional[int] = None, threads: Optional[int] = None,
                  device: str = "auto", progress: Optional[Progress] = None):
     if name == "local":
-        if address or workers:
-            raise UserError("--address and --workers are options of --backend ray")
-        return LocalBackend(threads, progress)
+        if address:
+            raise UserError("--address is an option of --backend ray")
+        gpu = _uses_gpu(device)
+        if not gpu:  # on a GPU the CPU's thread count leaves the numbers alone: torch's default
+            threads = threads or 1
+        if workers is None:
+            workers = 1 if gpu else max(1, cpu_count() // threads)
+        return LocalBackend(threads, progress, workers)
     if name == "ray":
         return RayBackend(address, workers, threads, gpus_per_task=1 if device.startswith("cuda") else 0)
     raise UserError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def cpu_count() -> int:
+    """The cores this process may use (its affinity, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _uses_gpu(device: str) -> bool:
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    import torch
+
+    return torch.cuda.is_available()

@@ -13,8 +13,8 @@ OUT/
 
 A finished run is never trained again; an interrupted one continues from its last
 checkpoint with ``resume=True``; evaluations and audits are cached beside their runs.
-The independent tasks (targets; evaluations and groups of reference models) go to a
-backend (``experiments.backends``): this process, or a Ray cluster.
+The independent tasks (targets; evaluations and groups of reference models; audits) go to a
+backend (``experiments.backends``): this machine, or a Ray cluster.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from robustmia.io import read_jsonl, write_json
 from robustmia.locks import OWNER_FILE, folder_lock
 from robustmia.experiments.layout import AUDITS_FOLDER, EXTERNAL_FOLDER, LOG_FILE as STUDY_LOG, RESULTS_FILE, RUNS_FOLDER, SPEC_FILE
 from robustmia.privacy.metrics import evaluate_scores
+from robustmia.privacy.results import AuditResult
 from robustmia.progress import Progress
 from robustmia.robust.evaluate import Perturbation, evaluate_model
 from robustmia.training.config import TrainConfig
@@ -151,7 +152,8 @@ def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: 
             (evaluate_external_target, (spec.evaluation, ext, str(run_dir), device))
         tasks.setdefault(("evaluate", run_dir), evaluate)
         settings = _target_settings(spec, target, config)
-        for group in reference_groups(settings):
+        groups = reference_groups(settings) and Audit(_audit_target(ext, run_dir, settings, device), settings, device=device).task_groups()
+        for group in groups:
             key = ("references", run_dir, settings.model_dump_json(), tuple(group))
             tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device, ext)))
     keys = list(tasks)
@@ -178,8 +180,8 @@ def run_study(
     backend: Optional[Any] = None,
 ) -> list[dict[str, Any]]:
     """Run the study in three phases: train the targets; evaluate them and train their reference
-    models; audit. The tasks of a phase are independent, and ``backend`` (default: this process)
-    runs them; the audits, which only read what the tasks cached, run here. Each target's audit
+    models; audit them (an audit only reads what phase 2 cached). The tasks of a phase are independent,
+    and ``backend`` (default: this process, one task after another) runs them. Each target's audit
     is saved in ``OUT/audits/<target>/`` and ``OUT/results.json`` lists the targets: the report
     (robustmia.reporting) is built from these files alone."""
     out = Path(out)
@@ -200,12 +202,11 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
     _train_targets(spec, targets, backend, log, resume, device)
     evaluations = _evaluate_and_prepare(spec, targets, backend, device, log)
     log(f"evaluated {len(targets)} targets; their reference models are ready")
+    folders = _audit_targets(spec, targets, out, backend, device, log)
     results = []
     for target, config, run_dir in targets:
-        settings = _target_settings(spec, target, config)
-        audit = Audit(_audit_target(target.external, run_dir, settings, device), settings, device=device, progress=progress).run_attacks()
-        folder = audit.save(out / AUDITS_FOLDER / target.name)
-        log(f"audited {target.name}: {len(audit.attacks)} attack records")
+        folder = folders[target.name]
+        audit = AuditResult.load(folder, "run the study again with --resume")
         one_run = _dp_audit(spec, target, config, run_dir, device, progress)
         if one_run is not None:
             log(f"one-run DP audit of {target.name}: {len(one_run)} records")
@@ -221,6 +222,16 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
     write_json(out / RESULTS_FILE, results)
     log("results written")
     return results
+
+
+def _audit_targets(spec: StudySpec, targets: list, out: Path, backend: Any, device: str, log: StudyLog) -> dict[str, Path]:
+    """Phase 3: audit every target, one task each (the attacks only read what phase 2 cached); return each audit's folder."""
+    folders = {target.name: out / AUDITS_FOLDER / target.name for target, _, _ in targets}
+    tasks = [(audit_target, (str(run_dir), _target_settings(spec, target, config), device, target.external, str(folders[target.name])))
+             for target, config, run_dir in targets]
+    counts = backend.run(tasks, done=lambda i: log(f"audited {targets[i][0].name} ({i + 1} of {len(tasks)} targets)"))
+    log(f"audited {len(tasks)} targets: {sum(counts)} attack records")
+    return folders
 
 
 def _dp_audit(spec: StudySpec, target: Any, config: Optional[TrainConfig], run_dir: Path, device: str,
@@ -324,6 +335,13 @@ def prepare_references(run_dir: str, settings: AuditSettings, group: list[int], 
                        progress: Optional[Progress] = None) -> None:
     """Train one group of a target's reference models and cache their signals."""
     Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device).prepare_references(group)
+
+
+def audit_target(run_dir: str, settings: AuditSettings, device: str, external: Any, folder: str, progress: Optional[Progress] = None) -> int:
+    """Run a target's attacks and save its audit in ``folder``; return the number of attack records."""
+    audit = Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device, progress=progress).run_attacks()
+    audit.save(folder)
+    return len(audit.attacks)
 
 
 def evaluate_external_target(e: EvaluationSpec, ext: Any, folder: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
