@@ -85,8 +85,9 @@ def test_a_gpu_runs_one_task_at_a_time_and_a_cpu_one_per_core(monkeypatch):
     assert backends.make_backend("local", device="cpu", threads=2).workers == 4
     assert backends.make_backend("local", device="cpu", threads=16).workers == 1
     assert backends.make_backend("local", device="cpu").threads == 1
-    monkeypatch.setattr(backends, "_uses_gpu", lambda device: True)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     assert backends.make_backend("local", device="cuda").workers == 1
+    assert backends.make_backend("local", device="auto").workers == 1
 
 
 def test_the_address_of_a_local_backend_is_one_line(run_main, tmp_path):

@@ -197,7 +197,9 @@ def make_backend(name: str, *, address: Optional[str] = None, workers: Optional[
     if name == "local":
         if address:
             raise UserError("--address is an option of --backend ray")
-        gpu = _uses_gpu(device)
+        from robustmia.models.inference import resolve_device
+
+        gpu = resolve_device(device).type == "cuda"
         if not gpu:  # on a GPU the CPU's thread count leaves the numbers alone: torch's default
             threads = threads or 1
         if workers is None:
@@ -215,12 +217,3 @@ def cpu_count() -> int:
     except AttributeError:
         return os.cpu_count() or 1
 
-
-def _uses_gpu(device: str) -> bool:
-    if device.startswith("cuda"):
-        return True
-    if device != "auto":
-        return False
-    import torch
-
-    return torch.cuda.is_available()
