@@ -40,7 +40,8 @@ from robustmia.robust.evaluate import adversarial_accuracy, clean_accuracy
 from robustmia.robust.pgd import pgd
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
-from robustmia.training.objectives import OBJECTIVES, StepContext
+from robustmia.training.methods import objective as method_objective
+from robustmia.training.objectives import StepContext
 from robustmia.training.recipes import load_recipe
 from robustmia.data.catalog import dataset_info
 
@@ -81,6 +82,15 @@ def step_cost(config: TrainConfig, device: torch.device, steps: int = 3) -> tupl
     """(seconds per training image, FLOPs per training image) of the recipe's objective on random images."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    class GlobalOnly:  # FlopCounterMode's per-module tracker breaks autograd.grad on an input (PGD); count the total only
+        parents = ("Global",)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
     from robustmia.models.fast import fit_to_members
 
     info = dataset_info(config.dataset, config.data_dir)
@@ -93,7 +103,7 @@ def step_cost(config: TrainConfig, device: torch.device, steps: int = 3) -> tupl
         model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    objective = OBJECTIVES[config.method]
+    objective = method_objective(config.method)
     ctx = StepContext(torch.Generator(device=device).manual_seed(0))
 
     def step():
@@ -103,7 +113,9 @@ def step_cost(config: TrainConfig, device: torch.device, steps: int = 3) -> tupl
 
     model.train()
     step()
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = GlobalOnly()
+    with counter:
         step()
     _sync(device)
     t = time.perf_counter()

@@ -1,0 +1,40 @@
+"""The benchmark scripts run (at their smallest sizes) and print the JSON their documentation reads.
+They measure speed on their own; here only that they work, so that a refactoring cannot break one unseen."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def _bench(*args: str) -> dict:
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_bench_gpu_runs_on_the_cpu():
+    result = _bench("benchmarks/bench_gpu.py", "--device", "cpu", "--models", "wrn-16-1", "--batch-size", "2",
+                    "--rounds", "1", "--warmup", "0", "--settings", "baseline,channels_last,bf16")["results"]["wrn-16-1"]
+    assert set(result["images_per_second"]) == {"baseline", "channels_last", "bf16"}
+    assert result["speedup_over_baseline"]["baseline"] == 1.0
+
+
+def test_bench_fast_quick_on_the_cifar10_subset(shared_data):
+    result = _bench("benchmarks/bench_fast.py", "--data-dir", str(shared_data), "--models", "fast-cnn,small-cnn", "--quick")
+    assert set(result["models"]) == {"fast-cnn", "small-cnn"} and result["matmul_peak_gflops"] > 0
+    for model, entry in result["models"].items():
+        for kind, key in (("natural", "test_accuracy"), ("pgd", "adv_train_accuracy")):
+            e = entry[kind]
+            assert e["flops_per_image"] > 0 and 0 < e["fraction_of_peak"], (model, kind, e)
+            # the PGD-7 step costs more FLOPs than the natural one: the FLOP counter sees the attack's passes
+            for run in e["runs"]:
+                seconds = [f["seconds"] for f in run["per_epoch"]]
+                assert seconds == sorted(seconds) and len(seconds) == e["epochs"]
+                assert 0 <= run["final"][key] <= 1
+        assert entry["pgd"]["flops_per_image"] > 4 * entry["natural"]["flops_per_image"], model
+    assert result["fast_vs_small_natural_accuracy_same_budget"] == [
+        result["models"][m]["natural"]["mean_final_test_accuracy"] for m in ("fast-cnn", "small-cnn")]
