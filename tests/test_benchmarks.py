@@ -30,11 +30,11 @@ def test_bench_fast_quick_on_the_cifar10_subset(shared_data):
         for kind, key in (("natural", "test_accuracy"), ("pgd", "adv_train_accuracy")):
             e = entry[kind]
             assert e["flops_per_image"] > 0 and 0 < e["fraction_of_peak"], (model, kind, e)
-            # the PGD-7 step costs more FLOPs than the natural one: the FLOP counter sees the attack's passes
             for run in e["runs"]:
                 seconds = [f["seconds"] for f in run["per_epoch"]]
                 assert seconds == sorted(seconds) and len(seconds) == e["epochs"]
                 assert 0 <= run["final"][key] <= 1
+        # the PGD-7 step costs more FLOPs than the natural one: the FLOP counter sees the attack's passes
         assert entry["pgd"]["flops_per_image"] > 4 * entry["natural"]["flops_per_image"], model
     assert result["fast_vs_small_natural_accuracy_same_budget"] == [
         result["models"][m]["natural"]["mean_final_test_accuracy"] for m in ("fast-cnn", "small-cnn")]
