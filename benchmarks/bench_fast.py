@@ -15,11 +15,14 @@ model's measured training throughput, and its schedule runs in full over them):
 
 Training time excludes the per-epoch measurements. On a GPU (``--device cuda``) it adds the figure
 that matters there: the time to train a target plus ``--references`` (default 16) PGD reference
-models of the fast recipe, as an audit trains them.
+models of ``--reference-recipe`` (default the laptop preset's PGD-8 recipe), one after the other as
+an audit trains them (fast-cnn has BatchNorm, so they are not stacked).
 
-    python benchmarks/bench_fast.py --data-dir ../shared/data [--budget 720] [--pgd-budget 720]
+    python benchmarks/bench_fast.py --data-dir ../shared/data [--budget 720] [--pgd-budget 720] [--out FILE]
 
-It prints one JSON object. ``--quick`` runs everything at toy sizes (the tests do).
+It prints one JSON object. ``--out FILE`` also writes it, after every model and every reference model
+with ``"complete": false`` until the end, so that a run stopped early keeps what it measured.
+``--quick`` runs everything at toy sizes, the references' timing included (the tests do).
 """
 
 from __future__ import annotations
@@ -157,14 +160,16 @@ def main() -> None:
     parser.add_argument("--pgd-budget", type=float, default=720, help="seconds of PGD training per model")
     parser.add_argument("--pgd-target", type=float, default=0.5)
     parser.add_argument("--references", type=int, default=16, help="GPU only: PGD reference models timed beside a target")
+    parser.add_argument("--reference-recipe", default=RECIPES["fast-cnn"][1], help="GPU only: the recipe of the target and its references")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", help="also write the JSON here, after every model and reference model")
     parser.add_argument("--quick", action="store_true", help="toy sizes, to check that it runs")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_fast: no CUDA GPU here; pass --device cpu")
     if args.quick:
-        args.members, args.pgd_members, args.budget, args.pgd_budget, args.seeds = 40, 20, 2.0, 2.0, 1
+        args.members, args.pgd_members, args.budget, args.pgd_budget, args.seeds, args.references = 40, 20, 2.0, 2.0, 1, 2
     train_set, test_set = load_dataset("cifar10", args.data_dir)
     test_set = test_set.subset(range(min(len(test_set), 200 if args.quick else len(test_set))))
     probe = 20 if args.quick else 500
@@ -173,7 +178,11 @@ def main() -> None:
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "matmul_peak_gflops": round(peak, 1),
               "members": args.members, "budget_s": args.budget, "target": args.target, "pgd_members": args.pgd_members,
-              "pgd_budget_s": args.pgd_budget, "pgd_target": args.pgd_target, "models": {}}
+              "pgd_budget_s": args.pgd_budget, "pgd_target": args.pgd_target, "complete": False, "models": {}}
+
+    def save() -> None:
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2))
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):
             natural_recipe, pgd_recipe = RECIPES[model]
@@ -211,16 +220,24 @@ def main() -> None:
                 if kind == "pgd":
                     entry[kind]["final_gap"] = runs[0]["final"]["adv_train_accuracy"] - runs[0]["final"]["adv_test_accuracy"]
             result["models"][model] = entry
+            save()
         models = result["models"]
         if "fast-cnn" in models and "small-cnn" in models:
             result["fast_vs_small_natural_accuracy_same_budget"] = [models["fast-cnn"]["natural"]["mean_final_test_accuracy"],
                                                                     models["small-cnn"]["natural"]["mean_final_test_accuracy"]]
-        if device.type == "cuda" and "fast-cnn" in models:
-            config = _config(RECIPES["fast-cnn"][1], "fast-cnn", args.pgd_members, args.data_dir, **quick)
+        if (device.type == "cuda" or args.quick) and "fast-cnn" in models:
+            config = _config(args.reference_recipe, "fast-cnn", args.pgd_members, args.data_dir, **quick, **({"epochs": 2} if args.quick else {}))
+            timing = result["target_plus_references_s"] = {"recipe": args.reference_recipe, "members": args.pgd_members,
+                                                            "references": args.references, "models_trained": 0, "per_model_s": []}
             t = time.perf_counter()
             for j in range(args.references + 1):  # the target, then its references (each on its own members' half)
+                start = time.perf_counter()
                 train(config.model_copy(update={"seed": j}), Path(tmp) / f"ref-{j}", device=str(device))
-            result["target_plus_references_s"] = {"references": args.references, "seconds": round(time.perf_counter() - t, 1)}
+                timing["per_model_s"].append(round(time.perf_counter() - start, 2))
+                timing["models_trained"], timing["seconds"] = j + 1, round(time.perf_counter() - t, 1)
+                save()
+    result["complete"] = True
+    save()
     print(json.dumps(result, indent=2))
 
 
