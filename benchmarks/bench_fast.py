@@ -6,9 +6,11 @@ model's measured training throughput, and its schedule runs in full over them):
 - natural, on ``--members`` members (default 5,000): test accuracy after every epoch (the full
   test split), the time at which it first reaches ``--target`` (default 78%), and where it ends;
   fast-cnn is trained with ``--seeds`` seeds (default 2) and their mean is reported;
-- PGD-7 at 8/255, on ``--pgd-members`` members (default 1,000): PGD-10 accuracy on 500 members
-  (adv-train) and 500 test images (adv-test) after every epoch, and the time at which adv-train
-  first reaches ``--pgd-target`` (default 50%);
+- PGD-7 at 8/255, on ``--pgd-members`` members (default 1,000): PGD-10 accuracy on 500 of the run's
+  members (adv-train) and 500 test images (adv-test) after every epoch, and the time at which adv-train
+  first reaches ``--pgd-target`` (default 50%); ``adv_train_probe`` says how many of the probed images
+  were members (all of them: a split draws its members at random, so the first images of the training
+  split are mostly not);
 - FLOPs per training image (torch's FlopCounterMode on one step of the recipe's objective), the
   FLOP/s achieved over the run, and that as a fraction of this machine's own float32 matmul peak
   (a 4096x4096 product, measured in the same run).
@@ -18,7 +20,7 @@ that matters there: the time to train a target plus ``--references`` (default 16
 models of ``--reference-recipe`` (default the laptop preset's PGD-8 recipe), one after the other as
 an audit trains them (fast-cnn has BatchNorm, so they are not stacked).
 
-    python benchmarks/bench_fast.py --data-dir ../shared/data [--budget 720] [--pgd-budget 720] [--out FILE]
+    python benchmarks/bench_fast.py --data-dir ../shared/data [--budget 720] [--pgd-budget 720] [--kinds pgd] [--out FILE]
 
 It prints one JSON object. ``--out FILE`` also writes it, after every model and every reference model
 with ``"complete": false`` until the end, so that a run stopped early keeps what it measured.
@@ -35,9 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from robustmia.data.datasets import load_dataset
+from robustmia.data.splits import load_split
 from robustmia.models import build_model
 from robustmia.robust.evaluate import adversarial_accuracy, clean_accuracy
 from robustmia.robust.pgd import pgd
@@ -46,6 +50,7 @@ from robustmia.training.loop import train
 from robustmia.training.methods import objective as method_objective
 from robustmia.training.objectives import StepContext
 from robustmia.training.recipes import load_recipe
+from robustmia.training.run import SPLIT_FILE
 from robustmia.data.catalog import dataset_info
 
 # model -> (natural recipe, PGD recipe); wrn-16-4 runs small-cnn's recipes with its own architecture
@@ -133,9 +138,9 @@ def step_cost(config: TrainConfig, device: torch.device, steps: int = 3) -> tupl
 
 
 def run(config: TrainConfig, out: Path, device: torch.device, measure) -> list[dict]:
-    """Train ``config`` into ``out``; per epoch, the cumulative training seconds and ``measure(model)``."""
+    """Train ``config`` into ``out``; per epoch, the cumulative training seconds and ``measure(model, members)``."""
     figures: list[dict] = []
-    train(config, out, device=str(device), epoch_hook=lambda model, epoch, members, test: figures.append(measure(model)) or {})
+    train(config, out, device=str(device), epoch_hook=lambda model, epoch, members, test: figures.append(measure(model, members)) or {})
     seconds = [json.loads(line)["seconds"] for line in (out / "timing.jsonl").read_text().splitlines()]
     total = 0.0
     for f, s in zip(figures, seconds):
@@ -156,6 +161,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=720, help="seconds of natural training per model")
     parser.add_argument("--target", type=float, default=0.78)
     parser.add_argument("--seeds", type=int, default=2, help="fast-cnn's natural runs")
+    parser.add_argument("--kinds", default="natural,pgd", help="which trainings to time: natural and/or pgd")
     parser.add_argument("--pgd-members", type=int, default=1000)
     parser.add_argument("--pgd-budget", type=float, default=720, help="seconds of PGD training per model")
     parser.add_argument("--pgd-target", type=float, default=0.5)
@@ -168,9 +174,12 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_fast: no CUDA GPU here; pass --device cpu")
+    kinds = set(args.kinds.split(","))
+    if not kinds or kinds - {"natural", "pgd"}:
+        raise SystemExit(f"bench_fast: --kinds takes natural and/or pgd, not {args.kinds!r}")
     if args.quick:
         args.members, args.pgd_members, args.budget, args.pgd_budget, args.seeds, args.references = 40, 20, 2.0, 2.0, 1, 2
-    train_set, test_set = load_dataset("cifar10", args.data_dir)
+    _, test_set = load_dataset("cifar10", args.data_dir)
     test_set = test_set.subset(range(min(len(test_set), 200 if args.quick else len(test_set))))
     probe = 20 if args.quick else 500
     peak = matmul_peak(device, 512 if args.quick else 4096)
@@ -190,18 +199,22 @@ def main() -> None:
             entry = {}
             for kind, recipe, members, budget in (("natural", natural_recipe, args.members, args.budget),
                                                   ("pgd", pgd_recipe, args.pgd_members, args.pgd_budget)):
+                if kind not in kinds:
+                    continue
                 probe_config = _config(recipe, model, members, args.data_dir, **over)
                 per_image, flops = step_cost(probe_config, device)
                 epochs = max(1, int(budget / (per_image * members)))
                 config = _config(recipe, model, members, args.data_dir, epochs=epochs, **over)
+                probed: dict = {}  # the members probed for adv-train accuracy, the same ones every epoch
                 if kind == "natural":
-                    def measure(m):
+                    def measure(m, run_members):
                         return {"test_accuracy": clean_accuracy(m, test_set).accuracy}
                     key, target = "test_accuracy", args.target
                 else:
-                    mem_probe, test_probe = train_set.subset(range(probe)), test_set.subset(range(probe))
+                    test_probe = test_set.subset(range(probe))
 
-                    def measure(m):
+                    def measure(m, run_members):
+                        mem_probe = probed.setdefault("images", run_members.subset(range(min(probe, len(run_members)))))
                         attack = lambda net, x, y: pgd(net, x, y, **EVAL_PGD)  # noqa: E731
                         return {"adv_train_accuracy": adversarial_accuracy(m, mem_probe, attack).accuracy,
                                 "adv_test_accuracy": adversarial_accuracy(m, test_probe, attack).accuracy}
@@ -219,10 +232,13 @@ def main() -> None:
                                "fraction_of_peak": round(flops * members * epochs / seconds / 1e9 / peak, 3)}
                 if kind == "pgd":
                     entry[kind]["final_gap"] = runs[0]["final"]["adv_train_accuracy"] - runs[0]["final"]["adv_test_accuracy"]
+                    members_of_run = load_split(Path(tmp) / f"{model}-{kind}-0" / SPLIT_FILE).members
+                    ids = probed["images"].ids.numpy()  # a training image's id is its index in the train split
+                    entry[kind]["adv_train_probe"] = {"images": len(ids), "members": int(np.isin(ids, members_of_run).sum())}
             result["models"][model] = entry
             save()
         models = result["models"]
-        if "fast-cnn" in models and "small-cnn" in models:
+        if "natural" in kinds and "fast-cnn" in models and "small-cnn" in models:
             result["fast_vs_small_natural_accuracy_same_budget"] = [models["fast-cnn"]["natural"]["mean_final_test_accuracy"],
                                                                     models["small-cnn"]["natural"]["mean_final_test_accuracy"]]
         if (device.type == "cuda" or args.quick) and "fast-cnn" in models:

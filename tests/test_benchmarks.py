@@ -23,9 +23,19 @@ def test_bench_gpu_runs_on_the_cpu():
     assert result["speedup_over_baseline"]["baseline"] == 1.0
 
 
-def test_bench_fast_quick_on_the_cifar10_subset(shared_data):
-    result = _bench("benchmarks/bench_fast.py", "--data-dir", str(shared_data), "--models", "fast-cnn,small-cnn", "--quick")
+def test_bench_fast_quick_on_the_cifar10_subset(shared_data, tmp_path):
+    saved = tmp_path / "bench_fast.json"
+    result = _bench("benchmarks/bench_fast.py", "--data-dir", str(shared_data), "--models", "fast-cnn,small-cnn", "--quick",
+                    "--out", str(saved))
+    assert json.loads(saved.read_text()) == result and result["complete"]
     assert set(result["models"]) == {"fast-cnn", "small-cnn"} and result["matmul_peak_gflops"] > 0
+    # adv-train accuracy is measured on the run's own members (a split draws them at random: the first
+    # images of the training split would be mostly non-members, and the "gap" a test-set figure)
+    for entry in result["models"].values():
+        assert entry["pgd"]["adv_train_probe"] == {"images": 20, "members": 20}
+    references = result["target_plus_references_s"]
+    assert references["models_trained"] == 3 and len(references["per_model_s"]) == 3
+    assert references["seconds"] >= sum(references["per_model_s"]) - 0.1
     for model, entry in result["models"].items():
         for kind, key in (("natural", "test_accuracy"), ("pgd", "adv_train_accuracy")):
             e = entry[kind]
@@ -38,3 +48,16 @@ def test_bench_fast_quick_on_the_cifar10_subset(shared_data):
         assert entry["pgd"]["flops_per_image"] > 4 * entry["natural"]["flops_per_image"], model
     assert result["fast_vs_small_natural_accuracy_same_budget"] == [
         result["models"][m]["natural"]["mean_final_test_accuracy"] for m in ("fast-cnn", "small-cnn")]
+
+
+def test_bench_scale_stacked_section_alone():
+    result = _bench("benchmarks/bench_scale.py", "--sections", "stacked", "--k", "2", "--epochs", "1")
+    assert "parallel" not in result and result["stacked"]["k"] == 2
+    for model in ("digits-mlp", "digits-cnn"):
+        assert result["stacked"][model]["one_by_one_s"] > 0 and result["stacked"][model]["stacked_s"] > 0
+
+
+def test_benchmarks_refuse_unknown_sections_in_one_line():
+    for args in (("benchmarks/bench_scale.py", "--sections", "stacked,nope"), ("benchmarks/bench_fast.py", "--kinds", "adv")):
+        done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode != 0 and done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -292,9 +292,14 @@ class Audit:
         k = self.settings.references
         return balanced_keep(k, len(self.candidates), derive_seed(self.settings.seed, 2, k))
 
-    def _reference(self, j: int) -> tuple[TrainConfig, Path]:
+    @property
+    def references_folder(self) -> Path:
+        """Where this audit's reference models live (audits of one run that differ in their attacks share them)."""
         key = f"-{self.target.reference_key}" if self.target.reference_key else ""
-        folder = self.folder / f"references-{self.settings.references}{key}" / f"model-{j:03d}"
+        return self.folder / f"references-{self.settings.references}{key}"
+
+    def _reference(self, j: int) -> tuple[TrainConfig, Path]:
+        folder = self.references_folder / f"model-{j:03d}"
         # a reference model's own test accuracy is read by nobody: it logs none (and loads no dataset)
         update = {"seed": derive_seed(self.settings.seed, 3, j) % (2**31), "eval_every": 0}
         return self.target.recipe.model_copy(update=update), folder

@@ -152,9 +152,13 @@ def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: 
             (evaluate_external_target, (spec.evaluation, ext, str(run_dir), device))
         tasks.setdefault(("evaluate", run_dir), evaluate)
         settings = _target_settings(spec, target, config)
-        groups = reference_groups(settings) and Audit(_audit_target(ext, run_dir, settings, device), settings, device=device).task_groups()
-        for group in groups:
-            key = ("references", run_dir, settings.model_dump_json(), tuple(group))
+        if not reference_groups(settings):
+            continue
+        audit = Audit(_audit_target(ext, run_dir, settings, device), settings, device=device)
+        for group in audit.task_groups():
+            # one task per group of reference models: two targets of one run whose audits differ only in their attacks
+            # share the models (the second's other signals are made in phase 3)
+            key = ("references", run_dir, str(audit.references_folder), tuple(group))
             tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device, ext)))
     keys = list(tasks)
 
@@ -225,12 +229,22 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
 
 
 def _audit_targets(spec: StudySpec, targets: list, out: Path, backend: Any, device: str, log: StudyLog) -> dict[str, Path]:
-    """Phase 3: audit every target, one task each (the attacks only read what phase 2 cached); return each audit's folder."""
+    """Phase 3: audit every target (the attacks only read what phase 2 cached); return each audit's folder. The
+    targets of one run are one task, audited one after another: their audits write the run's audit folders."""
     folders = {target.name: out / AUDITS_FOLDER / target.name for target, _, _ in targets}
-    tasks = [(audit_target, (str(run_dir), _target_settings(spec, target, config), device, target.external, str(folders[target.name])))
-             for target, config, run_dir in targets]
-    counts = backend.run(tasks, done=lambda i: log(f"audited {targets[i][0].name} ({i + 1} of {len(tasks)} targets)"))
-    log(f"audited {len(tasks)} targets: {sum(counts)} attack records")
+    by_run: dict[Path, list] = {}
+    for target, config, run_dir in targets:
+        by_run.setdefault(run_dir, []).append((target.name, (str(run_dir), _target_settings(spec, target, config), device,
+                                                             target.external, str(folders[target.name]))))
+    groups = list(by_run.values())
+    audited = []
+
+    def finished(i: int) -> None:
+        audited.extend(name for name, _ in groups[i])
+        log(f"audited {', '.join(name for name, _ in groups[i])} ({len(audited)} of {len(targets)} targets)")
+
+    counts = backend.run([(audit_targets, ([job for _, job in group],)) for group in groups], done=finished)
+    log(f"audited {len(targets)} targets: {sum(counts)} attack records")
     return folders
 
 
@@ -337,11 +351,15 @@ def prepare_references(run_dir: str, settings: AuditSettings, group: list[int], 
     Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device).prepare_references(group)
 
 
-def audit_target(run_dir: str, settings: AuditSettings, device: str, external: Any, folder: str, progress: Optional[Progress] = None) -> int:
-    """Run a target's attacks and save its audit in ``folder``; return the number of attack records."""
-    audit = Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device, progress=progress).run_attacks()
-    audit.save(folder)
-    return len(audit.attacks)
+def audit_targets(jobs: list[tuple[str, AuditSettings, str, Any, str]], progress: Optional[Progress] = None) -> int:
+    """For each (run_dir, settings, device, external, folder): run a target's attacks and save its audit in
+    ``folder``, one after another; return the number of attack records."""
+    records = 0
+    for run_dir, settings, device, external, folder in jobs:
+        audit = Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device, progress=progress).run_attacks()
+        audit.save(folder)
+        records += len(audit.attacks)
+    return records
 
 
 def evaluate_external_target(e: EvaluationSpec, ext: Any, folder: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
