@@ -6,7 +6,8 @@ model's measured training throughput, and its schedule runs in full over them):
 - natural, on ``--members`` members (default 5,000): test accuracy after every epoch (the full
   test split), the time at which it first reaches ``--target`` (default 78%), and where it ends;
   fast-cnn is trained with ``--seeds`` seeds (default 2) and their mean is reported;
-- PGD-7 at 8/255, on ``--pgd-members`` members (default 1,000): PGD-10 accuracy on 500 of the run's
+- PGD-7 at 8/255 (Madry's 7 steps of 2/255, whatever steps the model's PGD recipe trains with), on
+  ``--pgd-members`` members (default 1,000): PGD-10 accuracy on 500 of the run's
   members (adv-train) and 500 test images (adv-test) after every epoch, and the time at which adv-train
   first reaches ``--pgd-target`` (default 50%); ``adv_train_probe`` says how many of the probed images
   were members (all of them: a split draws its members at random, so the first images of the training
@@ -60,6 +61,7 @@ RECIPES = {
     "wrn-16-4": ("cpu-cifar10-small-natural", "cpu-cifar10-small-pgd8"),
 }
 EVAL_PGD = dict(eps=8 / 255, alpha=2 / 255, steps=10, random_start=True, mode="eval")
+MADRY = {"attack_steps": 7, "step_size": 2 / 255}  # the PGD part trains with Madry's PGD-7 whatever the recipe's steps
 
 
 def matmul_peak(device: torch.device, n: int = 4096, rounds: int = 5) -> float:
@@ -195,12 +197,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):
             natural_recipe, pgd_recipe = RECIPES[model]
-            over = quick if model == "fast-cnn" else {}
             entry = {}
             for kind, recipe, members, budget in (("natural", natural_recipe, args.members, args.budget),
                                                   ("pgd", pgd_recipe, args.pgd_members, args.pgd_budget)):
                 if kind not in kinds:
                     continue
+                over = {**(quick if model == "fast-cnn" else {}), **(MADRY if kind == "pgd" else {})}
                 probe_config = _config(recipe, model, members, args.data_dir, **over)
                 per_image, flops = step_cost(probe_config, device)
                 epochs = max(1, int(budget / (per_image * members)))

@@ -16,7 +16,7 @@ class StudyOptions:
     backend = typer.Option("local", "--backend", help="local (this machine) or ray (a Ray cluster; pip install 'robustmia[ray]').")
     address = typer.Option(None, "--address", help="Ray: the cluster's address (`ray start --head` prints it); default: start a local one.")
     workers = typer.Option(None, "--workers", min=1, help="Tasks at a time: local (default: one per --threads cores on a CPU, 1 on a GPU), or the CPUs of Ray's local cluster without --address (default: all).")
-    threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (default 1 on a CPU; Ray: CPUs per task). Same --threads, same numbers on either backend and any machine.")
+    threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (default 1 on a CPU; Ray: CPUs per task). Same --threads, same numbers on either backend (another CPU model may round differently).")
     tiny = typer.Option(False, "--tiny", help="Run the study's tiny twin: every target, method and attack at the smallest sizes, in minutes on a CPU (prove a GPU preset first).")
     allow_code = typer.Option(None, "--allow-code", help="A module whose entry points (arch: package.module:factory) the spec may run (repeatable); a spec runs no code otherwise.")
 

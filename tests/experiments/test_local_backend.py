@@ -41,6 +41,33 @@ def test_two_workers_write_the_tables_of_one(tmp_path):
     assert "audited natural (" in log and "audited 2 targets:" in log
 
 
+SHARED = """
+name: local-shared
+description: two targets of one run, audited with different attacks that both read reference models
+defaults: {dataset: digits, model: digits-mlp, train_size: 60, batch_size: 32, epochs: 2}
+targets:
+  - {name: first, tables: [I], train: {method: natural}, audit: {attacks: [confidence, lira]}}
+  - {name: second, tables: [I], train: {method: natural}, audit: {attacks: [loss, rmia]}}
+audit: {attacks: [confidence], references: 2, stack_references: 1, bootstrap: 20}
+"""
+
+
+def test_two_workers_audit_two_targets_of_one_run(tmp_path):
+    """Targets that resolve to one run share its audit folder and its reference models: two workers once raced for
+    them (one refused the other's lock); now the run's reference models train once and its audits run in one task."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SHARED)
+    done = cli("run", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--workers", "2", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "out" / "study.log").read_text()
+    assert log.count("reference models 0-0 ready") == 1 and log.count("reference models 1-1 ready") == 1
+    assert "audited first, second (2 of 2 targets)" in log
+    import json
+
+    results = {r["name"]: {a["attack"] for a in r["attacks"]} for r in json.loads((tmp_path / "out" / "results.json").read_text())}
+    assert results == {"first": {"confidence", "lira"}, "second": {"loss", "rmia"}}
+
+
 def _warns(progress=None) -> int:
     from robustmia.errors import warn
 

@@ -8,7 +8,8 @@ retry of a task whose worker died safe, and a re-run of a study cheap.
 
 Floating-point sums depend on the number of threads. Each task runs with ``threads`` torch
 threads (default 1), so the same spec run with the same ``--threads`` gives bit-identical runs,
-and identical tables, on either backend and on any machine. On a CPU the local backend runs
+and identical tables, on either backend and whatever the number of workers or cores (a CPU of
+another model may pick other float kernels and round differently). On a CPU the local backend runs
 ``workers`` tasks at a time (default: one per ``threads`` cores) in worker processes: small
 networks gain more from a second task than from a second thread. On a GPU it runs one task at
 a time in this process.
