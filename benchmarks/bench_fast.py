@@ -54,6 +54,8 @@ from robustmia.training.recipes import load_recipe
 from robustmia.training.run import SPLIT_FILE
 from robustmia.data.catalog import dataset_info
 
+import options
+
 # model -> (natural recipe, PGD recipe); wrn-16-4 runs small-cnn's recipes with its own architecture
 RECIPES = {
     "fast-cnn": ("cpu-cifar10-fast-natural", "cpu-cifar10-fast-pgd8"),
@@ -173,12 +175,9 @@ def main() -> None:
     parser.add_argument("--out", help="also write the JSON here, after every model and reference model")
     parser.add_argument("--quick", action="store_true", help="toy sizes, to check that it runs")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("bench_fast: no CUDA GPU here; pass --device cpu")
-    kinds = set(args.kinds.split(","))
-    if not kinds or kinds - {"natural", "pgd"}:
-        raise SystemExit(f"bench_fast: --kinds takes natural and/or pgd, not {args.kinds!r}")
+    device = options.device("bench_fast", args.device, "or pass --device cpu")
+    models = options.choices("bench_fast", "--models", args.models, RECIPES)
+    kinds = options.choices("bench_fast", "--kinds", args.kinds, ("natural", "pgd"))
     if args.quick:
         args.members, args.pgd_members, args.budget, args.pgd_budget, args.seeds, args.references = 40, 20, 2.0, 2.0, 1, 2
     _, test_set = load_dataset("cifar10", args.data_dir)
@@ -195,7 +194,7 @@ def main() -> None:
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=2))
     with tempfile.TemporaryDirectory() as tmp:
-        for model in args.models.split(","):
+        for model in models:
             natural_recipe, pgd_recipe = RECIPES[model]
             entry = {}
             for kind, recipe, members, budget in (("natural", natural_recipe, args.members, args.budget),
@@ -216,7 +215,9 @@ def main() -> None:
                     test_probe = test_set.subset(range(probe))
 
                     def measure(m, run_members):
-                        mem_probe = probed.setdefault("images", run_members.subset(range(min(probe, len(run_members)))))
+                        if "images" not in probed:
+                            probed["images"] = run_members.subset(range(min(probe, len(run_members))))
+                        mem_probe = probed["images"]
                         attack = lambda net, x, y: pgd(net, x, y, **EVAL_PGD)  # noqa: E731
                         return {"adv_train_accuracy": adversarial_accuracy(m, mem_probe, attack).accuracy,
                                 "adv_test_accuracy": adversarial_accuracy(m, test_probe, attack).accuracy}
@@ -260,4 +261,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    options.run("bench_fast", main)

@@ -40,6 +40,8 @@ from robustmia.training.loop import autocast, prepare_batch, prepare_model
 from robustmia.training.methods import objective as method_objective
 from robustmia.training.objectives import StepContext
 
+import options
+
 SETTINGS = {
     "baseline": {},
     "channels_last": {"channels_last": True},
@@ -63,10 +65,8 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("bench_gpu: no CUDA GPU here; run it on a GPU machine (or pass --device cpu to check it runs)")
-    names = args.settings.split(",")
+    device = options.device("bench_gpu", args.device, "or pass --device cpu to check it runs")
+    names = options.choices("bench_gpu", "--settings", args.settings, SETTINGS)
     info = DATASETS["cifar10"]
     recipe = dict(dataset="cifar10", method="pgd", eps=8 / 255, step_size=2 / 255, attack_steps=7, random_start=True)
     results = {}
@@ -114,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    options.run("bench_gpu", main)

@@ -43,6 +43,9 @@ from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
 from robustmia.training.stacked import train_stacked
 
+import options
+
+
 def _stacked(model: str, k: int, epochs: int, folder: Path, device: str) -> dict:
     train_set, test_set = load_dataset("digits")
     candidates = ImageSet.concat(train_set.subset(range(300)), test_set.subset(range(300)))
@@ -127,11 +130,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device of the stacked comparison (cuda on a GPU machine); Ray runs on CPUs")
     parser.add_argument("--sections", default="stacked,parallel", help="which of stacked and parallel to run")
     args = parser.parse_args()
-    sections = set(args.sections.split(","))
-    if not sections or sections - {"stacked", "parallel"}:
-        raise SystemExit(f"bench_scale: --sections takes stacked and/or parallel, not {args.sections!r}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("bench_scale: no CUDA GPU here; run it on a GPU machine (or leave out --device)")
+    sections = options.choices("bench_scale", "--sections", args.sections, ("stacked", "parallel"))
+    device = options.device("bench_scale", args.device, "or leave out --device")
     result = {
         "benchmark": "scale",
         "cpus": os.cpu_count(),
@@ -139,8 +139,8 @@ def main() -> None:
         "machine": platform.machine(),
         "targets": {"stacked_speedup": ">= 3", "2_workers_over_local_1_thread": ">= 1.6"},
     }
-    if args.device.startswith("cuda"):
-        result["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
+    if device.type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if "stacked" in sections:
@@ -152,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    options.run("bench_scale", main)

@@ -57,7 +57,13 @@ def test_bench_scale_stacked_section_alone():
         assert result["stacked"][model]["one_by_one_s"] > 0 and result["stacked"][model]["stacked_s"] > 0
 
 
-def test_benchmarks_refuse_unknown_sections_in_one_line():
-    for args in (("benchmarks/bench_scale.py", "--sections", "stacked,nope"), ("benchmarks/bench_fast.py", "--kinds", "adv")):
+def test_benchmarks_refuse_bad_inputs_in_one_line(tmp_path):
+    for args, says in ((("benchmarks/bench_scale.py", "--sections", "stacked,nope"), "--sections takes"),
+                       (("benchmarks/bench_fast.py", "--kinds", "adv"), "--kinds takes"),
+                       (("benchmarks/bench_fast.py", "--models", "fast-cnn,nope"), "--models takes"),
+                       (("benchmarks/bench_gpu.py", "--device", "cpu", "--settings", "nope"), "--settings takes"),
+                       (("benchmarks/bench_gpu.py", "--device", "nope"), "is no device"),
+                       (("benchmarks/bench_fast.py", "--data-dir", str(tmp_path), "--quick"), "CIFAR-10 not found")):
         done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
-        assert done.returncode != 0 and done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and done.stdout == "" and len(lines) == 1 and says in lines[0], (args, done.stderr)

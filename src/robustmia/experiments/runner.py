@@ -240,8 +240,9 @@ def _audit_targets(spec: StudySpec, targets: list, out: Path, backend: Any, devi
     audited = []
 
     def finished(i: int) -> None:
-        audited.extend(name for name, _ in groups[i])
-        log(f"audited {', '.join(name for name, _ in groups[i])} ({len(audited)} of {len(targets)} targets)")
+        names = [name for name, _ in groups[i]]
+        audited.extend(names)
+        log(f"audited {', '.join(names)} ({len(audited)} of {len(targets)} targets)")
 
     counts = backend.run([(audit_targets, ([job for _, job in group],)) for group in groups], done=finished)
     log(f"audited {len(targets)} targets: {sum(counts)} attack records")
