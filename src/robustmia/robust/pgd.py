@@ -36,7 +36,9 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def attack_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
     """Put ``model`` in ``mode`` for an attack; restore its mode and BatchNorm statistics after."""
     was_training = model.training
-    saved = [(b, b.detach().clone()) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()] if mode == "train" else []
+    # (a stack of K models, training.stacked, keeps its models' BatchNorm statistics as buffers of its own)
+    keeps = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "holds_batch_statistics", False)]
+    saved = [(b, b.detach().clone()) for m in keeps for b in m.buffers(recurse=False)] if mode == "train" else []
     # the attack needs input gradients only: frozen weights spare autograd their bookkeeping
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:

@@ -15,17 +15,21 @@ training up to floating-point rounding (tested to 1e-5), and a stacked group res
 checkpoints that either way of training wrote. Models whose training sets differ in size
 run their last, smaller batches padded and masked, and sit out the steps they do not have.
 
-Stackable: networks without BatchNorm (batch statistics would couple the stacked models'
-examples, and vmap cannot update running statistics in place) or dropout, trained with
-``natural``, ``pgd``, ``fgsm_rs`` or ``trades``. Certified objectives walk one network's graph
-and train one by one. The ``amp`` and ``channels_last`` switches apply to a stack as to one
-model; ``compile`` does not (the stack runs eagerly).
+Stackable: networks without dropout, trained with ``natural``, ``pgd``, ``fgsm_rs`` or ``trades``.
+BatchNorm layers keep batch statistics per model: under ``vmap`` each model's layer normalises its
+own rows (only the rows it has this step: a padded row never enters a statistic), and its running
+statistics are updated after every training-mode forward pass, as ``nn.BatchNorm2d`` does in place,
+except inside a training-time attack, whose passes leave them alone (robust.pgd.attack_mode).
+Certified objectives walk one network's graph and train one by one. The ``amp`` and
+``channels_last`` switches apply to a stack as to one model; ``compile`` does not (the stack runs
+eagerly).
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import types
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -47,7 +51,7 @@ from robustmia.training.objectives import StepContext
 from robustmia.models.inference import resolve_device
 from robustmia.training.run import build_initial_model
 
-_COUPLING = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.GroupNorm, nn.LayerNorm)
+_COUPLING = (nn.modules.dropout._DropoutNd, nn.GroupNorm, nn.LayerNorm)
 
 
 def _modules(config: TrainConfig) -> list[nn.Module]:
@@ -71,28 +75,117 @@ def stacking_pays(config: TrainConfig, device: torch.device) -> bool:
     return stackable(config, modules) and (device.type == "cuda" or not any(isinstance(m, nn.Conv2d) for m in modules))
 
 
+class _BatchStatistics:
+    """What the stack's BatchNorm layers share during one vmapped forward pass: which of a model's rows
+    are real (``valid``, (rows,) bool under vmap) and the statistics each training-mode layer took."""
+
+    def __init__(self) -> None:
+        self.valid: Optional[torch.Tensor] = None
+        self.taken: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+
+
+def _batch_norm(name: str, shared: _BatchStatistics):
+    """The forward of one BatchNorm layer of a stack's base network, called under vmap on one model's rows:
+    batch statistics of its valid rows in training mode (recorded for the running update), running ones in eval."""
+
+    def forward(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        z = x.float()
+        if self.training or self.running_mean is None:
+            dims = [0, *range(2, x.dim())]
+            valid = shared.valid.to(z.dtype).view(-1, *([1] * (x.dim() - 1)))
+            count = (valid.sum() * z[0, 0].numel()).clamp_min(1)  # (a model without rows this step: its output is unused)
+            mean = (z * valid).sum(dims) / count
+            centred = z - mean.view(shape)
+            var = (centred.square() * valid).sum(dims) / count
+            out = centred * torch.rsqrt(var + self.eps).view(shape) * valid  # a padded row feeds no gradient to the statistics
+            if self.training and self.running_mean is not None:
+                shared.taken.append((name, mean.detach(), (var * count / (count - 1).clamp_min(1)).detach()))
+        else:
+            out = (z - self.running_mean.view(shape)) * torch.rsqrt(self.running_var.view(shape) + self.eps)
+        if self.weight is not None:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(x.dtype)
+
+    return forward
+
+
 class StackedModels(nn.Module):
-    """K networks of one architecture as one module: rows k*B to (k+1)*B of a batch of K x B go to model k."""
+    """K networks of one architecture as one module: rows k*B to (k+1)*B of a batch of K x B go to model k.
+    ``counts`` (K,), when set, says how many of each model's B rows are real (the others are padding)."""
+
+    holds_batch_statistics = True  # its BatchNorm running statistics are buffers of its own (robust.pgd.attack_mode)
 
     def __init__(self, models: Sequence[nn.Module]):
         super().__init__()
         params, buffers = stack_module_state(list(models))
         self.k = len(models)
         self.names = list(params)
-        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in self.names])
-        self.buffer_values = {n: b.detach().clone() for n, b in buffers.items()}
+        self.stacked = nn.ParameterList([nn.Parameter(params[n].detach().clone(), requires_grad=params[n].requires_grad)
+                                         for n in self.names])
+        self.buffer_names = list(buffers)
+        for n in self.buffer_names:  # real buffers: moved with the stack, and saved and restored around an attack
+            self.register_buffer(_buffer_key(n), buffers[n].detach().clone())
         self.base = copy.deepcopy(models[0]).to("meta")
+        self.shared = _BatchStatistics()
+        self.norms: dict[str, nn.modules.batchnorm._BatchNorm] = {}
+        for name, m in self.base.named_modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.forward = types.MethodType(_batch_norm(name, self.shared), m)
+                self.norms[name] = m
+        self.counts: Optional[torch.Tensor] = None
 
-    def _apply_one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.base, {**params, **buffers}, (x,))
+    @property
+    def buffer_values(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(self, _buffer_key(n)) for n in self.buffer_names}
+
+    def _apply_one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor,
+                   valid: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        self.shared.valid, self.shared.taken = valid, []
+        out = functional_call(self.base, {**params, **buffers}, (x,))
+        taken, self.shared.taken = self.shared.taken, []
+        return out, [t for _, mean, var in taken for t in (mean, var)]
 
     def _params(self) -> dict[str, torch.Tensor]:
         return dict(zip(self.names, self.stacked))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = x.view(self.k, -1, *x.shape[1:])
-        out = vmap(self._apply_one)(self._params(), self.buffer_values, xs)
+        rows = xs.shape[1]
+        counts = self.counts if self.counts is not None else torch.full((self.k,), rows, device=x.device)
+        valid = torch.arange(rows, device=x.device)[None, :] < counts[:, None]
+        names = [n for n, m in self.norms.items() if m.training and self.training and m.running_mean is not None]
+        out, stats = vmap(self._apply_one)(self._params(), self.buffer_values, xs, valid)
+        if names:
+            self._update_running(names, stats, counts > 0)
         return out.reshape(-1, *out.shape[2:])
+
+    @torch.no_grad()
+    def _update_running(self, names: list[str], stats: list[torch.Tensor], active: torch.Tensor) -> None:
+        """Each active model's running statistics, updated from the batch as nn.BatchNorm does in place
+        (a model without rows this step keeps its own)."""
+        for i, name in enumerate(names):
+            m, prefix = self.norms[name], f"{name}." if name else ""
+            mean, var = stats[2 * i], stats[2 * i + 1]
+            tracked = getattr(self, _buffer_key(prefix + "num_batches_tracked"), None)
+            if tracked is not None:
+                tracked.add_(active.to(tracked.dtype))
+            if m.momentum is None:  # a cumulative average
+                factor = 1.0 / tracked.clamp_min(1).to(mean.dtype)
+            else:
+                factor = torch.full((self.k,), float(m.momentum), device=mean.device, dtype=mean.dtype)
+            factor = (factor * active.to(mean.dtype)).view(-1, 1)
+            for key, batch in (("running_mean", mean), ("running_var", var)):
+                running = getattr(self, _buffer_key(prefix + key))
+                running.copy_((running + factor * (batch.to(running.dtype) - running)).to(running.dtype))
+
+
+def _buffer_key(name: str) -> str:
+    return "stacked_" + name.replace(".", "__")
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def _per_model(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -123,10 +216,11 @@ class _StackedSGD:
     def __init__(self, stack: StackedModels, runs: Sequence[RunSession]):
         self.stack = stack
         self.momentum, self.wd = runs[0].config.momentum, runs[0].config.weight_decay
-        self.bufs = [torch.zeros_like(p) for p in stack.stacked]
+        self.params = [p for p in stack.stacked if p.requires_grad]  # what the loop's optimizer trains (frozen ones stay)
+        self.bufs = [torch.zeros_like(p) for p in self.params]
         self.started = torch.zeros(stack.k, dtype=torch.bool, device=self.bufs[0].device)
         for k, run in enumerate(runs):  # resumed runs bring their momentum
-            state = [run.optimizer.state.get(p, {}).get("momentum_buffer") for p in run.model.parameters()]
+            state = [run.optimizer.state.get(p, {}).get("momentum_buffer") for p in _trainable(run.model)]
             if all(s is not None for s in state):
                 for buf, s in zip(self.bufs, state):
                     buf[k] = s
@@ -134,7 +228,7 @@ class _StackedSGD:
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor, active: torch.Tensor) -> None:
-        params = list(self.stack.stacked)
+        params = self.params
         grads = [p.grad for p in params]
         if not bool(active.all()):  # some models have no batch this step: update the others only
             self._masked_step(params, grads, lr, active)
@@ -169,11 +263,13 @@ class _StackedSGD:
 
     def write_back(self, k: int, run: RunSession, lr: float) -> None:
         """Model k's weights and momentum into its own module and torch optimizer (to checkpoint)."""
-        with torch.no_grad():  # stack_module_state keeps the order of named_parameters
+        with torch.no_grad():  # stack_module_state keeps the order of named_parameters and named_buffers
             for p, stacked in zip(run.model.parameters(), self.stack.stacked):
                 p.copy_(stacked[k])
+            for b, stacked in zip(run.model.buffers(), self.stack.buffer_values.values()):  # BatchNorm's running statistics
+                b.copy_(stacked[k])
         if self.momentum and self.started[k]:
-            for p, buf in zip(run.model.parameters(), self.bufs):
+            for p, buf in zip(_trainable(run.model), self.bufs):
                 run.optimizer.state[p]["momentum_buffer"] = buf[k].clone()
         for g in run.optimizer.param_groups:
             g["lr"] = lr
@@ -245,6 +341,7 @@ def _train(runs: list[RunSession], test_set: Optional[ImageSet], dev: torch.devi
             n = torch.tensor(counts, device=dev)
             mask = torch.arange(rows, device=dev)[None, :] < n[:, None]
             lead = next(r for r, c in zip(runs, counts) if c)
+            stack.counts = n
             with autocast(config, dev):
                 out = objective(stack, x, y, config, StepContext(None, lead.step, lead.total_steps, _stacked_draw(draws, counts, rows)))
             losses = out.losses.view(k_models, rows) * mask
