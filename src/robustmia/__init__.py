@@ -3,7 +3,7 @@
 The public API (loaded on first use, so that ``import robustmia`` stays cheap):
 
 - ``train(config, out)``, ``evaluate(run_dir)``, ``audit(run_dir, attacks=...)``,
-  ``run_study(spec_or_preset, out)``, ``report(study_dir)`` (see robustmia.api);
+  ``run_study(spec_or_preset, out)``, ``plan_study(spec_or_preset)``, ``report(study_dir)`` (see robustmia.api);
 - the result types ``AuditResult``, ``AttackResult``, ``MembershipMetrics``; ``TrainConfig``,
   ``AuditSettings``, ``Perturbation``; ``register_attack`` to add a membership attack.
 """
@@ -19,6 +19,7 @@ _EXPORTS = {
     "audit": "robustmia.api",
     "audit_predictions": "robustmia.api",
     "run_study": "robustmia.api",
+    "plan_study": "robustmia.api",
     "report": "robustmia.api",
     "AuditResult": "robustmia.privacy.results",
     "AttackResult": "robustmia.privacy.results",

@@ -279,17 +279,11 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
     ``out`` and write its report; return the report's summary. ``allow_code``: modules whose entry
     points (an external target's ``arch: package.module:factory``) the spec may run. ``tiny``: run the
     spec's tiny twin instead (experiments.twins: every target, method and attack, at the smallest sizes)."""
-    from robustmia.experiments.presets import preset_path
     from robustmia.experiments.spec import load_spec
-
     from robustmia.validation import check_device
 
     check_device(device)
-    path = Path(spec) if Path(spec).suffix in (".yaml", ".yml") or Path(spec).is_file() else preset_path(str(spec))
-    if tiny:
-        from robustmia.experiments.twins import twin_file
-
-        path = twin_file(path)
+    path = _spec_path(spec, tiny)
     study, configs = load_spec(path, data_dir, list(allow_code or []))  # validated in full before anything heavy is imported
     if study.needs_gpu and not tiny and device == "auto":
         import torch
@@ -311,6 +305,37 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
     finally:
         tasks.close()
     return report(out)
+
+
+def plan_study(spec: str | Path, *, data_dir: Optional[str] = None, tiny: bool = False, throughput: Optional[float] = None,
+               device: str = "auto", allow_code: Optional[Sequence[str]] = None):
+    """What a study (a spec file or a preset's name) will cost before anything trains: each target's FLOPs by part
+    (training, reference models, evaluation, audit, tracking) and the time at ``throughput`` TFLOP/s (default: the
+    stated throughput of one GPU where the study is meant for one or ``device`` is a GPU, else of 2 CPU cores); an
+    experiments.plan.Plan. A dataset that is not there is counted at its standard sizes."""
+    from robustmia.experiments.plan import plan_study as plan
+    from robustmia.experiments.spec import load_spec
+    from robustmia.validation import check_device
+
+    check_device(device)
+    if throughput is not None and not (0 < throughput < 1e6):
+        raise UserError(f"--throughput {throughput}: give the device's TFLOP/s, a positive number (e.g. 170 for one H200)")
+    path = _spec_path(spec, tiny)
+    study, configs = load_spec(path, data_dir, list(allow_code or []), check_data=False)
+    gpu = device.startswith("cuda") or (device == "auto" and study.needs_gpu and not tiny)
+    return plan(study, configs, throughput, gpu=gpu)
+
+
+def _spec_path(spec: str | Path, tiny: bool) -> Path:
+    """The spec file of ``spec`` (a file, or a preset's name), or of its tiny twin."""
+    from robustmia.experiments.presets import preset_path
+
+    path = Path(spec) if Path(spec).suffix in (".yaml", ".yml") or Path(spec).is_file() else preset_path(str(spec))
+    if tiny:
+        from robustmia.experiments.twins import twin_file
+
+        path = twin_file(path)
+    return path
 
 
 def report(study_dir: str | Path) -> dict[str, Any]:

@@ -221,9 +221,19 @@ def audit_scores(
     console.print_json(records) if as_json else console.metrics_table(f"membership inference from {file}", records)
 
 
-def _study(spec: Any, out: Path, quiet: bool, **options: Any) -> None:
+def _study(spec: Any, out: Path, quiet: bool, plan: bool = False, throughput: Optional[float] = None, as_json: bool = False,
+           **options: Any) -> None:
     from robustmia import api
 
+    if plan:
+        found = api.plan_study(spec, data_dir=options["data_dir"], tiny=options["tiny"], throughput=throughput,
+                               device=options["device"], allow_code=options["allow_code"])
+        console.print_json(found.to_dict()) if as_json else console.plan_table(found)
+        return
+    if throughput is not None or as_json:
+        raise UserError(f"{'--throughput' if throughput is not None else '--json'} goes with --plan; add --plan, or drop it")
+    if out is None:
+        raise UserError("name the study folder with --out (e.g. --out runs/mine), or pass --plan to see the study's cost only")
     with _progress(not quiet, f"continue the study with --resume (--out {out})") as bar:
         summary = api.run_study(spec, out, progress=bar, **options)
     if not quiet:
@@ -235,14 +245,16 @@ def _study(spec: Any, out: Path, quiet: bool, **options: Any) -> None:
 @app.command("run")
 def run_spec(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
-    out: Path = typer.Option(..., "--out", help="Study folder (runs, results, report)."), tiny: bool = StudyOptions.tiny,
+    out: Optional[Path] = typer.Option(None, "--out", help="Study folder (runs, results, report); not needed with --plan."), tiny: bool = StudyOptions.tiny,
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
+    plan: bool = StudyOptions.plan, throughput: Optional[float] = StudyOptions.throughput,
+    as_json: bool = typer.Option(False, "--json", help="With --plan: print the plan as JSON."),
 ) -> None:
-    """Run a study: train what is missing, evaluate, attack, and write the report."""
-    _study(spec, out, quiet, resume=resume, data_dir=data_dir, device=device, backend=backend, address=address, workers=workers, threads=threads,
-           allow_code=allow_code, tiny=tiny)
+    """Run a study: train what is missing, evaluate, attack, and write the report (--plan: its cost first, and stop)."""
+    _study(spec, out, quiet, plan, throughput, as_json, resume=resume, data_dir=data_dir, device=device, backend=backend,
+           address=address, workers=workers, threads=threads, allow_code=allow_code, tiny=tiny)
 
 
 @app.command()
@@ -254,15 +266,17 @@ def reproduce(
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
+    plan: bool = StudyOptions.plan, throughput: Optional[float] = StudyOptions.throughput,
+    as_json: bool = typer.Option(False, "--json", help="With --plan: print the plan as JSON."),
 ) -> None:
-    """Reproduce the paper's experiments from a named preset (quick: the whole paper on digits in minutes)."""
+    """Reproduce the paper's experiments from a named preset (quick: the whole paper on digits in minutes; --plan: its cost first, and stop)."""
     from robustmia.experiments.presets import list_presets as presets, preset_path
 
     if list_presets or name is None:
         console.table("presets", ["name", "what"], [[k, v] for k, v in presets().items()])
         return
-    _study(preset_path(name), out or Path("runs") / (f"{name}-tiny" if tiny else name), quiet, resume=resume, data_dir=data_dir,
-           device=device, backend=backend, address=address, workers=workers, threads=threads, allow_code=allow_code, tiny=tiny)
+    _study(preset_path(name), out or Path("runs") / (f"{name}-tiny" if tiny else name), quiet, plan, throughput, as_json, resume=resume,
+           data_dir=data_dir, device=device, backend=backend, address=address, workers=workers, threads=threads, allow_code=allow_code, tiny=tiny)
 
 
 @app.command()

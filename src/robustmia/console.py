@@ -157,6 +157,23 @@ def evaluation_table(result: dict[str, Any]) -> None:
         print("no perturbation: the run was trained naturally; pass --eps to evaluate under PGD")
 
 
+def plan_table(plan: Any) -> None:
+    """A study's plan (experiments.plan.Plan): each target's FLOPs by part and the estimated time, then the total."""
+    parts = ["training", "references", "evaluation", "audit", "tracking"]
+    scale, unit = next(((10.0 ** e, u) for e, u in ((18, "EFLOP"), (15, "PFLOP"), (12, "TFLOP")) if plan.total >= 10 * 10.0 ** e), (1e9, "GFLOP"))
+    rows = [[t.name, t.model, t.method, f"{t.members:,}", f"{t.epochs:g}", f"{t.step / 1e9:.3g}",
+             *[f"{t.parts.get(p, 0) / scale:,.1f}" for p in parts], _minutes(plan.seconds(t.total))] for t in plan.targets]
+    table(f"what the study will cost ({unit} by part; time at the stated throughput)",
+          ["target", "model", "method", "members", "epochs", "GFLOP/image/step", *parts, "time"], rows)
+    sys.stdout.write(f"total {plan.total / scale:,.1f} {unit}: about {_minutes(plan.seconds(plan.total))} at {plan.tflops:g} TFLOP/s "
+                     f"({plan.basis}); probes of label-only attacks are not counted, and small models at small batches run "
+                     "slower than this on a GPU\n")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def show_warnings() -> None:
     """robustmia's warnings as one line each on stderr (others as Python shows them)."""
     import warnings

@@ -138,9 +138,11 @@ class StudySpec(BaseModel):
         return configs
 
 
-def load_spec(path: str | Path, data_dir: Optional[str] = None, allow_code: Optional[list[str]] = None) -> tuple[StudySpec, dict[str, TrainConfig]]:
+def load_spec(path: str | Path, data_dir: Optional[str] = None, allow_code: Optional[list[str]] = None,
+              check_data: bool = True) -> tuple[StudySpec, dict[str, TrainConfig]]:
     """Read, validate and check a spec file: every problem is one line naming the file and the key.
-    ``data_dir`` is a folder with one sub-folder per dataset (``cifar10/``, ``svhn/``). An external
+    ``data_dir`` is a folder with one sub-folder per dataset (``cifar10/``, ``svhn/``); ``check_data``: whether
+    the datasets must be there (not for a plan, which counts a missing dataset at its standard sizes). An external
     target's entry point (``arch: package.module:factory``) is refused unless its module is in
     ``allow_code`` or ``$ROBUSTMIA_ALLOW_CODE`` (robustmia.entry_points): a spec never runs code by itself."""
     from robustmia import entry_points
@@ -169,8 +171,9 @@ def load_spec(path: str | Path, data_dir: Optional[str] = None, allow_code: Opti
             except UserError as e:
                 raise UserError(f"{path}: target {t.name}: {e}") from None
         else:
-            configs[t.name].check(f"{path}: target {t.name}")
-            _check_population(spec.audit_for(t), configs[t.name], f"{path}: target {t.name}")
+            configs[t.name].check(f"{path}: target {t.name}", data_present=check_data)
+            if check_data:
+                _check_population(spec.audit_for(t), configs[t.name], f"{path}: target {t.name}")
     return spec, configs
 
 

@@ -94,6 +94,9 @@ class TrainConfig(BaseModel):
     @field_validator("lr_drops", mode="before")
     @classmethod
     def _drops_from_text(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):  # YAML reads an unquoted 30:0.005 as a base-60 number
+            raise ValueError(f"got the number {v!r}: write the drops as a quoted string (lr_drops: \"30:0.005\") or a list "
+                             "([[30, 0.005]])")
         return parse_drops(v) if isinstance(v, str) else v
 
     @field_validator("lr_drops")

@@ -18,6 +18,7 @@ from robustmia.errors import UserError
 
 TITLE = "CIFAR-10"
 ORDER = 1
+STANDARD_SIZES = (50_000, 10_000)  # (train, test) of the full dataset: a study's plan (experiments.plan) without its files
 INFO = DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "crop-flip",
                    "CIFAR-10 python batches (any subset of data_batch_1..5 plus test_batch)")
 

@@ -12,6 +12,7 @@ from robustmia.data.catalog import DatasetInfo, find_folder
 
 TITLE = "CIFAR-100"
 ORDER = 3
+STANDARD_SIZES = (50_000, 10_000)  # (train, test) of the full dataset: a study's plan (experiments.plan) without its files
 INFO = DatasetInfo("cifar100", (3, 32, 32), 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "crop-flip",
                    "CIFAR-100 python files (cifar-100-python/train and test, fine labels)")
 

@@ -14,6 +14,7 @@ from robustmia.errors import UserError
 
 TITLE = "SVHN"
 ORDER = 2
+STANDARD_SIZES = (73_257, 26_032)  # (train, test) of the full dataset: a study's plan (experiments.plan) without its files
 INFO = DatasetInfo("svhn", (3, 32, 32), 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), "none",
                    "SVHN cropped digits, train_32x32.mat / test_32x32.mat (73,257 / 26,032)")
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
