@@ -90,23 +90,9 @@ def _config(recipe: str, model: str, members: int, data_dir: str, **over) -> Tra
     return TrainConfig.model_validate(settings)
 
 
-class _GlobalOnly:
-    """A stand-in for FlopCounterMode's per-module tracker, whose hooks break autograd.grad on an input (PGD):
-    every FLOP is counted under the total only."""
-
-    parents = ("Global",)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def step_cost(config: TrainConfig, device: torch.device, steps: int = 3) -> tuple[float, float]:
     """(seconds per training image, FLOPs per training image) of the recipe's objective on random images."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    from robustmia.experiments.plan import flop_counter
     from robustmia.models.fast import fit_to_members
 
     info = dataset_info(config.dataset, config.data_dir)
@@ -129,9 +115,7 @@ def step_cost(config: TrainConfig, device: torch.device, steps: int = 3) -> tupl
 
     model.train()
     step()
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalOnly()
-    with counter:
+    with flop_counter() as counter:
         step()
     _sync(device)
     t = time.perf_counter()

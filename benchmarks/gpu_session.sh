@@ -5,8 +5,11 @@
 #   benchmarks/gpu_session.sh DATA_DIR OUT
 #
 # DATA_DIR holds cifar10/cifar-10-batches-py (the 10,000/10,000 subset of ../shared/data, or all of CIFAR-10).
-# What each part measured lands in OUT as soon as it ends (at most 8 files):
+# What each part measured lands in OUT as soon as it ends (at most 10 files):
 #   parts.txt             the GPU, torch, and each part's exit status and seconds
+#   paper.tar.gz          `reproduce paper-gpu` (the paper at its own scale, first: its plan, tables, findings,
+#                         results.json, phases.json and study.log)
+#   bench_scale_bn.json   8 stacked BatchNorm references of gpu-cifar10-paper-pgd8 against one model
 #   preset.tar.gz         `reproduce cifar10-fast --device cuda`: its tables, results.json and study.log
 #   bench_fast.json       time to accuracy of fast-cnn and small-cnn, and a target plus 16 PGD references
 #                         (written after every model, so a part cut short keeps what it measured)
@@ -14,7 +17,8 @@
 #   bench_scale.json      16 stacked digits reference models against one by one
 #   slice.tar.gz          the GPU PGD recipe (gpu-cifar10-fast-pgd8) on DATA_DIR's training split, and PGD-50
 #   logs.tar.gz           every part's standard error
-# PARTS (default all) names the parts to run, e.g. PARTS="preset bench_fast".
+# PARTS (default all) names the parts to run, e.g. PARTS="preset bench_fast". Where one command may run 10 minutes
+# at most, run the paper alone first (PARTS=paper DEADLINE=590), then the rest (PARTS="bench_scale_bn preset ...").
 # PYTHON runs robustmia (default: the checkout's .venv/bin/python where `make` made it, else python3 with
 # robustmia installed or src/ on PYTHONPATH).
 set -u
@@ -47,6 +51,17 @@ part() {
   echo "$name rc=$? seconds=$(( $(date +%s) - start )) limit=$limit" >> "$out/parts.txt"
   tar -czf "$out/logs.tar.gz" -C "$logs" .
 }
+
+paper="$work/paper-gpu"
+[[ " ${PARTS:-paper} " == *" paper "* ]] && $py -m robustmia reproduce paper-gpu --data-dir "$data" --plan --json \
+  > "$logs/paper-plan.json" 2> "$logs/paper-plan.log"
+part paper 580 "$logs/paper.out" $py -m robustmia reproduce paper-gpu --data-dir "$data" --out "$paper" --device cuda --quiet
+cp "$logs/paper-plan.json" "$paper/" 2>/dev/null
+(cd "$paper" 2>/dev/null && tar -czf "$out/paper.tar.gz" --exclude='*.safetensors' --exclude='*.npz' --exclude='*.pt' \
+  $(ls -d paper-plan.json report/tables report/findings.md report/figures results.json phases.json study.log spec.yaml 2>/dev/null))
+
+part bench_scale_bn 90 "$out/bench_scale_bn.json" $py benchmarks/bench_scale.py --device cuda --sections batchnorm \
+  --recipe gpu-cifar10-paper-pgd8 --data-dir "$data" --k 8 --members 16000 --epochs 1
 
 study="$work/cifar10-fast"
 part preset 230 "$logs/preset.out" $py -m robustmia reproduce cifar10-fast --data-dir "$data" --out "$study" --device cuda --quiet

@@ -304,7 +304,11 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
         run(study, configs, path, Path(out), resume=resume, device=device, progress=progress, backend=tasks)
     finally:
         tasks.close()
-    return report(out)
+    from robustmia.experiments.runner import record_phase
+
+    with record_phase(Path(out), "report"):
+        summary = report(out)
+    return summary
 
 
 def plan_study(spec: str | Path, *, data_dir: Optional[str] = None, tiny: bool = False, throughput: Optional[float] = None,

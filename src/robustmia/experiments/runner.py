@@ -19,6 +19,7 @@ backend (``experiments.backends``): this machine, or a Ray cluster.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -34,13 +35,13 @@ from robustmia.errors import UserError
 from robustmia.experiments.audit import Audit, reference_groups
 from robustmia.experiments.backends import LocalBackend
 from robustmia.experiments.settings import AuditSettings
-from robustmia.models.inference import resolve_device
+from robustmia.models.inference import device_name, resolve_device
 from robustmia.models.names import CERTIFIABLE
 from robustmia.privacy.attacks import ATTACKS, needs_adversarial
 from robustmia.experiments.spec import EvaluationSpec, StudySpec
 from robustmia.io import read_jsonl, write_json
 from robustmia.locks import OWNER_FILE, folder_lock
-from robustmia.experiments.layout import AUDITS_FOLDER, EXTERNAL_FOLDER, LOG_FILE as STUDY_LOG, RESULTS_FILE, RUNS_FOLDER, SPEC_FILE
+from robustmia.experiments.layout import AUDITS_FOLDER, EXTERNAL_FOLDER, LOG_FILE as STUDY_LOG, PHASES_FILE, RESULTS_FILE, RUNS_FOLDER, SPEC_FILE
 from robustmia.privacy.metrics import evaluate_scores
 from robustmia.privacy.results import AuditResult
 from robustmia.progress import Progress
@@ -200,32 +201,76 @@ def run_study(
 def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bool, device: str, progress: Optional[Progress],
          backend: Any) -> list[dict[str, Any]]:
     log = StudyLog(out / STUDY_LOG)
-    log(f"study {spec.name}: {len(spec.targets)} targets ({', '.join(t.name for t in spec.targets)}), {backend.name} backend")
+    where = device_name(resolve_device(device))
+    log(f"study {spec.name}: {len(spec.targets)} targets ({', '.join(t.name for t in spec.targets)}), {backend.name} backend, on {where}")
     targets = [(t, None, out / EXTERNAL_FOLDER / t.name) if t.external is not None else
                (t, configs[t.name], out / RUNS_FOLDER / run_hash(configs[t.name])) for t in spec.targets]
-    _train_targets(spec, targets, backend, log, resume, device)
-    evaluations = _evaluate_and_prepare(spec, targets, backend, device, log)
+    phases = Phases(out / PHASES_FILE, where, log)
+    with phases("training"):
+        _train_targets(spec, targets, backend, log, resume, device)
+    with phases("evaluation and reference models"):
+        evaluations = _evaluate_and_prepare(spec, targets, backend, device, log)
     log(f"evaluated {len(targets)} targets; their reference models are ready")
-    folders = _audit_targets(spec, targets, out, backend, device, log)
+    with phases("audits"):
+        folders = _audit_targets(spec, targets, out, backend, device, log)
     results = []
-    for target, config, run_dir in targets:
-        folder = folders[target.name]
-        audit = AuditResult.load(folder, "run the study again with --resume")
-        one_run = _dp_audit(spec, target, config, run_dir, device, progress)
-        if one_run is not None:
-            log(f"one-run DP audit of {target.name}: {len(one_run)} records")
-        log_records = _read_log(run_dir)
-        results.append({
-            "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)),
-            "config": config.model_dump(mode="json") if config is not None else _external_config(target.external, evaluations[run_dir]),
-            "evaluation": evaluations[run_dir], "attacks": audit.records(), "audit": str(folder.relative_to(out)),
-            "log": log_records, **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
-            **(_training_facts(run_dir, config, log_records) if config is not None else {}),
-            **({"dp_audit": one_run} if one_run is not None else {}),
-        })
-    write_json(out / RESULTS_FILE, results)
+    with phases("one-run DP audits and results"):
+        for target, config, run_dir in targets:
+            results.append(_result(spec, target, config, run_dir, out, folders[target.name], evaluations, device, progress, log))
+        write_json(out / RESULTS_FILE, results)
     log("results written")
     return results
+
+
+def _result(spec: StudySpec, target: Any, config: Optional[TrainConfig], run_dir: Path, out: Path, folder: Path,
+            evaluations: dict[Path, dict[str, Any]], device: str, progress: Optional[Progress], log: "StudyLog") -> dict[str, Any]:
+    """One target's entry of results.json (its one-run DP audit made on the way, where it has one)."""
+    audit = AuditResult.load(folder, "run the study again with --resume")
+    one_run = _dp_audit(spec, target, config, run_dir, device, progress)
+    if one_run is not None:
+        log(f"one-run DP audit of {target.name}: {len(one_run)} records")
+    log_records = _read_log(run_dir)
+    return {
+        "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)),
+        "config": config.model_dump(mode="json") if config is not None else _external_config(target.external, evaluations[run_dir]),
+        "evaluation": evaluations[run_dir], "attacks": audit.records(), "audit": str(folder.relative_to(out)),
+        "log": log_records, **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
+        **(_training_facts(run_dir, config, log_records) if config is not None else {}),
+        **({"dp_audit": one_run} if one_run is not None else {}),
+    }
+
+
+def record_phase(out: Path, name: str):
+    """Time phase ``name`` of the study in ``out`` into its phases.json, beside the phases its run recorded."""
+    from robustmia.io import read_json
+
+    phases = Phases(out / PHASES_FILE, "", StudyLog(out / STUDY_LOG))
+    try:
+        found = read_json(out / PHASES_FILE, "")
+        if isinstance(found, dict) and isinstance(found.get("phases"), list):
+            phases.record = found
+    except UserError:
+        pass
+    return phases(name)
+
+
+class Phases:
+    """Each phase of a study timed: its seconds into the study log and ``phases.json`` (with the device's name),
+    rewritten as each phase ends, so that the report can say where the time went."""
+
+    def __init__(self, path: Path, device: str, log: Optional["StudyLog"] = None):
+        self.path, self.log = path, log
+        self.record: dict[str, Any] = {"device": device, "phases": []}  # [{"name": ..., "seconds": ...}] in the order they ran
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        started = time.monotonic()
+        yield
+        seconds = round(time.monotonic() - started, 1)
+        self.record["phases"] = [p for p in self.record["phases"] if p.get("name") != name] + [{"name": name, "seconds": seconds}]
+        if self.log is not None:
+            self.log(f"{name}: {seconds:g} s" + (f" on {self.record['device']}" if self.record.get("device") else ""))
+        write_json(self.path, self.record)
 
 
 def _audit_targets(spec: StudySpec, targets: list, out: Path, backend: Any, device: str, log: StudyLog) -> dict[str, Path]:

@@ -28,6 +28,21 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
+def device_name(device: torch.device) -> str:
+    """What the device is, in words: the GPU's name, or the CPU's model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"CPU ({model})"
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode (BatchNorm on running statistics) for the block; the mode found is restored."""

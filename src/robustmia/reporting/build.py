@@ -12,17 +12,29 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustmia.errors import UserError
-from robustmia.experiments.layout import REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
+from robustmia.experiments.layout import PHASES_FILE, REPORT_FOLDER, RESULTS_FILE, SPEC_FILE
 from robustmia.io import check_out, read_json, write_json
 from robustmia.privacy.results import ATTACKS_FILE, AuditResult, check_records
 from robustmia.validation import describe_errors
 from robustmia.reporting.figures import write_figures
+from robustmia.reporting.claims import claim_lines, claims
 from robustmia.reporting.findings import findings
 from robustmia.reporting import dp_audits, leaderboard
 from robustmia.reporting.frontier import frontier_findings, frontier_table, soundness
 from robustmia.reporting.html import write_html
 from robustmia.reporting.tables import build_tables, write_tables
 from robustmia.reporting.tables import TABLES
+
+
+def time_note(phases: dict[str, Any]) -> list[str]:
+    """Where the study's time went (its phases.json: experiments.runner.Phases), as one note, or none."""
+    spent = phases.get("phases") if isinstance(phases, dict) else None
+    if not isinstance(spent, list) or not spent or not all(
+            isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("seconds"), (int, float)) for p in spent):
+        return []
+    where = f" on {phases['device']}" if isinstance(phases.get("device"), str) and phases["device"] else ""
+    parts = ", ".join(f"{p['name']} {p['seconds']:,.0f} s" for p in spent)
+    return [f"Time{where}, by phase of the study's last run (phases.json): {parts}; {sum(p['seconds'] for p in spent):,.0f} s in all."]
 
 
 def notes(results: list[dict[str, Any]]) -> list[str]:
@@ -145,6 +157,18 @@ def load_study(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return spec if isinstance(spec, dict) else {}, results
 
 
+def _read_phases(study: Path) -> dict[str, Any]:
+    """The study's phases.json (the device and each phase's seconds), or {} where there is none or it is damaged. The
+    report's own phase is left out: a report cannot say how long it took, and one rebuilt from the folder is the same."""
+    try:
+        found = read_json(study / PHASES_FILE, "")
+    except UserError:
+        return {}
+    if not isinstance(found, dict) or not isinstance(found.get("phases"), list):
+        return {}
+    return {**found, "phases": [p for p in found["phases"] if not (isinstance(p, dict) and p.get("name") == "report")]}
+
+
 def write_report(study: Path) -> dict[str, Any]:
     """Rebuild ``STUDY/report/`` from the study folder; return the report's summary."""
     spec, results = load_study(study)
@@ -162,11 +186,14 @@ def write_report(study: Path) -> dict[str, Any]:
         tables["leaderboard"] = leaderboard.table(results)
     write_tables(tables, folder / "tables")
     figures = write_figures(results, folder / "figures", frontier=bool(spec.get("frontier")))
-    found = findings(results) + dp_audits.findings(results) + leaderboard.findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
-    write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results))
+    found = claim_lines(results) + findings(results) + dp_audits.findings(results) + leaderboard.findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
+    phases = _read_phases(Path(study))
+    write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results) + time_note(phases))
     (folder / "findings.md").write_text("\n\n".join(found) + "\n")
-    summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found,
+    summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found, "claims": claims(results),
                "paper_tables": {k: v[0] for k, v in TABLES.items() if k in tables}}
     summary["warnings"] = [f"{r['name']}: {w}" for r in results for w in r.get("warnings", [])]
+    if phases:
+        summary["phases"] = phases
     write_json(folder / "report.json", summary)
     return summary

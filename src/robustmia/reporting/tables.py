@@ -176,11 +176,22 @@ TABLES = {
 def build_tables(results: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[list[str]], str]]:
     """The paper's Tables I-III, the modern attacks and the attacks beyond the paper (the report adds the frontier,
     one-run DP audits and the leaderboard where a study has them: reporting.build)."""
+    from robustmia.reporting.paper import cells, differences, paper_row
+
     tables = {}
     for key, (table, caption) in TABLES.items():
-        rows = paper_rows(results, table) + paper_rows(results, table, "shadow")
+        rows, pairs = [], []
+        for r in results:  # each target's oracle row (the paper's definition), then the paper's own row where it has one
+            own = paper_rows([r], table)
+            rows += own
+            beside = paper_row(table, r) if own else None
+            if beside is not None:
+                rows.append(cells(beside, PAPER_COLUMNS))
+                pairs.append((r, beside))
+        rows += paper_rows(results, table, "shadow")
         if rows:
-            tables[key] = (PAPER_COLUMNS, rows, caption + "; inference accuracy, precision, recall and AUPRC in % with 95% bootstrap CIs")
+            caption += "; inference accuracy, precision, recall and AUPRC in % with 95% bootstrap CIs"
+            tables[key] = (PAPER_COLUMNS, rows, caption + (f"; {differences(pairs)}" if pairs else ""))
     tables["modern"] = (MODERN_COLUMNS, modern_rows(results),
                         f"Modern attacks: ROC AUC, TPR at low FPR (%), advantage, inference accuracy (oracle threshold), with 95% "
                         f"bootstrap CIs; the inference accuracy with its threshold chosen on the other half of the evaluation set "
