@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -57,13 +59,33 @@ def test_bench_scale_stacked_section_alone():
         assert result["stacked"][model]["one_by_one_s"] > 0 and result["stacked"][model]["stacked_s"] > 0
 
 
+def test_bench_scale_batchnorm_section_at_toy_size():
+    result = _bench("benchmarks/bench_scale.py", "--sections", "batchnorm", "--k", "2", "--epochs", "1", "--members", "60")
+    found = result["batchnorm"]
+    assert found["k"] == 2 and found["model"] == "fast-cnn" and found["one_model_s"] > 0 and found["k_stacked_s"] > 0
+    assert found["stack_in_units_of_one_model"] == pytest.approx(found["k_stacked_s"] / found["one_model_s"], rel=0.05)
+
+
+def test_bench_plan_sets_the_plan_beside_the_measured_time():
+    result = _bench("benchmarks/bench_plan.py", "--tiny", "--threads", "1")
+    assert result["plan_flops"] > 0 and result["measured_s"] > 0 and result["estimate_s"] > 0
+    assert result["estimate_over_measured"] == pytest.approx(result["estimate_s"] / result["measured_s"], rel=0.05)
+    assert list(result["phases_s"]) == ["training", "evaluation and reference models", "audits", "one-run DP audits and results",
+                                        "report"]
+    assert set(result["targets"]) == {"natural", "pgd-0.05", "pgd-0.1", "pgd-0.15", "wong-natural", "crown-ibp-0.1"}
+
+
 def test_benchmarks_refuse_bad_inputs_in_one_line(tmp_path):
     for args, says in ((("benchmarks/bench_scale.py", "--sections", "stacked,nope"), "--sections takes"),
                        (("benchmarks/bench_fast.py", "--kinds", "adv"), "--kinds takes"),
                        (("benchmarks/bench_fast.py", "--models", "fast-cnn,nope"), "--models takes"),
                        (("benchmarks/bench_gpu.py", "--device", "cpu", "--settings", "nope"), "--settings takes"),
                        (("benchmarks/bench_gpu.py", "--device", "nope"), "is no device"),
-                       (("benchmarks/bench_fast.py", "--data-dir", str(tmp_path), "--quick"), "CIFAR-10 not found")):
+                       (("benchmarks/bench_fast.py", "--data-dir", str(tmp_path), "--quick"), "CIFAR-10 not found"),
+                       (("benchmarks/bench_plan.py", "--preset", "nope"), "is no preset"),
+                       (("benchmarks/bench_plan.py", "--threads", "0"), "--threads 0"),
+                       (("benchmarks/bench_scale.py", "--sections", "batchnorm", "--recipe", "nope"), "is no recipe"),
+                       (("benchmarks/bench_scale.py", "--sections", "batchnorm", "--k", "1"), "--k 1: give 2 or more")):
         done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and done.stdout == "" and len(lines) == 1 and says in lines[0], (args, done.stderr)

@@ -83,6 +83,18 @@ def test_study_writes_tables_figures_and_report(study):
     assert (study / "study.log").read_text().count("train ") == 4
 
 
+def test_the_study_log_phases_json_and_report_give_each_phases_time_and_the_device(study):
+    phases = json.loads((study / "phases.json").read_text())
+    assert phases["device"].startswith("CPU (")
+    assert [p["name"] for p in phases["phases"]] == ["training", "evaluation and reference models", "audits",
+                                                     "one-run DP audits and results", "report"]
+    assert all(p["seconds"] >= 0 for p in phases["phases"])
+    log = (study / "study.log").read_text()
+    assert all(f"{p['name']}: " in log for p in phases["phases"]) and f"on {phases['device']}" in log
+    html = (study / "report" / "report.html").read_text()
+    assert "by phase of the study" in html and "training " in html
+
+
 def test_rerunning_trains_nothing_and_gives_the_same_tables(study, spec_file):
     before = {p: p.stat().st_mtime_ns for p in study.glob("runs/*/checkpoint/model.safetensors")}
     tables = _tables(study)
