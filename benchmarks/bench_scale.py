@@ -113,7 +113,7 @@ def _batchnorm(recipe: Optional[str], data_dir: Optional[str], k: int, members: 
     train_stacked(configs, [folder / f"bn-stacked-{j}" for j in range(k)], halves, device=device)
     stacked = time.perf_counter() - start
     return {"recipe": recipe or "fast-cnn 16/32, PGD-3 on digits", "model": base.model, "k": k, "members_each": len(halves[0]),
-            "epochs": epochs, "device": device, "one_model_s": round(one, 2), "k_stacked_s": round(stacked, 2),
+            "epochs": epochs, "device": device, "one_model_s": round(one, 3), "k_stacked_s": round(stacked, 3),
             "stack_in_units_of_one_model": round(stacked / one, 2)}
 
 

@@ -63,7 +63,7 @@ def test_bench_scale_batchnorm_section_at_toy_size():
     result = _bench("benchmarks/bench_scale.py", "--sections", "batchnorm", "--k", "2", "--epochs", "1", "--members", "60")
     found = result["batchnorm"]
     assert found["k"] == 2 and found["model"] == "fast-cnn" and found["one_model_s"] > 0 and found["k_stacked_s"] > 0
-    assert found["stack_in_units_of_one_model"] == pytest.approx(found["k_stacked_s"] / found["one_model_s"], rel=0.05)
+    assert found["stack_in_units_of_one_model"] == pytest.approx(found["k_stacked_s"] / found["one_model_s"], rel=0.1)  # (of seconds rounded to 0.01)
 
 
 def test_bench_plan_sets_the_plan_beside_the_measured_time():
