@@ -131,14 +131,38 @@ def metrics_table(title: str, records: list[dict[str, Any]]) -> None:
 
 
 def dp_audit_table(title: str, records: list[dict[str, Any]]) -> None:
-    rows = [[r["attack"], r["threshold_selection"], f"{r['epsilon_lower_bound']:.3f}", f"{r['confidence']:.0%}", r["m"],
+    """Each attack's two one-run bounds (per attack), then the audit's one statement over all attacks."""
+    from robustmia.privacy.dp_audit import headline
+
+    def gdp(r: dict[str, Any]) -> str:
+        g = r.get("gdp") or {}
+        return "" if g.get("mu_lower_bound") is None else f"{g['mu_lower_bound']:.3f} [{g['epsilon_at_delta']:.3f}]"
+
+    rows = [[r["attack"], r["threshold_selection"], f"{r['epsilon_lower_bound']:.3f}", gdp(r), f"{r['confidence']:.0%}", r["m"],
              f"{r['k_pos']} / {r['k_neg']}", f"{r['correct']} of {r['guesses']}", r["canaries"],
              "" if r.get("accountant_epsilon") is None else f"{r['accountant_epsilon']:.3f}"] for r in records]
-    table(title, ["attack", "threshold", "epsilon lower bound", "confidence", "canaries m", "k+ / k-", "correct", "kind",
-                  "accountant epsilon"], rows)
-    if records:
-        print(f"delta {records[0]['delta']:g}; (k+, k-): {records[0]['selection']}; valid for any (epsilon, delta)-DP guarantee "
-              "of the recipe: the canaries' coins are the random trials")
+    table(title + " (per attack)", ["attack", "threshold", "epsilon lower bound", "mu-GDP refuted [epsilon at delta]", "confidence",
+                                    "canaries m", "k+ / k-", "correct", "kind", "accountant epsilon"], rows)
+    if not records:
+        return
+    print(f"delta {records[0]['delta']:g}; (k+, k-): {records[0]['selection']}. The epsilon lower bound refutes any (epsilon, "
+          "delta)-DP guarantee of the recipe; mu-GDP refuted is a Gaussian-DP claim (as DP-SGD's analyses make), its epsilon "
+          "that of such a mechanism at delta. The canaries' coins are the random trials.")
+    h = headline(records)
+    if h is not None:
+        print(f"over all {h['attacks']} attacks at {h['confidence']:.0%} (Bonferroni): epsilon >= {h['epsilon_lower_bound']:.3f} "
+              f"({h['epsilon_attack']}); mu-GDP refuted up to {h['mu_lower_bound']:.3f} ({h['mu_attack']}; epsilon "
+              f"{h['epsilon_at_delta']:.3f} at delta {h['delta']:g})" + _accountant_line(records[0], h))
+
+
+def _accountant_line(record: dict[str, Any], h: dict[str, Any]) -> str:
+    """Where a DP run's accountant stands beside the audit's statement (a bound above it is a bug)."""
+    eps, mu = record.get("accountant_epsilon"), record.get("accountant_mu")
+    if eps is None:
+        return "; not a DP run: lower bounds on any DP guarantee its recipe could have"
+    above = h["epsilon_lower_bound"] > eps or h["epsilon_at_delta"] > eps
+    return (f"; the accountant: epsilon {eps:.3f}" + (f" (the Gaussian curve through it: mu {mu:.3f})" if mu is not None else "")
+            + (", which a bound EXCEEDS: a bug in the recipe, the accountant or the audit" if above else ", above both bounds, as it must be"))
 
 
 def evaluation_table(result: dict[str, Any]) -> None:

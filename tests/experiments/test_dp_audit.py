@@ -108,10 +108,15 @@ def test_a_study_audits_a_robust_target_in_one_run_and_reports_what_the_bound_me
     results = {r["name"]: r for r in json.loads((study / "results.json").read_text())}
     assert "dp_audit" not in results["natural"] and len(results["pgd"]["dp_audit"]) == 2 and len(results["dp"]["dp_audit"]) == 1
     table = json.loads((study / "report" / "tables" / "dp_audit.json").read_text())
-    assert [row[0] for row in table["rows"]] == ["pgd", "pgd", "dp"] and table["rows"][0][1] == "not DP"
+    # each attack's row, then (for two attacks) the audit's statement over both, family-wise
+    assert [row[0] for row in table["rows"]] == ["pgd", "pgd", "pgd", "dp"] and table["rows"][0][1] == "not DP"
+    assert table["rows"][2][2].startswith("all 2 attacks (family-wise)")
+    for row in table["rows"][:2]:  # per attack, at 95% each; over both, with the confidence split: never more
+        assert float(row[6]) >= float(table["rows"][2][6])
     findings = (study / "report" / "findings.md").read_text()
-    assert "a lower bound on any DP guarantee this recipe could have" in findings
-    assert re.search(r"dp: a one-run DP audit .* below the accountant's epsilon", findings)
+    assert "lower bounds on any DP guarantee this recipe could have" in findings
+    assert "over all 2 attacks and their guess counts (Bonferroni)" in findings and "refutes mu-GDP for every mu up to" in findings
+    assert re.search(r"dp: a one-run DP audit .* the accountant's epsilon is [0-9.]+: both below it", findings)
     assert "Soundness, dp: the accountant's epsilon" in findings and "consistent, as it must be" in findings
     assert (study / "report" / "figures" / "dp_audit.png").is_file()
     html = (study / "report" / "report.html").read_text()
@@ -125,8 +130,12 @@ def test_a_bug_warning_comes_only_from_a_valid_bound(study):
     for a in dp["attacks"]:  # a per-run estimate far above the accountant's epsilon is no bound: no warning
         a["epsilon_estimate_one_run"]["value"] = dp["dp"]["epsilon"] + 10
     assert soundness(dp) == []
-    dp["dp_audit"][0]["epsilon_lower_bound"] = dp["dp"]["epsilon"] + 0.5  # a valid bound above it is a bug
-    assert len(soundness(dp)) == 1 and soundness(dp)[0].startswith("BUG: attack loss")
+    dp["dp_audit"][0]["epsilon_lower_bound"] = dp["dp"]["epsilon"] + 0.5  # one attack's bound alone, uncorrected: not the statement
+    assert soundness(dp) == []
+    dp["dp_audit"][0]["family_bound"]["epsilon_lower_bound"] = dp["dp"]["epsilon"] + 0.5  # the audit's statement above it: a bug
+    assert len(soundness(dp)) == 1 and soundness(dp)[0].startswith("BUG: the one-run DP audit")
+    dp["dp_audit"][0]["family_bound"]["epsilon_at_delta"] = dp["dp"]["epsilon"] + 0.5  # and the mu-GDP refuted, as an epsilon
+    assert len(soundness(dp)) == 2
 
 
 def test_no_text_claims_the_per_run_figure_bounds_dp(study):

@@ -123,3 +123,41 @@ def test_the_address_of_a_local_backend_is_one_line(run_main, tmp_path):
     code, out, err = run_main("run", str(spec), "--out", str(tmp_path / "o"), "--address", "10.0.0.1:6379")
     assert_one_line_error(code, out, err, "--address is an option of --backend ray")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_worker_ends_with_the_study_process(tmp_path):
+    """A killed study leaves no worker training on: its workers ask the kernel to end them with their parent."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "child.pid"
+    script = tmp_path / "study.py"  # (spawn imports the child's function from the parent's main file)
+    script.write_text(f"""
+import multiprocessing, os, time
+from robustmia.experiments.backends import die_with_parent
+def child():
+    die_with_parent()
+    open({str(marker)!r}, "w").write(str(os.getpid()))
+    time.sleep(600)
+if __name__ == "__main__":
+    multiprocessing.get_context("spawn").Process(target=child).start()
+    time.sleep(600)
+""")
+    parent = subprocess.Popen([sys.executable, str(script)])
+    deadline = time.time() + 120
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    child = int(marker.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):  # the kernel ends it at once; reaped by init
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the worker outlived its parent")

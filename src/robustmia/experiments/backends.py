@@ -113,7 +113,7 @@ class LocalBackend:
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: a fresh interpreter per worker (forking a process that has run torch's thread pools can hang)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent)
         return self._pool
 
     def close(self) -> None:
@@ -123,6 +123,25 @@ class LocalBackend:
         for process in list(getattr(pool, "_processes", {}).values()):  # a running task is stopped, not waited for
             process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def die_with_parent() -> None:
+    """A worker process ends when the study's process does (killed, not only interrupted): without this, a worker of a
+    killed study would train on unseen, holding its run folder's lock against the --resume that follows. (Linux; its
+    checkpoints are atomic, so a worker killed in the middle of one leaves the last complete one.)"""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
 
 
 class RayBackend:

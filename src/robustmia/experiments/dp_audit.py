@@ -76,11 +76,15 @@ def accountant_epsilon(run: Any) -> Optional[float]:
 
 
 def dp_audit(run: Any, settings: Any, one_run: OneRunSettings, *, device: str = "auto", progress: Any = None):
-    """Score the run's canaries with every attack of ``settings`` and give each record its one-run bound
-    (``dp_audit``: the bound, its confidence, m, k_pos, k_neg, guesses, correct guesses, the canaries, the
-    accountant's epsilon where there is one). Saved in the run's dp-audit folder; returns the AuditResult."""
+    """Score the run's canaries with every attack of ``settings`` and give each record its one-run bounds
+    (``dp_audit``: Steinke et al.'s epsilon bound, its confidence, m, k_pos, k_neg, guesses, correct guesses; ``gdp``: the
+    largest mu of mu-GDP refuted and its epsilon at delta; ``family_bound``: both again with the confidence split over
+    the audit's attacks, so that their largest holds at the confidence stated (privacy.dp_audit.headline); the canaries,
+    and the accountant's epsilon and its mu where there is one). Saved in the run's dp-audit folder; returns the
+    AuditResult."""
     from robustmia.experiments.audit import Audit
     from robustmia.privacy.dp_audit import one_run_bound
+    from robustmia.privacy.gdp import mu_of_epsilon
 
     target = canary_target(run, settings)
     if one_run.k is not None and sum(one_run.k) > len(target.member):
@@ -88,8 +92,16 @@ def dp_audit(run: Any, settings: Any, one_run: OneRunSettings, *, device: str = 
     delta = one_run.delta if one_run.delta is not None else (target.dp_delta if target.dp_delta is not None else 1e-5)
     result = Audit(target, settings, device=device, progress=progress).run_attacks()
     accountant = accountant_epsilon(run)
+    accountant_mu = mu_of_epsilon(accountant, run.config.dp_delta) if accountant is not None else None  # (at its own delta)
+    tests = len(result.attacks)  # each attack (and threshold selection) is one more test of the same run
     for a in result.attacks:
-        a.details["dp_audit"] = {**one_run_bound(a.scores, target.member, delta=delta, confidence=one_run.confidence, k=one_run.k),
-                                 "attack": a.attack, "canaries": run.config.canaries.kind, "accountant_epsilon": accountant}
+        own = one_run_bound(a.scores, target.member, delta=delta, confidence=one_run.confidence, k=one_run.k)
+        family = own if tests == 1 else one_run_bound(a.scores, target.member, delta=delta, confidence=one_run.confidence,
+                                                      k=one_run.k, family=tests)
+        a.details["dp_audit"] = {**own, "attack": a.attack, "canaries": run.config.canaries.kind, "accountant_epsilon": accountant,
+                                 "accountant_mu": accountant_mu,
+                                 "family_bound": {"attacks": tests, "epsilon_lower_bound": family["epsilon_lower_bound"],
+                                                  "mu_lower_bound": family["gdp"]["mu_lower_bound"],
+                                                  "epsilon_at_delta": family["gdp"]["epsilon_at_delta"], "selection": family["selection"]}}
     result.save(target.folder, merge=True)
     return result

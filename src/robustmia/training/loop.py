@@ -165,6 +165,15 @@ class RunSession:
     lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     private: Any = None  # the DP-SGD optimizer around ``optimizer`` (training.private), for DP methods
     canaries: Optional[ImageSet] = None  # every candidate of a one-run DP audit, included or not (data.canaries)
+    planned: Optional[float] = None  # a DP run's size as fixed before the canaries' coins fall (see accounted_size)
+
+    @property
+    def accounted_size(self) -> float:
+        """The training-set size a DP method's sampling rate, steps and accountant are computed from: the members, and
+        for a run with canaries its members plus half the canaries (their expected number), fixed before the coins
+        fall: a one-run audit's hypothesis test assumes a mechanism whose settings do not depend on the coins. Other
+        methods train on what they have."""
+        return self.planned if self.planned is not None and self.config.method in DP else len(self.members)
 
     def release(self) -> None:
         """Let go of the run folder's lock (the end of training, or a failure)."""
@@ -172,7 +181,7 @@ class RunSession:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.members) / self.config.batch_size)
+        return math.ceil(self.accounted_size / self.config.batch_size)
 
     @property
     def total_steps(self) -> int:
@@ -194,7 +203,7 @@ class RunSession:
         generator = epoch_generator(self.config.seed, self.epoch)
         left = max(0, self.total_steps - self.step)
         if self.config.method in DP:  # Poisson sampling, as the privacy accountant assumes
-            q = sample_rate(self.config, len(self.members))
+            q = sample_rate(self.config, self.accounted_size)
             return generator, poisson_batches(len(self.members), q, min(self.steps_per_epoch, left), generator)
         order = torch.randperm(len(self.members), generator=generator)
         chunks = list(order.split(self.config.batch_size))
@@ -234,7 +243,8 @@ class RunSession:
         model.to(device)
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay, nesterov=config.nesterov)
-        session = cls(config, out, members, model, optimizer, lock=lock, canaries=candidates)
+        planned = None if candidates is None else len(split.members) + len(candidates) / 2
+        session = cls(config, out, members, model, optimizer, lock=lock, canaries=candidates, planned=planned)
         if state is not None:
             _, optim_state, meta = state
             try:
@@ -400,7 +410,7 @@ def train(
 def _hooks(run: RunSession, epoch_hook: Optional[EpochHook], early: Optional[EarlyStopping]) -> Optional[EpochHook]:
     """One hook adding to each epoch's record: the caller's, DP-SGD's (epsilon, delta), early stopping's."""
     c = run.config
-    dp = (lambda *_: {"dp_epsilon": dp_epsilon(c, len(run.members), run.step), "dp_delta": c.dp_delta}) if c.method in DP else None
+    dp = (lambda *_: {"dp_epsilon": dp_epsilon(c, run.accounted_size, run.step), "dp_delta": c.dp_delta}) if c.method in DP else None
     hooks = [h for h in (epoch_hook, dp, early.hook if early is not None else None) if h is not None]
     if not hooks:
         return None
@@ -426,7 +436,7 @@ def _run_epochs(run: RunSession, objective: Any, test_set: Optional[ImageSet], g
         if config.method in DP:
             raise UserError(f"{config.method} (DP-SGD) trains in one process: run it without torchrun")
     if config.method in DP:
-        net, run.private = make_private(run.model, run.optimizer, config, len(run.members))
+        net, run.private = make_private(run.model, run.optimizer, config, run.accounted_size)
         if epoch_hook is not None:  # its evaluations and attacks run with opacus' hooks off
             epoch_hook = _without_hooks(net, epoch_hook)
     else:

@@ -36,11 +36,11 @@ def _opacus():
     return opacus
 
 
-def sample_rate(config: Any, n_members: int) -> float:
+def sample_rate(config: Any, n_members: float) -> float:
     return min(1.0, config.batch_size / n_members)
 
 
-def dp_epsilon(config: Any, n_members: int, steps: int) -> float:
+def dp_epsilon(config: Any, n_members: float, steps: int) -> float:
     """The epsilon of opacus' RDP accountant after ``steps`` steps (at the config's delta)."""
     from opacus.accountants import RDPAccountant
 
@@ -88,7 +88,7 @@ def private_model(model: nn.Module, config: Any) -> nn.Module:
     return model
 
 
-def make_private(model: nn.Module, optimizer: torch.optim.Optimizer, config: Any, n_members: int):
+def make_private(model: nn.Module, optimizer: torch.optim.Optimizer, config: Any, n_members: float):
     """(the per-example-gradient view of ``model``, the private optimizer around ``optimizer``)."""
     _opacus()
     from opacus import GradSampleModule
