@@ -64,3 +64,56 @@ def test_a_broken_plugin_is_one_line(tmp_path):
     (tmp_path / "toy_attack.py").write_text("raise RuntimeError('boom')\n")
     r = _robustmia(tmp_path, "attack", "--help")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "ROBUSTMIA_PLUGINS" in r.stderr, r.stderr
+
+
+PEEKING = '''
+import dataclasses
+import numpy as np
+from robustmia.privacy.attacks import AttackScores, register_attack
+
+FOUND = []
+
+
+def _arrays(value, where):
+    """Every array reachable from what the attack is given: fields, dict values, list items."""
+    if isinstance(value, np.ndarray):
+        yield where, value
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            yield from _arrays(getattr(value, f.name), f"{where}.{f.name}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _arrays(v, f"{where}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _arrays(v, f"{where}[{i}]")
+
+
+@register_attack("peek", help="looks for the truth in what it is given", threshold=True)
+def peek(inputs, options):
+    n = len(inputs.labels)
+    truth = np.r_[np.ones(n // 2, bool), np.zeros(n - n // 2, bool)]  # the audit's layout: members first
+    for where, a in _arrays((inputs, options), "given"):
+        if a.shape == truth.shape and a.dtype == bool and (np.array_equal(a, truth) or np.array_equal(a, ~truth)):
+            FOUND.append(where)
+    if FOUND:
+        raise ValueError("the truth is in " + ", ".join(FOUND))
+    return AttackScores(inputs.target["confidence"].astype(np.float64), oracle_groups=inputs.labels if options.per_class else None)
+'''
+
+
+def test_no_attack_is_given_the_truth_it_is_scored_against(tmp_path):
+    """A plugin that searches everything it is handed (signals, labels, options, reference models' keep masks) for the
+    target's membership, under every threshold selection, per class too, finds none: the truth goes to the metrics
+    alone, which pick oracle thresholds (per class ones included)."""
+    (tmp_path / "peek_attack.py").write_text(PEEKING)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "ROBUSTMIA_PLUGINS": "peek_attack"}
+    train = subprocess.run([sys.executable, "-m", "robustmia", "train", "--model", "digits-mlp", "--train-size", "60", "--epochs", "2",
+                            "--out", str(tmp_path / "run"), "--quiet"], capture_output=True, text=True, env=env)
+    assert train.returncode == 0, train.stderr
+    for extra in ((), ("--per-class",), ("--threshold", "both", "--references", "2")):
+        r = subprocess.run([sys.executable, "-m", "robustmia", "attack", str(tmp_path / "run"), "--attacks", "peek", "--bootstrap", "0",
+                            "--json", *extra], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, (extra, r.stderr)
+        records = json.loads(r.stdout)
+        assert records and all(0 <= rec["inference_accuracy"] <= 1 for rec in records)

@@ -115,6 +115,25 @@ def best_threshold(p: OperatingPoints) -> tuple[float, int]:
     return float(p.thresholds[i]), i
 
 
+def oracle_per_group(scores: np.ndarray, member: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """One oracle threshold per group (e.g. per class), chosen on the truth as the oracle is: the scores shifted by their
+    group's accuracy-maximising threshold, so that one global threshold of 0 applies them. A group with no member gets a
+    threshold just above its scores; one of members only, its lowest score. The attacks never see ``member``: choosing
+    a threshold on the truth is the metrics' job."""
+    shifted = np.asarray(scores, dtype=np.float64).copy()
+    for g in np.unique(groups):
+        mask = groups == g
+        s, m = shifted[mask], member[mask]
+        if not m.any():
+            t = float(s.max()) + 1.0
+        elif m.all():
+            t = float(s.min())
+        else:
+            t, _ = best_threshold(operating_points(s, m))
+        shifted[mask] = s - t
+    return shifted
+
+
 def _upper_rate(errors: np.ndarray, n: int, level: float) -> np.ndarray:
     """One-sided Clopper-Pearson upper bounds of error rates ``errors / n`` at confidence ``level``."""
     from scipy.stats import beta

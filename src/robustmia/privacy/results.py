@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, conlist
 from robustmia.io import atomic_write, read_json, write_json
 from robustmia.privacy.attacks import AttackInputs, AttackScores, attack_spec, needs_references, run_attack
 from robustmia.privacy.attacks.registry import selections
-from robustmia.privacy.metrics import DELTA, MembershipMetrics, evaluate_scores, operating_points
+from robustmia.privacy.metrics import DELTA, MembershipMetrics, evaluate_scores, operating_points, oracle_per_group
 
 ATTACKS_FILE, SCORES_FILE, EXPOSURE_FILE = "attacks.json", "scores.npz", "exposure.npz"
 FIGURE_SIGNALS = ("loss", "confidence")  # what the report's figures read of the target
@@ -225,6 +225,7 @@ class AuditResult:
 
 
 def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: bool, member: np.ndarray) -> AttackScores:
+    """(``member`` only checks the scores' count and, for oracle per-class thresholds, shifts them: metrics.oracle_per_group.)"""
     """One attack's scores, checked to be one finite number per example; whatever a plugin's attack
     does wrong (raises, exits, returns the wrong thing) is one line naming the plugin and the attack."""
     from robustmia.entry_points import call_user_code
@@ -234,9 +235,9 @@ def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: 
     who = f"attack {name}" + (f" of the plugin {spec.plugin}" if spec.plugin else "")
     try:
         if spec.plugin:
-            out = call_user_code(run_attack, who, name, inputs, threshold=selection, per_class=per_class, oracle_member=member)
+            out = call_user_code(run_attack, who, name, inputs, threshold=selection, per_class=per_class)
         else:
-            out = run_attack(name, inputs, threshold=selection, per_class=per_class, oracle_member=member)
+            out = run_attack(name, inputs, threshold=selection, per_class=per_class)
     except ValueError as e:
         raise UserError(f"{who}: {e}") from None
     if not isinstance(out, AttackScores):
@@ -250,6 +251,10 @@ def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: 
                         "return one score per example")
     if not np.isfinite(scores).all():
         raise UserError(f"{who} returned {int((~np.isfinite(scores)).sum())} scores that are NaN or infinite; every score must be finite")
+    if out.oracle_groups is not None and out.threshold is None:  # oracle per-class thresholds: the metrics' to pick
+        if np.shape(out.oracle_groups) != member.shape:
+            raise UserError(f"{who} returned oracle_groups for {np.size(out.oracle_groups)} examples, not {len(member)}")
+        scores, out.threshold = oracle_per_group(scores, member, np.asarray(out.oracle_groups)), 0.0
     out.scores = scores
     return out
 

@@ -34,22 +34,22 @@ class AttackInputs:
 
 @dataclass(frozen=True)
 class AttackOptions:
-    """How an attack is asked to decide: ``selection`` of a threshold attack's threshold
-    (``oracle`` or ``shadow``), one threshold ``per_class``, and, for oracle per-class
-    thresholds only (fitted on the evaluation set by definition), the truth ``oracle_member``."""
+    """How an attack is asked to decide: ``selection`` of a threshold attack's threshold (``oracle``: the metrics
+    pick it on the truth; ``shadow``: the attack picks it on reference models), and one threshold ``per_class``.
+    Attacks never receive the truth of the examples they score."""
 
     selection: str = "oracle"
     per_class: bool = False
-    oracle_member: Optional[np.ndarray] = None
 
 
 @dataclass
 class AttackScores:
     """Scores (higher = member) and, for threshold attacks, the decision threshold:
-    ``None`` means the metrics pick the oracle threshold on the scores themselves; ``details``: what
-    the record should say about how they were made."""
+    ``None`` means the metrics pick the oracle threshold on the scores themselves (one per group of ``oracle_groups``
+    where given); ``details``: what the record should say about how they were made."""
 
     scores: np.ndarray
     threshold: Optional[float] = None
     threshold_selection: str = "oracle"
     details: dict = field(default_factory=dict)  # how the attack decided (e.g. LiRA's variance), into its record
+    oracle_groups: Optional[np.ndarray] = None  # (N,): the metrics pick one oracle threshold per group (per-class thresholds)

@@ -120,7 +120,6 @@ def check_references(attacks: list[str], references: int) -> None:
         raise ValueError(f"{', '.join(short)} need references >= {need}; use more references or another attack")
 
 
-def run_attack(name: str, inputs: AttackInputs, *, threshold: str = "oracle", per_class: bool = False,
-               oracle_member: Optional[np.ndarray] = None) -> AttackScores:
-    """The scores of one attack on ``inputs``."""
-    return attack_spec(name).run(inputs, AttackOptions(threshold, per_class, oracle_member))
+def run_attack(name: str, inputs: AttackInputs, *, threshold: str = "oracle", per_class: bool = False) -> AttackScores:
+    """The scores of one attack on ``inputs`` (which hold no truth of the examples scored)."""
+    return attack_spec(name).run(inputs, AttackOptions(threshold, per_class))

@@ -12,8 +12,6 @@ global threshold of 0 applies the per-class ones.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from robustmia.privacy.attacks.base import AttackInputs, AttackOptions, AttackScores
@@ -41,12 +39,9 @@ def _finite(t: float, scores: np.ndarray) -> float:
     return t if np.isfinite(t) else float(scores.max()) + 1.0
 
 
-def threshold_attack(
-    inputs: AttackInputs, signal: str, sign: float, *, selection: str = "oracle", per_class: bool = False,
-    oracle_member: Optional[np.ndarray] = None,
-) -> AttackScores:
-    """``oracle_member`` (the truth) is needed only for oracle per-class thresholds, which by
-    definition are fitted on the evaluation set; it never enters any other computation."""
+def threshold_attack(inputs: AttackInputs, signal: str, sign: float, *, selection: str = "oracle", per_class: bool = False) -> AttackScores:
+    """Oracle thresholds, per class too, are the metrics' to pick on the truth (metrics.oracle_per_group): the attack
+    returns its scores and, per class, the classes; shadow thresholds it picks on the reference models' known members."""
     scores = sign * inputs.target[signal].astype(np.float64)
     if selection == "shadow":
         ref = sign * inputs.reference_matrix(signal).astype(np.float64)
@@ -58,15 +53,7 @@ def threshold_attack(
             t = _finite(_best(ref[ref_labels == c], inputs.keep[ref_labels == c]), scores)
             shifted[inputs.labels == c] -= t
         return AttackScores(shifted, 0.0, "shadow")
-    if not per_class:
-        return AttackScores(scores, None, "oracle")
-    if oracle_member is None:
-        raise ValueError("oracle per-class thresholds are fitted on the evaluation set's membership")
-    shifted = scores.copy()
-    for c in np.unique(inputs.labels):
-        mask = inputs.labels == c
-        shifted[mask] -= _finite(_best(scores[mask], oracle_member[mask]), scores[mask])
-    return AttackScores(shifted, 0.0, "oracle")
+    return AttackScores(scores, None, "oracle", oracle_groups=inputs.labels if per_class else None)
 
 
 def register_threshold(name: str, signal: str, sign: float, help: str, **needs) -> None:
@@ -75,8 +62,7 @@ def register_threshold(name: str, signal: str, sign: float, help: str, **needs) 
     def run(inputs: AttackInputs, options: AttackOptions) -> AttackScores:
         if signal not in inputs.target:
             raise ValueError(f"attack {name} needs the signal {signal!r}, which was not computed")
-        return threshold_attack(inputs, signal, sign, selection=options.selection, per_class=options.per_class,
-                                oracle_member=options.oracle_member)
+        return threshold_attack(inputs, signal, sign, selection=options.selection, per_class=options.per_class)
 
     register_attack(name, help=help, threshold=True, **needs)(run)
 
