@@ -112,22 +112,13 @@ class ProgressBar:
 
 
 def metrics_table(title: str, records: list[dict[str, Any]]) -> None:
-    from robustmia.reporting.tables import LOW_FPR_NOTE, low_fpr_mark
+    """An audit's records as the summary every face shows (privacy.summary): the calibrated accuracy first."""
+    from robustmia.privacy.summary import summary_table
 
-    rows = []
-    for r in records:
-        lo, hi = r["ci95"].get("inference_accuracy", [float("nan")] * 2)
-        rows.append([r["attack"], r["threshold_selection"], f"{r['inference_accuracy']:.4f} [{lo:.3f}, {hi:.3f}]",
-                     r["precision"], r["recall"], r["auprc"], r["kl_divergence"], r["roc_auc"],
-                     f"{r['tpr_at_fpr']['0.001']:.4f}{low_fpr_mark(r, 0.001)}", f"{r['tpr_at_fpr']['0.01']:.4f}{low_fpr_mark(r, 0.01)}",
-                     r["advantage"]])
-    table(title, ["attack", "threshold", "accuracy [95% CI]", "precision", "recall", "AUPRC", "KL", "ROC AUC",
-                   "TPR@0.1%", "TPR@1%", "advantage"], rows)
-    if records:
-        r = records[0]
-        print(f"{r['n_members']} members + {r['n_nonmembers']} non-members; accuracy is balanced, (TPR + TNR) / 2; CIs from "
-              f"{r['n_bootstrap']} bootstrap resamples; an oracle threshold is chosen on the evaluation set itself (an optimistic upper bound)")
-        print(LOW_FPR_NOTE)
+    columns, rows, notes = summary_table(records)
+    table(title, columns, rows)
+    for line in notes:
+        print(line)
 
 
 def dp_audit_table(title: str, records: list[dict[str, Any]]) -> None:

@@ -14,4 +14,5 @@ def test_low_fpr_cells_are_marked_by_the_false_positives_they_allow():
     assert low_fpr_mark(_record(2000), 0.001) == "*" and low_fpr_mark(_record(2000), 0.01) == ""  # 2 and 20
     assert low_fpr_mark(_record(10000), 0.001) == ""  # 10
     columns, rows, caption = build_tables([{"name": "t", "tables": [], "attacks": [_record(2000)]}])["modern"]
-    assert rows[0][3] == "1.00*" and rows[0][4] == "5.00" and "fewer than 10 false positives" in caption
+    at = columns.index
+    assert rows[0][at("TPR@0.1%FPR")] == "1.00*" and rows[0][at("TPR@1%FPR")] == "5.00" and "fewer than 10 false positives" in caption

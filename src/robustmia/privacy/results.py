@@ -124,9 +124,33 @@ class AuditResult:
     def to_dict(self) -> dict[str, Any]:
         return {"about": self.about, "attacks": self.records()}
 
-    def summary(self) -> str:
-        n = f"{int(self.member.sum())} members + {int((~self.member).sum())} non-members"
-        return "\n".join([f"membership audit on {n}", *(a.summary() for a in self.attacks)])
+    def summary(self, columns: Optional[Sequence[str]] = None) -> str:
+        """The audit as the CLI shows it (privacy.summary): a table led by each attack's calibrated accuracy, the notes
+        on how every number was obtained, and the audit's warnings. ``columns``: a subset of privacy.summary.COLUMNS."""
+        from robustmia.privacy.summary import summary_table, text_table
+
+        names, rows, notes = summary_table(self.records())
+        keep = _columns(names, columns)
+        lines = [text_table([names[i] for i in keep], [[row[i] for i in keep] for row in rows]), *notes]
+        lines += [f"warning: {w}" for w in self.about.get("warnings", [])]
+        return "\n".join(lines)
+
+    def to_frame(self, columns: Optional[Sequence[str]] = None):
+        """The summary's table as a pandas DataFrame (the same columns as :meth:`summary`), the audit's warnings in its
+        ``attrs``."""
+        try:
+            import pandas as pd
+        except ImportError:
+            from robustmia.errors import UserError
+
+            raise UserError("to_frame needs pandas: pip install pandas") from None
+        from robustmia.privacy.summary import summary_table
+
+        names, rows, _ = summary_table(self.records())
+        keep = _columns(names, columns)
+        frame = pd.DataFrame([[row[i] for i in keep] for row in rows], columns=[names[i] for i in keep])
+        frame.attrs["warnings"] = list(self.about.get("warnings", []))
+        return frame
 
     def exposure_attack(self) -> Optional[AttackResult]:
         """The attack that ranks the members' exposure: the first of EXPOSURE_ATTACKS that was run."""
@@ -222,6 +246,16 @@ class AuditResult:
                 raise ValueError(f"{len(scores)} scores of {metrics.attack} for {len(member)} examples")
             attacks.append(AttackResult(scores, member, metrics, {k: v for k, v in record.items() if k not in fields}))
         return cls(attacks, member, signals, data.get("about", {}), arrays.get("ids"))
+
+
+def _columns(names: Sequence[str], columns: Optional[Sequence[str]]) -> list[int]:
+    """The positions of ``columns`` (all when None) among the summary's ``names``; an unknown one is a ValueError."""
+    if columns is None:
+        return list(range(len(names)))
+    unknown = [c for c in columns if c not in names]
+    if unknown:
+        raise ValueError(f"unknown column {unknown[0]!r}; choose from: {', '.join(names)}")
+    return [list(names).index(c) for c in columns]
 
 
 def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: bool, member: np.ndarray) -> AttackScores:

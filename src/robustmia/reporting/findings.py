@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from robustmia.privacy.attacks.registry import NEW_FAMILIES
+from robustmia.privacy.summary import FAMILY_LEVEL, beyond_chance, family_level
 from robustmia.reporting.exposure import exposure_findings
 from robustmia.reporting.tables import find_record
 from robustmia.training.methods import ADVERSARIAL, CERTIFIED
@@ -18,22 +19,41 @@ def _conf(r: dict[str, Any], attack: str = "confidence") -> Optional[dict[str, A
     return find_record(r["attacks"], attack, "oracle")
 
 
-def _fmt(a: dict[str, Any]) -> str:
-    if "inference_accuracy" not in a["ci95"]:
-        return f"{100 * a['inference_accuracy']:.1f}% (no interval: no bootstrap)"
-    lo, hi = a["ci95"]["inference_accuracy"]
-    return f"{100 * a['inference_accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+def _interval(a: dict[str, Any], key: str = "inference_accuracy") -> Optional[list[float]]:
+    """The 95% interval a finding quotes and compares: for the inference accuracy the calibrated one (privacy.summary;
+    the bootstrap interval of a record made before it existed), for other metrics the bootstrap one."""
+    if key == "inference_accuracy" and a.get("calibrated"):
+        return a["calibrated"]["ci95"]
+    return a["ci95"].get(key)
+
+
+def _accuracy(a: dict[str, Any]) -> float:
+    """The inference accuracy a finding quotes: the calibrated one (the oracle's, for a record made before it existed)."""
+    return a["calibrated"]["inference_accuracy"] if a.get("calibrated") else a["inference_accuracy"]
+
+
+def _fmt(a: dict[str, Any], peers: Optional[list[dict[str, Any]]] = None) -> str:
+    """The accuracy a finding quotes, with its interval; but where the chance test (family-wise over ``peers``, the
+    target's attacks) calls the result chance, an interval that excludes 50% is not quoted: it would read as a leak."""
+    ci = _interval(a)
+    value = f"{100 * _accuracy(a):.1f}%"
+    if ci is None:
+        return f"{value} (no interval: no bootstrap)"
+    if peers is not None and beyond_chance(a, peers) is False and not ci[0] <= 0.5 <= ci[1]:
+        return f"{value} (not beyond chance: p = {a['chance']['p_value']:.3g})"
+    return f"{value} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def _separated(a: dict[str, Any], b: dict[str, Any], key: str = "inference_accuracy") -> bool:
-    if key not in a["ci95"] or key not in b["ci95"]:
+    ia, ib = _interval(a, key), _interval(b, key)
+    if ia is None or ib is None:
         return False
-    (alo, ahi), (blo, bhi) = a["ci95"][key], b["ci95"][key]
+    (alo, ahi), (blo, bhi) = ia, ib
     return blo > ahi or bhi < alo
 
 
 def _noise(a, b) -> str:
-    if "inference_accuracy" not in a["ci95"] or "inference_accuracy" not in b["ci95"]:
+    if _interval(a) is None or _interval(b) is None:
         return "no 95% intervals were computed (bootstrap 0), so whether the difference is beyond noise is not known"
     return ("the 95% intervals do not overlap" if _separated(a, b)
             else "the 95% intervals overlap, so at this scale the difference is within noise")
@@ -59,7 +79,7 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
                 out.append(_robust_vs_natural(dataset, r, n))
         plain_pgd = [r for r in robust if r["config"]["method"] == "pgd" and not r["config"].get("early_stop")]
         if len({r["config"]["eps"] for r in plain_pgd}) >= 2:  # the paper's Table II: plain PGD training at several eps
-            accs = [_conf(r)["inference_accuracy"] for r in plain_pgd]
+            accs = [_accuracy(_conf(r)) for r in plain_pgd]
             grew = all(x < y for x, y in zip(accs, accs[1:]))
             chain = " -> ".join(f"{100 * x:.1f}% (eps {_eps(r)})" for x, r in zip(accs, plain_pgd))
             spread = _separated(_conf(plain_pgd[0]), _conf(plain_pgd[-1]))
@@ -71,12 +91,12 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
             twin = next((n for n in rs if n["config"]["method"] == "natural" and n["config"]["model"] == r["config"]["model"]), natural)
             text = (f"{dataset}: the provable model {r['name']} ({r['config']['method']}, eps {_eps(r)}) certifies "
                     f"{100 * e.get('verified_test_accuracy', float('nan')):.1f}% of test images at its eps, with test accuracy "
-                    f"{100 * e['test_accuracy']:.1f}% and inference accuracy {_fmt(c)}")
+                    f"{100 * e['test_accuracy']:.1f}% and inference accuracy {_fmt(c, r['attacks'])}")
             if twin is not None:
                 a = _conf(twin)
-                rel = "less" if c["inference_accuracy"] < a["inference_accuracy"] else "more"
+                rel = "less" if _accuracy(c) < _accuracy(a) else "more"
                 text += (f"; its natural twin {twin['name']}: test accuracy {100 * twin['evaluation']['test_accuracy']:.1f}%, "
-                         f"inference accuracy {_fmt(a)}, so the provable model leaks {rel} ({_noise(a, c)})")
+                         f"inference accuracy {_fmt(a, twin['attacks'])}, so the provable model leaks {rel} ({_noise(a, c)})")
             out.append(text + ".")
         out += [_external(r, natural) for r in every if r["config"].get("external")]
         out += [text for r in every if (text := _beyond(r))]
@@ -120,43 +140,39 @@ def _natural_comparisons(r: dict[str, Any], naturals: list[dict[str, Any]], firs
 
 def _robust_vs_natural(dataset: str, r: dict[str, Any], natural: dict[str, Any]) -> str:
     a, b = _conf(natural), _conf(r)
-    verb = "raised" if b["inference_accuracy"] > a["inference_accuracy"] else "did not raise"
+    verb = "raised" if _accuracy(b) > _accuracy(a) else "did not raise"
     sizes = ""
     if _members(natural) != _members(r):
         sizes = (f" (they trained on {_members(r)} and {_members(natural)} members: fewer members are overfitted more, so part "
                  "of the difference is the member count)")
     text = (f"{dataset}: {r['config']['method'].upper()} training at eps {_eps(r)} ({r['name']}) {verb} inference "
-            f"accuracy of the confidence attack (oracle threshold, {b['n_members']} members + {b['n_nonmembers']} "
-            f"non-members) from {_fmt(a)} for the natural model {natural['name']} to {_fmt(b)}{sizes}; {_noise(a, b)}.")
+            f"accuracy of the confidence attack (calibrated, {b['n_members']} members + {b['n_nonmembers']} "
+            f"non-members) from {_fmt(a, natural['attacks'])} for the natural model {natural['name']} to {_fmt(b, r['attacks'])}{sizes}; "
+            f"{_noise(a, b)}.")
     a_adv, b_adv = _conf(natural, "adv-confidence"), _conf(r, "adv-confidence")
     if a_adv and b_adv:
-        text += f" Through PGD inputs at the same eps: {_fmt(a_adv)} vs {_fmt(b_adv)}; {_noise(a_adv, b_adv)}."
+        text += (f" Through PGD inputs at the same eps: {_fmt(a_adv, natural['attacks'])} vs {_fmt(b_adv, r['attacks'])}; "
+                 f"{_noise(a_adv, b_adv)}.")
     return text
-
-
-CHANCE_LEVEL = 0.05  # the family-wise level of "beyond chance", split over a target's attacks (Bonferroni)
 
 
 def chance_finding(r: dict[str, Any]) -> str:
-    """Which attacks' oracle inference accuracies are beyond chance on this target: against the permutation null of the
-    best balanced accuracy at the same sizes (metrics.chance), at a 5% family-wise level over the target's attacks. A
-    bootstrap interval of an oracle accuracy never reaches 50%, so it cannot tell."""
-    tested = [a for a in r["attacks"] if a["threshold_selection"] == "oracle" and a.get("chance")]
+    """Which attacks are beyond chance on this target: each against the permutation null of its oracle accuracy at the
+    same sizes (metrics.chance), at a 5% family-wise level over the target's attacks (privacy.summary.family_level).
+    One line: how many are beyond chance, and those with their calibrated accuracies; the rest only counted."""
+    tested = [a for a in r["attacks"] if a.get("chance")]
     if not tested:
         return ""
-    level = CHANCE_LEVEL / len(tested)
-    beyond = [a for a in tested if a["chance"]["p_value"] < level]
-    within = [a for a in tested if a["chance"]["p_value"] >= level]
-    null = max(a["chance"]["null95"] for a in tested)
-    fmt = lambda a: f"{a['attack']} {100 * a['inference_accuracy']:.1f}% (p = {a['chance']['p_value']:.3g})"  # noqa: E731
+    level = family_level(tested)
+    beyond = sorted((a for a in tested if beyond_chance(a, tested)), key=lambda a: -_accuracy(a))
     a = tested[0]
-    text = (f"{r['config']['dataset']}: on {r['name']}, against the permutation null of the oracle accuracy ({a['chance']['permutations']} "
-            f"permutations at {a['n_members']} + {a['n_nonmembers']}: chance alone reaches up to {100 * null:.1f}% at its 95th percentile), "
-            f"at a 5% family-wise level over {len(tested)} attacks (p below {level:.2g}): ")
-    text += (f"beyond chance: {', '.join(fmt(x) for x in beyond)}" if beyond else "no attack is beyond chance")
-    text += (f"; not beyond chance: {', '.join(fmt(x) for x in within)}." if within and beyond else
-             (f" ({', '.join(fmt(x) for x in within)})." if within else "."))
-    return text
+    named = lambda x: f"{x['attack']}{'' if x['threshold_selection'] == 'oracle' else ' (' + x['threshold_selection'] + ')'}"  # noqa: E731
+    text = (f"{r['config']['dataset']}: on {r['name']}, {len(beyond)} of {len(tested)} attacks are beyond chance (the permutation "
+            f"p-value of the oracle accuracy below {level:.2g}: 5% family-wise; {a['chance']['permutations']} permutations at "
+            f"{a['n_members']} + {a['n_nonmembers']})")
+    if beyond:
+        text += ": " + ", ".join(f"{named(x)} {_fmt(x, tested)} (p = {x['chance']['p_value']:.2g})" for x in beyond)
+    return text + "."
 
 
 def _external(r: dict[str, Any], natural: Optional[dict[str, Any]]) -> str:
@@ -165,8 +181,8 @@ def _external(r: dict[str, Any], natural: Optional[dict[str, Any]]) -> str:
     text = (f"{r['config']['dataset']}: the external model {r['name']} ({x.get('arch', r['config']['model'])}, weights SHA-256 "
             f"{str(x.get('weights_sha256', ''))[:12]}) has " +
             (f"accuracy {100 * e['train_accuracy']:.1f}% on its members and {100 * e['test_accuracy']:.1f}% on its non-members, and "
-             if "train_accuracy" in e else "") + f"inference accuracy {_fmt(c)}")
+             if "train_accuracy" in e else "") + f"inference accuracy {_fmt(c, r['attacks'])}")
     if natural is not None:
         a = _conf(natural)
-        text += f"; robustmia's natural model {natural['name']}: {_fmt(a)} ({_noise(a, c)})"
+        text += f"; robustmia's natural model {natural['name']}: {_fmt(a, natural['attacks'])} ({_noise(a, c)})"
     return text + "."
