@@ -17,11 +17,32 @@ The CLI is a thin face over these functions. Heavy imports happen inside them, s
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from robustmia.errors import UserError, warn
 from robustmia.progress import Progress
+
+
+@contextlib.contextmanager
+def _shown(progress: Any) -> Iterator[Optional[Progress]]:
+    """The progress events' receiver of a long call: the caller's (a callable, or None for none), or with ``"auto"`` the
+    CLI's own progress bar on standard error where that is a terminal (an interactive session), else none."""
+    if progress != "auto":
+        yield progress
+        return
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from robustmia.console import ProgressBar
+
+    bar = ProgressBar()
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def train_config(settings: Optional[dict[str, Any]] = None, *, out: Optional[Path] = None, resume: bool = False,
@@ -63,7 +84,7 @@ def train_config(settings: Optional[dict[str, Any]] = None, *, out: Optional[Pat
 
 
 def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "auto", download: bool = False,
-          progress: Optional[Progress] = None) -> dict[str, Any]:
+          progress: Optional[Progress] | str = "auto") -> dict[str, Any]:
     """Train ``config`` (a TrainConfig or a dict of its keys) into the run folder ``out``; return
     the last epoch's record."""
     from robustmia.io import check_out
@@ -76,7 +97,8 @@ def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "
     check_out(out)
     from robustmia.training.loop import train as train_loop
 
-    return train_loop(config, out, resume=resume, device=device, download=download, progress=progress)
+    with _shown(progress) as shown:
+        return train_loop(config, out, resume=resume, device=device, download=download, progress=shown)
 
 
 EXTERNAL_KEYS = ("arch", "weights", "arch_args", "normalize", "data_dir", "members_dir", "nonmembers_dir", "image_size", "threat_model",
@@ -176,7 +198,7 @@ def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = N
 
 
 def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None, *, device: str = "auto",
-          progress: Optional[Progress] = None, out: Optional[str | Path] = None, **options: Any):
+          progress: Optional[Progress] | str = "auto", out: Optional[str | Path] = None, **options: Any):
     """Membership-inference attacks on ``target``: a run folder robustmia trained, or a model trained
     elsewhere (an nn.Module, or ``arch=``/``weights=`` files) with the ``dataset`` its examples come
     from and its ``members`` (a membership file, or train-split indices; see experiments.external).
@@ -216,7 +238,8 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
         from robustmia.experiments.audit import Audit, run_target
 
         audit_target = run_target(run, settings, external.get("reference_recipe"), external.get("reference_train") or {})
-        return Audit(audit_target, settings, device=device, progress=progress).run_attacks()
+        with _shown(progress) as shown:
+            return Audit(audit_target, settings, device=device, progress=shown).run_attacks()
     ext = external_target(dataset, members, **external)
     ext.check_files()
     folder = _external_folder(out, ext, target)
@@ -225,11 +248,12 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     from robustmia.models.inference import resolve_device
 
     audit_target = external_audit_target(ext, settings, folder, resolve_device(device), target)
-    return Audit(audit_target, settings, device=device, progress=progress).run_attacks()
+    with _shown(progress) as shown:
+        return Audit(audit_target, settings, device=device, progress=shown).run_attacks()
 
 
 def dp_audit(target: str | Path, *, attacks: Any = "confidence,loss", k: Any = None, confidence: float = 0.95, delta: Optional[float] = None,
-             device: str = "auto", progress: Optional[Progress] = None, **options: Any):
+             device: str = "auto", progress: Optional[Progress] | str = "auto", **options: Any):
     """The one-run DP audit (Steinke, Nasr & Jagielski 2023) of a run trained with canaries
     (``--set canaries=...``; data.canaries): every attack scores the canaries, and each record's ``dp_audit``
     holds the valid epsilon lower bound. ``k`` = (k_pos, k_neg) fixed in advance (or ``"K_POS,K_NEG"``), else a
@@ -251,7 +275,8 @@ def dp_audit(target: str | Path, *, attacks: Any = "confidence,loss", k: Any = N
     run = Run.open(target)
     from robustmia.experiments.dp_audit import dp_audit as run_dp_audit
 
-    return run_dp_audit(run, settings, one_run, device=device, progress=progress)
+    with _shown(progress) as shown:
+        return run_dp_audit(run, settings, one_run, device=device, progress=shown)
 
 
 def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0):
@@ -272,7 +297,7 @@ def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0)
 
 
 def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_dir: Optional[str] = None, device: str = "auto",
-              progress: Optional[Progress] = None, backend: str = "local", address: Optional[str] = None,
+              progress: Optional[Progress] | str = "auto", backend: str = "local", address: Optional[str] = None,
               workers: Optional[int] = None, threads: Optional[int] = None, allow_code: Optional[Sequence[str]] = None,
               tiny: bool = False) -> dict[str, Any]:
     """Run a study (a spec file, or the name of a preset: see ``robustmia reproduce --list``) into
@@ -299,11 +324,12 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
 
     check_external_targets(study, Path(out), device)
 
-    tasks = make_backend(backend, address=address, workers=workers, threads=threads, device=device, progress=progress)
-    try:
-        run(study, configs, path, Path(out), resume=resume, device=device, progress=progress, backend=tasks)
-    finally:
-        tasks.close()
+    with _shown(progress) as shown:
+        tasks = make_backend(backend, address=address, workers=workers, threads=threads, device=device, progress=shown)
+        try:
+            run(study, configs, path, Path(out), resume=resume, device=device, progress=shown, backend=tasks)
+        finally:
+            tasks.close()
     from robustmia.experiments.runner import record_phase
 
     with record_phase(Path(out), "report"):

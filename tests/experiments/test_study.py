@@ -95,6 +95,20 @@ def test_the_study_log_phases_json_and_report_give_each_phases_time_and_the_devi
     assert "by phase of the study" in html and "training " in html
 
 
+def test_figures_3_and_4_say_how_they_measured_and_how_that_differs_from_the_tables(study):
+    captions = json.loads((study / "report" / "figures" / "figures.json").read_text())
+    fig3, fig4 = captions["fig3_accuracy_over_training"], captions["fig4_inference_over_training"]
+    results = json.loads((study / "results.json").read_text())
+    n = next(x for x in results[1]["log"] if x.get("track"))["track"]["n"]
+    assert f"first {n} members and the first {n} test images" in fig3 and "PGD-10" in fig3 and "every 5 epochs" in fig3
+    steps = results[1]["evaluation"]["perturbation"]["steps"]
+    assert "Tables I-II" in fig3 and "differ" in fig3 and f"with PGD-{steps} on the evaluation's examples" in fig3
+    conf = next(a for a in results[0]["attacks"] if a["attack"] == "confidence" and a["threshold_selection"] == "oracle")
+    assert f"{n} + {n} examples" in fig4 and f"{conf['n_members']} + {conf['n_nonmembers']} examples" in fig4 and "differ" in fig4
+    html = (study / "report" / "report.html").read_text()
+    assert "fig3_accuracy_over_training: Fig. 3: lines:" in html
+
+
 def test_rerunning_trains_nothing_and_gives_the_same_tables(study, spec_file):
     before = {p: p.stat().st_mtime_ns for p in study.glob("runs/*/checkpoint/model.safetensors")}
     tables = _tables(study)

@@ -32,7 +32,10 @@ def reference_warning(recipe_name: str, recipe: Any, arch: Optional[str], method
     """Why the references may not share the target's recipe (its architecture ``arch``, its stated ``method``
     and ``eps``), or None when they do as far as stated."""
     differences = []
-    if recipe.model != arch:
+    if arch is None:
+        differences.append(f"architecture {recipe.model} vs the target's own network, given as a model object, which robustmia "
+                           "cannot compare with it")
+    elif recipe.model != arch:
         differences.append(f"architecture {recipe.model} vs the target's {arch}")
     if method is None:
         differences.append("the target's training method is not stated (trained_with), so it could not be compared")

@@ -6,7 +6,7 @@ or dataset is loaded, so a report can be rebuilt wherever the folder is copied.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,7 +16,7 @@ from robustmia.experiments.layout import PHASES_FILE, REPORT_FOLDER, RESULTS_FIL
 from robustmia.io import check_out, read_json, write_json
 from robustmia.privacy.results import ATTACKS_FILE, AuditResult, check_records
 from robustmia.validation import describe_errors
-from robustmia.reporting.figures import write_figures
+from robustmia.reporting.figures import captions as figure_captions, write_figures
 from robustmia.reporting.claims import claim_lines, claims
 from robustmia.reporting.findings import findings
 from robustmia.reporting import dp_audits, leaderboard
@@ -87,9 +87,24 @@ def _single_audit(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     name = Path(audit.about["run"]).name if "run" in audit.about else "target"
     config = {"dataset": ext.get("dataset", ""), "model": ext.get("arch", ""), "method": stated.get("method") or "external",
               "eps": stated.get("eps") or 0.0, "external": bool(ext)}
+    trained = _run_config(audit.about.get("run"))
+    if trained is not None:  # a run robustmia trained: its own config says what it is
+        config = {"dataset": trained.get("dataset", ""), "model": trained.get("model", ""), "method": trained.get("method", ""),
+                  "eps": float(trained.get("eps") or 0.0), "external": False}
     result = {"name": name, "tables": [], "run": str(audit.about.get("run", folder)), "config": config, "evaluation": {},
               "attacks": audit.records(), "audit": audit, "log": [], **{k: audit.about[k] for k in ("external", "warnings") if k in audit.about}}
     return {"name": f"membership audit of {name}", "description": f"the audit saved in {folder}"}, [result]
+
+
+def _run_config(run: Any) -> Optional[dict[str, Any]]:
+    """The config.json of the run an audit was made of (read as data), or None where it is not there or not readable."""
+    if not isinstance(run, str):
+        return None
+    try:
+        found = read_json(Path(run) / "config.json", "")
+    except UserError:
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("eps", 0.0), (int, float)) else None
 
 
 class TargetConfig(BaseModel):
@@ -188,7 +203,9 @@ def write_report(study: Path) -> dict[str, Any]:
     figures = write_figures(results, folder / "figures", frontier=bool(spec.get("frontier")))
     found = claim_lines(results) + findings(results) + dp_audits.findings(results) + leaderboard.findings(results) + (frontier_findings(results) if spec.get("frontier") else [])
     phases = _read_phases(Path(study))
-    write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results) + time_note(phases))
+    shown = {k: v for k, v in figure_captions(results).items() if any(p.stem == k for p in figures)}
+    write_json(folder / "figures" / "figures.json", shown)
+    write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results) + time_note(phases), shown)
     (folder / "findings.md").write_text("\n\n".join(found) + "\n")
     summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found, "claims": claims(results),
                "paper_tables": {k: v[0] for k, v in TABLES.items() if k in tables}}

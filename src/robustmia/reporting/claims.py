@@ -94,6 +94,10 @@ def _third(rs: list[dict[str, Any]], natural: Optional[dict[str, Any]]) -> dict[
 
 
 def claim_lines(results: list[dict[str, Any]]) -> list[str]:
-    """The claims as lines for the top of the findings."""
-    return [f"The paper's claim, {c['claim']} ({c['dataset']}): {c['verdict']}: {c['evidence']} (the confidence attack's "
-            "calibrated accuracy and its 95% interval; the paper's oracle figures are in Tables I-III)." for c in claims(results)]
+    """The claims as lines for the top of the findings: for each dataset on which the study tests at least one of them
+    (a single audit tests none, and gets none)."""
+    found = claims(results)
+    tested = {c["dataset"] for c in found if c["verdict"] != "not tested"}
+    return [f"The paper's claim, {c['claim']} ({c['dataset']}): {c['verdict']}: {c['evidence']}"
+            + (" (the confidence attack's calibrated accuracy and its 95% interval; the paper's oracle figures are in Tables I-III)."
+               if c["verdict"] != "not tested" else ".") for c in found if c["dataset"] in tested]

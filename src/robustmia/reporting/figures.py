@@ -94,19 +94,41 @@ def precision_recall(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     return _save(fig, folder, "fig2_precision_recall")
 
 
-def over_training(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+def _tracked(results: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     tracked = [(r, [x for x in r["log"] if x.get("track")]) for r in results]
-    tracked = [(r, t) for r, t in tracked if t]
+    return [(r, t) for r, t in tracked if t]
+
+
+def _drops(ax, r: dict[str, Any]) -> None:
+    """The epochs where the learning rate dropped (from the training log), as faint vertical lines."""
+    log = [x for x in r["log"] if isinstance(x.get("lr"), (int, float))]
+    for before, after in zip(log, log[1:]):
+        if after["lr"] < 0.5 * before["lr"]:
+            ax.axvline(before["epoch"], color="grey", lw=0.8, ls=":")
+
+
+def over_training(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """Figs. 3 and 4: what the tracker measured every few epochs (lines), the tables' figures at the end (x marks: they
+    are measured on other examples and with a stronger attack, as the captions say), and the learning-rate drops."""
+    from robustmia.reporting.tables import find_record
+
+    tracked = _tracked(results)
     if not tracked:
         return []
     paths = []
     fig, axes = panels(len(tracked))
     for ax, (r, t) in zip(axes, tracked):
         epochs = [x["epoch"] for x in t]
-        for key, style in (("train_accuracy", "-"), ("test_accuracy", "-"), ("adv_train_accuracy", "--"), ("adv_test_accuracy", "--")):
+        for i, (key, style) in enumerate((("train_accuracy", "-"), ("test_accuracy", "-"), ("adv_train_accuracy", "--"),
+                                          ("adv_test_accuracy", "--"))):
             values = [x["track"].get(key) for x in t]
             if all(v is not None for v in values):
-                ax.plot(epochs, values, style, label=key.replace("_accuracy", "").replace("_", "-"))
+                color = plt.get_cmap("tab10")(i)
+                ax.plot(epochs, values, style, color=color, label=key.replace("_accuracy", "").replace("_", "-"))
+                final = r.get("evaluation", {}).get(key)
+                if final is not None:
+                    ax.plot([epochs[-1]], [final], "x", color=color, ms=7)
+        _drops(ax, r)
         ax.set_title(_label(r), fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy")
@@ -114,14 +136,56 @@ def over_training(results: list[dict[str, Any]], folder: Path) -> list[Path]:
     axes[0].legend(fontsize=9)
     paths += _save(fig, folder, "fig3_accuracy_over_training")
     fig, ax = plt.subplots(figsize=(4.8, 3.8))
-    for r, t in tracked:
-        ax.plot([x["epoch"] for x in t], [x["track"]["inference_accuracy"] for x in t], marker="o", ms=3, label=_label(r))
+    for i, (r, t) in enumerate(tracked):
+        style = line_style(i)
+        ax.plot([x["epoch"] for x in t], [x["track"]["inference_accuracy"] for x in t], marker="o", ms=3, label=_label(r), **style)
+        final = find_record(r["attacks"], "confidence", "oracle")
+        if final is not None:
+            ax.plot([t[-1]["epoch"]], [final["inference_accuracy"]], "x", ms=7, color=style["color"])
+    _drops(ax, tracked[0][0])
     ax.set_xlabel("epoch")
     ax.set_ylabel("inference accuracy (confidence, oracle)")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.legend(fontsize=7)
     paths += _save(fig, folder, "fig4_inference_over_training")
     return paths
+
+
+def _every(track: list[dict[str, Any]]) -> str:
+    step = track[1]["epoch"] - track[0]["epoch"] if len(track) > 1 else track[0]["epoch"]
+    return "every epoch" if step == 1 else f"every {step} epochs"
+
+
+def captions(results: list[dict[str, Any]]) -> dict[str, str]:
+    """What each figure shows and how it was measured, by file name (without suffix): into report.html and figures.json."""
+    from robustmia.reporting.tables import find_record
+
+    out = {"fig1_loss_histograms": "Fig. 1: the cross-entropy loss of each target's evaluated members and non-members (the audit's "
+                                   "evaluation set), as densities on a log scale.",
+           "fig2_precision_recall": "Fig. 2: precision against recall of the confidence attack on each target's evaluation set, "
+                                    "over every threshold (the tables give the oracle threshold's point)."}
+    tracked = _tracked(results)
+    if tracked:
+        r, t = tracked[0]
+        n = t[-1]["track"].get("n", 300)
+        conf = find_record(r["attacks"], "confidence", "oracle")
+        sizes = f"{conf['n_members']} + {conf['n_nonmembers']}" if conf else "the audit's evaluation set"
+        steps = (r.get("evaluation", {}).get("perturbation") or {}).get("steps")
+        attack = f"PGD-{steps}" if steps else "the evaluation's PGD"
+        out["fig3_accuracy_over_training"] = (
+            f"Fig. 3: lines: accuracy on the first {n} members and the first {n} test images, and under PGD-10 in eval mode at "
+            f"the training eps (adv-train, adv-test), measured {_every(t)} while training; x: Tables I-II's figures, measured after training on every member and test image (clean) "
+            f"and with {attack} on the evaluation's examples: another attack on other examples, so the last line point and the x "
+            "differ by that; dotted verticals: the epochs where the learning rate dropped.")
+        out["fig4_inference_over_training"] = (
+            f"Fig. 4: lines: the confidence attack's inference accuracy with the oracle threshold on those {n} + {n} examples, "
+            f"{_every(t)}; x: Tables I-II's figure, the same attack on the audit's {sizes} examples after training: other "
+            "examples, so the last line point and the x differ by sampling (both oracle: optimistic, and above 50% even "
+            "where nothing leaks); dotted verticals: learning-rate drops.")
+    for r in results:
+        out[f"roc_{r['name']}"] = (f"ROC curves of every attack on {r['name']} on log-log axes, each over all thresholds of its "
+                                   "scores on the evaluation set (the diagonal: chance).")
+    return out
 
 
 def roc_curves(results: list[dict[str, Any]], folder: Path) -> list[Path]:

@@ -41,16 +41,17 @@ def _table(columns: list[str], rows: list[list[str]], caption: str) -> str:
 WIDE_FIGURES = ("fig1_loss_histograms", "fig3_accuracy_over_training")  # a panel per target: drawn at the page's width
 
 
-def _figure(path: Path) -> str:
+def _figure(path: Path, caption: str = "") -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     wide = " class='wide'" if path.stem in WIDE_FIGURES else ""
+    text = f"{path.stem}: {caption}" if caption else path.stem
     return (f'<figure{wide}><a href="figures/{html.escape(path.name)}"><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-            f'</a><figcaption>{html.escape(path.stem)}</figcaption></figure>')
+            f'</a><figcaption>{html.escape(text)}</figcaption></figure>')
 
 
 def write_html(
     path: Path, title: str, description: str, tables: dict, figures: list[Path], findings: list[str], results: list[dict[str, Any]],
-    notes: list[str],
+    notes: list[str], captions: dict[str, str] | None = None,
 ) -> None:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>", "<h2>Findings</h2>"]
@@ -62,7 +63,7 @@ def write_html(
     parts.append("<h2>Tables</h2>")
     parts += [_table(columns, rows, caption) for columns, rows, caption in tables.values()]
     parts.append("<h2>Figures</h2>")
-    parts += [_figure(p) for p in figures if p.suffix == ".png"]
+    parts += [_figure(p, (captions or {}).get(p.stem, "")) for p in figures if p.suffix == ".png"]
     exposed = exposure_html(results)
     if exposed:
         parts.append("<h2>Most exposed members</h2>" + exposed)
