@@ -102,6 +102,7 @@ def train(config: Any, out: str | Path, *, resume: bool = False, device: str = "
 
 
 EXTERNAL_KEYS = ("arch", "weights", "arch_args", "normalize", "data_dir", "members_dir", "nonmembers_dir", "image_size", "threat_model",
+                 "index_order",
                  "model_dir", "download", "leaderboard",
                  "trained_with", "reference_recipe", "reference_train", "reference_weights", "reference_keep", "nonmembers")
 

@@ -33,6 +33,7 @@ class ExternalOptions:
     dataset = typer.Option(None, "--dataset", help="The dataset its examples come from (see `robustmia datasets`).")
     data_dir = typer.Option(None, "--data-dir", help="Where that dataset lies: its folder, or a folder of dataset folders.")
     members = typer.Option(None, "--members", help="Its members: indices into the dataset's train split (.npz, .json or .csv), or all: the whole train split (RobustBench's models).")
+    index_order = typer.Option(None, "--index-order", help="What --members' indices index: split (the dataset's train split, default) or original (the dataset's own order: scikit-learn's for digits; members may then come from either split).")
     members_dir = typer.Option(None, "--members-dir", help="Or: an image folder of its members (class sub-folders) ...")
     nonmembers_dir = typer.Option(None, "--nonmembers-dir", help="... and one of images it never saw.")
     image_size = typer.Option(None, "--image-size", help="Side the images of --members-dir/--nonmembers-dir are resized to (default 32).")

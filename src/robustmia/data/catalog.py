@@ -8,8 +8,10 @@ Each module defines, importing no deep-learning code at module level:
 - ``missing(root) -> str | None``: what is missing in ``root`` (None when the files are there),
   checked without reading them, so that a spec is validated in a fraction of a second;
 - ``load(root, download) -> (train, test)``: the two splits as ImageSets (see data.datasets);
-- optionally ``TITLE`` (how messages name it), ``ORDER`` (its place in listings) and
-  ``sizes(root) -> (train, test)`` when the sizes can be told without loading (checked early);
+- optionally ``TITLE`` (how messages name it), ``ORDER`` (its place in listings),
+  ``sizes(root) -> (train, test)`` when the sizes can be told without loading (checked early),
+  ``STANDARD_SIZES`` (the full dataset's (train, test), for a plan without its files) and
+  ``original_positions(n_train, n_test)`` where robustmia splits the dataset itself (see :func:`original_positions`);
 - for datasets of the user's own files: ``info(root, name) -> DatasetInfo`` (shape and classes
   read from the files; ``INFO`` then describes the kind) and ``load(root, download, name)``;
   with ``SIZED = True`` the name may end in ``-S`` (square images of side S).
@@ -113,6 +115,20 @@ def dataset_sizes(name: str, data_dir: Optional[str | os.PathLike] = None) -> Op
     """(train, test) sizes when the dataset's module can tell them without loading it (``sizes(root)``), else None."""
     module = dataset_module(name)
     return module.sizes(resolve_root(name, data_dir)) if hasattr(module, "sizes") else None
+
+
+def original_positions(name: str, n_train: int, n_test: int):
+    """Where each example of the dataset's original order lies: ``(split, position)`` arrays (0 train, 1 test), indexed
+    by the original index. A dataset's module that splits it itself says so (``original_positions(n_train, n_test)``,
+    e.g. digits' fixed permutation of scikit-learn's order); elsewhere the original order is the train split's
+    followed by the test split's (torchvision's ``train=True`` then ``train=False``)."""
+    import numpy as np
+
+    module = dataset_module(name)
+    if hasattr(module, "original_positions"):
+        return module.original_positions(n_train, n_test)
+    split = np.r_[np.zeros(n_train, np.int64), np.ones(n_test, np.int64)]
+    return split, np.r_[np.arange(n_train), np.arange(n_test)]
 
 
 def check_data_present(name: str, data_dir: Optional[str | os.PathLike]) -> None:

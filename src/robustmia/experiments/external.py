@@ -13,6 +13,12 @@ Membership ground truth, one of:
   separated by commas or new lines, a non-numeric first line skipped). With ``nonmembers`` in
   the same file (npz/JSON; train-split indices disjoint from the members) those are the
   non-members; otherwise the non-members are the dataset's test split, which the model never saw.
+  With ``index_order: original`` (``--index-order original``, or ``"order": "original"`` in a JSON
+  file) the indices are into the dataset's original order instead: scikit-learn's ``load_digits()``
+  for digits (robustmia draws its own split from it), the train split followed by the test split
+  elsewhere (torchvision's ``train=True`` then ``train=False``; data.catalog.original_positions).
+  Members may then come from either split, and without ``nonmembers`` every other example of the
+  dataset is a non-member.
 - ``members_dir`` and ``nonmembers_dir``: two image folders of class sub-folders (ImageFolder),
   resized to ``image_size``.
 
@@ -91,6 +97,7 @@ class ExternalTarget(BaseModel):
     data_dir: Optional[str] = None
     members: Optional[str | list[int]] = None  # a membership file, or (Python API) the indices themselves
     nonmembers: Optional[list[int]] = None  # (Python API) train-split indices of non-members
+    index_order: Literal["split", "original"] = "split"  # what the indices index: the train split, or the dataset's original order
     members_dir: Optional[str] = None
     nonmembers_dir: Optional[str] = None
     image_size: int = Field(default=32, ge=1, le=512)  # data.sets.imagefolder.MAX_SIZE
@@ -200,13 +207,13 @@ class ExternalTarget(BaseModel):
 
 
 def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]] = None,
-                    n_train: Optional[int] = None) -> tuple[list[int], Optional[list[int]]]:
-    """``(members, nonmembers or None)`` from a membership file (see the module docstring), or
-    from the indices themselves."""
+                    n_train: Optional[int] = None) -> tuple[list[int], Optional[list[int]], Optional[str]]:
+    """``(members, nonmembers or None, the order a JSON file names or None)`` from a membership file (see the module
+    docstring), or from the indices themselves."""
     if isinstance(path, list):
-        return path, nonmembers
+        return path, nonmembers, None
     if str(path) == ALL_MEMBERS and n_train is not None:  # the whole train split; the non-members are the test split
-        return list(range(n_train)), None
+        return list(range(n_train)), None, None
     path = Path(path)
     try:
         if path.suffix == ".npz":
@@ -216,7 +223,7 @@ def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]
             found = {k: arrays[k].tolist() for k in ("members", "nonmembers") if k in arrays}
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
-            found = {"members": data} if isinstance(data, list) else {k: data[k] for k in ("members", "nonmembers") if k in data}
+            found = {"members": data} if isinstance(data, list) else {k: data[k] for k in ("members", "nonmembers", "order") if k in data}
         else:
             rows = [cell.strip() for row in csv.reader(path.read_text().splitlines()) for cell in row if cell.strip()]
             if rows and not rows[0].lstrip("-").isdigit():
@@ -233,7 +240,11 @@ def read_membership(path: str | Path | list[int], nonmembers: Optional[list[int]
             raise UserError(f"{path}: {name} must be a flat list of integer indices")
     if not members:
         raise UserError(f"{path} lists no member indices")
-    return members, nonmembers
+    order = found.get("order")
+    if order is not None and order not in ("split", "original"):
+        raise UserError(f"{path}: order must be split (indices into the train split) or original (the dataset's own order), "
+                        f"not {order!r}")
+    return members, nonmembers, order
 
 
 def check_indices(path: str, members: list[int], nonmembers: Optional[list[int]], n_train: int, split: str) -> None:
@@ -241,7 +252,9 @@ def check_indices(path: str, members: list[int], nonmembers: Optional[list[int]]
     for name, values in (("member", members), ("non-member", nonmembers or [])):
         bad = next((v for v in values if not 0 <= v < n_train), None)
         if bad is not None:
-            raise UserError(f"{path}: {name} index {bad} is out of range: {split} has {n_train} examples (0..{n_train - 1})")
+            hint = ("; indices into the dataset's own order (e.g. scikit-learn's load_digits()) take --index-order original"
+                    if "train split" in split else "")
+            raise UserError(f"{path}: {name} index {bad} is out of range: {split} has {n_train} examples (0..{n_train - 1}){hint}")
         if len(set(values)) != len(values):
             raise UserError(f"{path}: {name} indices repeat; list each example once")
     shared = sorted(set(members) & set(nonmembers or []))
@@ -266,10 +279,13 @@ class ExternalData:
         if target.members is not None:
             self.info = dataset_info(target.dataset, target.data_dir)
             train, test = load_dataset(target.dataset, target.data_dir)
-            members, nonmembers = read_membership(target.members, target.nonmembers, len(train))
+            members, nonmembers, order = read_membership(target.members, target.nonmembers, len(train))
             where = target.members if isinstance(target.members, str) else "the given indices"
             if target.members == ALL_MEMBERS:
                 where = f"--members {ALL_MEMBERS} (the whole train split)"
+            if (order or target.index_order) == "original":
+                self._original_order(target, train, test, members, nonmembers, where)
+                return
             check_indices(where, members, nonmembers, len(train), f"the {target.dataset} train split")
             self.members = train.subset(np.sort(members))
             if nonmembers is not None:
@@ -304,6 +320,28 @@ class ExternalData:
                                     f"the images of {target.members_dir} and {target.nonmembers_dir}")
             self.sources = {"members": f"the {len(self.members)} images of {target.members_dir}",
                             "nonmembers": f"the {len(self.nonmembers)} images of {target.nonmembers_dir}"}
+
+
+    def _original_order(self, target: ExternalTarget, train: Any, test: Any, members: list[int], nonmembers: Optional[list[int]],
+                        where: str) -> None:
+        """Members (and non-members) given as indices into the dataset's original order (data.catalog.original_positions),
+        from either split; without non-members, every other example is one."""
+        import numpy as np
+
+        from robustmia.data.catalog import original_positions
+        from robustmia.data.datasets import ImageSet
+
+        n = len(train) + len(test)
+        check_indices(where, members, nonmembers, n, f"{target.dataset} in its original order")
+        split, position = original_positions(target.dataset, len(train), len(test))
+        every = ImageSet.concat(train, test)
+        at = np.where(split == 0, position, len(train) + position)  # original index -> position in train + test
+        rest = sorted(set(range(n)) - set(members)) if nonmembers is None else nonmembers
+        self.members, self.nonmembers = every.subset(at[np.sort(members)]), every.subset(at[np.sort(rest)])
+        self.sources = {"members": f"{len(members)} indices of {target.dataset} in its original order listed in {where}",
+                        "nonmembers": (f"{len(rest)} indices of {target.dataset} in its original order listed in {where}"
+                                       if nonmembers is not None else
+                                       f"the other {len(rest)} examples of {target.dataset}, which the model never saw")}
 
 
 def load_target_model(target: ExternalTarget, info: Any, device: Any, model: Any = None):

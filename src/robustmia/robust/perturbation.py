@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustmia.epsilon import Epsilon, StepSize
 
@@ -28,6 +28,12 @@ class Perturbation(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     autoattack: bool = False
 
+    @field_validator("eps", mode="before")
+    @classmethod
+    def _clean_only(cls, v: Any) -> Any:
+        """``none`` and 0 both mean clean accuracy only."""
+        return None if _means_clean(v) else v
+
     @model_validator(mode="after")
     def _autoattack_needs_eps(self) -> "Perturbation":
         if self.autoattack and self.eps is None:
@@ -42,6 +48,8 @@ class Perturbation(BaseModel):
 
         if eps is None and run_eps > 0:
             eps = run_eps
+        elif _means_clean(eps):  # asked for explicitly: clean accuracy only, whatever the run's eps
+            eps = None
         return validate(cls, {"eps": eps, **options}, "evaluation perturbation")
 
     @property
@@ -70,3 +78,18 @@ class Perturbation(BaseModel):
             draw = generator_draw(torch.Generator(device=x.device).manual_seed(self.seed))
         return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=self.steps, random_start=self.random_start,
                    restarts=self.restarts, mode="eval", draw=draw)
+
+
+def _means_clean(eps: Any) -> bool:
+    """Whether an eps as given asks for no perturbation: ``none`` (any case) or the number 0 (``0``, ``0/255``)."""
+    if isinstance(eps, str):
+        text = eps.strip().lower()
+        if text == "none":
+            return True
+        try:
+            from robustmia.epsilon import parse_fraction
+
+            return parse_fraction(text) == 0
+        except ValueError:
+            return False
+    return isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps == 0

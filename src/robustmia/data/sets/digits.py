@@ -1,7 +1,8 @@
 """scikit-learn's 8x8 handwritten digits: offline, the embedded default.
 
 It has no official split; a fixed permutation (seed 0, independent of any run seed) makes
-the first 898 images the train split and the other 899 the test split.
+the first 898 images the train split and the other 899 the test split. Indices in scikit-learn's own order
+(``load_digits()``) are mapped to them by :func:`original_positions` (``--index-order original``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ def _images_and_labels():
     return rows[:, :-1].reshape(-1, 8, 8), rows[:, -1]
 
 
+def _permutation():
+    import numpy as np
+
+    return np.random.default_rng(0).permutation(1797)
+
+
+def original_positions(n_train: int, n_test: int):
+    """(split, position) of each image in scikit-learn's order: train position j holds original image perm[j]."""
+    import numpy as np
+
+    perm = _permutation()
+    split, position = np.empty(len(perm), np.int64), np.empty(len(perm), np.int64)
+    split[perm[:TRAIN_SIZE]], position[perm[:TRAIN_SIZE]] = 0, np.arange(TRAIN_SIZE)
+    split[perm[TRAIN_SIZE:]], position[perm[TRAIN_SIZE:]] = 1, np.arange(len(perm) - TRAIN_SIZE)
+    return split, position
+
+
 def load(root: Path, download: bool):
     import numpy as np
     import torch
@@ -56,6 +74,6 @@ def load(root: Path, download: bool):
     pixels, target = _images_and_labels()
     images = torch.from_numpy(pixels.astype(np.float32) / 16.0).unsqueeze(1)
     labels = torch.from_numpy(target.astype(np.int64))
-    order = torch.from_numpy(np.random.default_rng(0).permutation(len(labels)))
+    order = torch.from_numpy(_permutation())
     train, test = order[:TRAIN_SIZE], order[TRAIN_SIZE:]
     return ImageSet(images[train], labels[train]), ImageSet(images[test], labels[test])
