@@ -208,6 +208,15 @@ def test_lira_with_reference_models_the_user_trained(plain, monkeypatch):
         assert ours.to_dict()["n_references"] == 4
         assert np.allclose(ours.scores, run_attack(name, inputs).scores, rtol=1e-5, atol=1e-5)
     assert len(result.about["references"]["supplied"]) == 4 and "warnings" not in result.about
+    # the same masks with the non-members' columns reversed (a layout the user got wrong): the audit says so
+    keep = np.load(plain / "keep.npz")["keep"]
+    members = len(json.loads((plain / "members.json").read_text())["members"])
+    np.savez(plain / "keep-reversed.npz", keep=np.concatenate([keep[:, :members], keep[:, members:][:, ::-1]], axis=1))
+    reversed_ = robustmia.audit(arch="toy_models:mlp", weights="model.safetensors", normalize="0.5/0.25", dataset="npz", data_dir="data",
+                                members="members.json", reference_weights=[f"ref{k}.safetensors" for k in range(4)],
+                                reference_keep="keep-reversed.npz", attacks="lira-fixed", bootstrap=0, out="audit-reversed")
+    (warning,) = reversed_.about["warnings"]
+    assert "non-members their keep masks mark IN" in warning and "may not follow the evaluation set's layout" in warning
     r = _robustmia(plain, "attack", "--arch", "toy_models:mlp", "--weights", "model.safetensors", *TARGET, "--reference-weights",
                    "ref0.safetensors", "--reference-weights", "ref1.safetensors", "--reference-keep", "keep.npz", "--attacks", "rmia")
     assert_one_line_error(r.returncode, r.stdout, r.stderr, "keep must be (K, N) booleans, K = 2")

@@ -360,7 +360,36 @@ class Audit:
             self.train_references(group)
         emit(self.progress, "end")
         refs, ref_pop = zip(*(self._reference_signals(j) for j in range(self.settings.references)))
+        if self.target.supplied is not None:
+            self._check_alignment(list(refs))
         return self.keep, list(refs), (list(ref_pop) if self.population is not None else None)
+
+    def _check_alignment(self, refs: list[dict[str, np.ndarray]]) -> None:
+        """Supplied keep masks whose columns do not follow the evaluation set's layout (members by ascending index, then
+        non-members, as the file's doc says) make LiRA and RMIA silently wrong. Models fit their training data, so on
+        the examples marked IN their loss is lower: for each part of the layout (the target's members, its non-members)
+        the median over the supplied models of Welch's t of that gap tells. Where one part shows it (t >= 2) and the
+        other does not (t < 1), that part's columns look out of order, and the audit warns (it cannot prove it)."""
+        def t(loss: np.ndarray, k: np.ndarray) -> float:
+            a, b = loss[~k], loss[k]
+            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) if len(a) > 1 and len(b) > 1 else 0.0
+            return float((a.mean() - b.mean()) / se) if se > 0 else 0.0
+
+        shown = {}
+        for part, columns in (("members", self.member), ("non-members", ~self.member)):
+            stats = [t(r["loss"][columns], k[columns]) for r, k in zip(refs, self.keep) if k[columns].any() and (~k[columns]).any()]
+            if stats:
+                shown[part] = float(np.median(stats))
+        if len(shown) < 2 or max(shown.values()) < 2:
+            return  # the models show no gap anywhere (they fit nothing): nothing to compare
+        for part, value in shown.items():
+            if value < 1:
+                message = (f"the supplied reference models are no less wrong on the target's {part} their keep masks mark IN "
+                           f"than on those marked OUT (median Welch t {value:.2g}; the other part {max(shown.values()):.2g}): "
+                           "those columns may not follow the evaluation set's layout (members by ascending index, then "
+                           "non-members by ascending index), and LiRA and RMIA would then be wrong")
+                warn(message)
+                self.target.about["warnings"] = [*self.target.about.get("warnings", []), message]
 
     # --- attacks -------------------------------------------------------------------------
 
