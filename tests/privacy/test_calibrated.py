@@ -75,3 +75,22 @@ def test_the_headline_is_the_split_accuracy_and_says_how_it_was_obtained():
     assert m.calibrated["inference_accuracy"] <= m.inference_accuracy  # the oracle's is optimistic
     given = evaluate_scores(scores, member, threshold=0.5, n_bootstrap=0, selection="shadow")
     assert given.calibrated["inference_accuracy"] == given.inference_accuracy and "given threshold" in given.calibrated["how"]
+
+
+def test_per_class_oracle_thresholds_are_calibrated_per_class_on_one_half():
+    """Per-class oracle thresholds are picked on the truth of every example: their calibrated estimate picks them per
+    class on one half and scores the other, so it covers chance where nothing leaks (the oracle per class does not)."""
+    from robustmia.privacy.attacks import AttackInputs
+    from robustmia.privacy.results import run_attacks
+
+    rng = np.random.default_rng(14)
+    member = np.r_[np.ones(N, bool), np.zeros(N, bool)]
+    covered, runs = 0, 60
+    for run in range(runs):
+        labels = rng.integers(0, 5, 2 * N)
+        inputs = AttackInputs({"confidence": rng.random(2 * N)}, labels)
+        (result,) = run_attacks(inputs, ["confidence"], member, per_class=True, bootstrap=0, seed=run)
+        c = result.metrics.calibrated
+        assert "one threshold per class" in c["how"] and c["inference_accuracy"] < result.metrics.inference_accuracy
+        covered += c["ci95"][0] <= 0.5 <= c["ci95"][1]
+    assert covered / runs >= 0.9, covered / runs

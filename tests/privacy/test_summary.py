@@ -59,3 +59,19 @@ def test_the_summary_the_cli_and_the_frame_show_the_same_columns(no_leak):
     assert result.summary(columns=["attack", "chance"]).splitlines()[0].split() == ["attack", "chance"]
     with pytest.raises(ValueError, match="unknown column"):
         result.summary(columns=["nope"])
+
+
+def test_an_audit_saved_before_the_calibrated_headline_gets_it_from_its_scores(no_leak, tmp_path):
+    import shutil
+
+    cli("attack", str(no_leak), "--attacks", ATTACKS, "--quiet")
+    folder = next((no_leak / "audit").iterdir())
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    data = json.loads((old / "attacks.json").read_text())
+    for record in data["attacks"]:
+        del record["calibrated"]
+    (old / "attacks.json").write_text(json.dumps(data))
+    now, then = AuditResult.load(folder), AuditResult.load(old)
+    assert [a.metrics.calibrated for a in then.attacks] == [a.metrics.calibrated for a in now.attacks]
+    assert then.summary() == now.summary()

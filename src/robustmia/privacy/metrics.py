@@ -115,22 +115,30 @@ def best_threshold(p: OperatingPoints) -> tuple[float, int]:
     return float(p.thresholds[i]), i
 
 
-def oracle_per_group(scores: np.ndarray, member: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """One oracle threshold per group (e.g. per class), chosen on the truth as the oracle is: the scores shifted by their
-    group's accuracy-maximising threshold, so that one global threshold of 0 applies them. A group with no member gets a
-    threshold just above its scores; one of members only, its lowest score. The attacks never see ``member``: choosing
-    a threshold on the truth is the metrics' job."""
-    shifted = np.asarray(scores, dtype=np.float64).copy()
+def group_thresholds(scores: np.ndarray, member: np.ndarray, groups: np.ndarray) -> dict[Any, float]:
+    """Each group's accuracy-maximising threshold on the truth, finite (a group with no member, or whose best is to call
+    no one a member: just above its scores; one of members only: its lowest score)."""
+    out = {}
     for g in np.unique(groups):
         mask = groups == g
-        s, m = shifted[mask], member[mask]
+        s, m = np.asarray(scores[mask], dtype=np.float64), member[mask]
         if not m.any():
-            t = float(s.max()) + 1.0
+            out[g] = float(s.max()) + 1.0
         elif m.all():
-            t = float(s.min())
+            out[g] = float(s.min())
         else:
-            t, _ = best_threshold(operating_points(s, m))
-        shifted[mask] = s - t
+            t = best_threshold(operating_points(s, m))[0]
+            out[g] = t if np.isfinite(t) else float(s.max()) + 1.0  # "no one is a member": just above every score
+    return out
+
+
+def oracle_per_group(scores: np.ndarray, member: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """One oracle threshold per group (e.g. per class), chosen on the truth as the oracle is: the scores shifted by their
+    group's accuracy-maximising threshold (:func:`group_thresholds`), so that one global threshold of 0 applies them. The
+    attacks never see ``member``: choosing a threshold on the truth is the metrics' job."""
+    shifted = np.asarray(scores, dtype=np.float64).copy()
+    for g, t in group_thresholds(shifted, member, groups).items():
+        shifted[groups == g] -= t
     return shifted
 
 
@@ -276,15 +284,21 @@ def _rates(pred: np.ndarray, member: np.ndarray) -> tuple[float, float]:
     return accuracy, (p * (1 - p) / n_pos + q * (1 - q) / n_neg) / 4
 
 
-def _cross_fit(scores: np.ndarray, member: np.ndarray, seed: int) -> list[tuple[float, float]]:
-    """Per fold (threshold chosen on one half, scored on the other, then the other way round): (accuracy, variance)."""
+def _cross_fit(scores: np.ndarray, member: np.ndarray, seed: int, groups: Optional[np.ndarray] = None) -> list[tuple[float, float]]:
+    """Per fold (threshold chosen on one half, scored on the other, then the other way round): (accuracy, variance). With
+    ``groups``, one threshold per group is chosen on the fit half (a group it lacks gets the half's global threshold)."""
     half = _halves(member, seed)
     folds = []
     for fit, score in ((half, ~half), (~half, half)):
         if member[fit].all() or not member[fit].any() or member[score].all() or not member[score].any():
             continue
         t, _ = best_threshold(operating_points(scores[fit], member[fit]))
-        accuracy, variance = _rates(scores[score] >= t, member[score])
+        if groups is None:
+            cut = t
+        else:
+            chosen = group_thresholds(scores[fit], member[fit], groups[fit])
+            cut = np.array([chosen.get(g, t) for g in groups[score]])
+        accuracy, variance = _rates(scores[score] >= cut, member[score])
         folds.append((accuracy, variance))
     return folds
 
@@ -299,7 +313,8 @@ def split_accuracy(scores: np.ndarray, member: np.ndarray, seed: int) -> float:
 Z95 = 1.959963984540054
 
 
-def calibrated(scores: np.ndarray, member: np.ndarray, threshold: Optional[float], seed: int) -> dict[str, Any]:
+def calibrated(scores: np.ndarray, member: np.ndarray, threshold: Optional[float], seed: int,
+               groups: Optional[np.ndarray] = None) -> dict[str, Any]:
     """The honest headline of an attack, with its 95% interval: an accuracy at thresholds chosen on other data than they
     are scored on. Without a given threshold (the oracle's records): :func:`split_accuracy`. Each fold is scored on
     examples its threshold never saw, so given the threshold its accuracy is a mean of two binomial proportions (TPR,
@@ -310,12 +325,13 @@ def calibrated(scores: np.ndarray, member: np.ndarray, threshold: Optional[float
     interval. It estimates the accuracy that the chosen thresholds have on the examples' distribution, what an attacker
     who did not see the answers reaches; coverage tested in tests/privacy/test_calibrated.py."""
     if threshold is None:
-        folds = _cross_fit(scores, member, seed)
+        folds = _cross_fit(scores, member, seed, groups)
         if not folds:
             return {}
         accuracy = float(np.mean([a for a, _ in folds]))
         se = float(np.mean([np.sqrt(v) for _, v in folds]))  # the folds' errors may correlate: their worst case
-        how = "threshold chosen on one half of the examples, accuracy scored on the other, both ways, averaged"
+        how = (f"{'one threshold per class' if groups is not None else 'threshold'} chosen on one half of the examples, "
+               "accuracy scored on the other, both ways, averaged")
     else:
         accuracy, variance = _rates(scores >= threshold, member)
         se = float(np.sqrt(variance))
@@ -379,11 +395,14 @@ def evaluate_scores(
     selection: Optional[str] = None,
     delta: float = DELTA,
     n_permutations: int = 0,
+    calibration: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> MembershipMetrics:
     """All metrics of one attack. ``threshold=None`` picks the oracle threshold; ``selection``
     says how a given threshold was chosen (e.g. ``shadow``; default ``given``); ``delta`` is the
     delta of the descriptive one-run epsilon figure; ``n_permutations`` > 0 gives the permutation
-    null of the inference accuracy (``chance``), against which alone "beyond chance" may be said."""
+    null of the inference accuracy (``chance``), against which alone "beyond chance" may be said. ``calibration``: for
+    scores shifted by per-group oracle thresholds (:func:`oracle_per_group`), the raw scores and their groups, so that the
+    calibrated estimate picks the groups' thresholds on one half only."""
     scores = np.asarray(scores, dtype=np.float64)
     member = np.asarray(member, dtype=bool)
     if scores.shape != member.shape or scores.ndim != 1:
@@ -406,7 +425,8 @@ def evaluate_scores(
         result.chance = chance(scores, member, result.inference_accuracy, threshold, n_permutations, seed)
     if threshold is None:
         result.split_accuracy = split_accuracy(scores, member, seed)
-    result.calibrated = calibrated(scores, member, threshold, seed)
+    result.calibrated = (calibrated(calibration[0], member, None, seed, calibration[1]) if calibration is not None else
+                         calibrated(scores, member, threshold, seed))
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
         samples: dict[str, list[float]] = {k: [] for k in (*_CI_KEYS, *(f"tpr_at_fpr_{a}" for a in levels))}

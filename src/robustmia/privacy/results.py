@@ -244,6 +244,14 @@ class AuditResult:
             scores = arrays[f"score__{metrics.attack}__{metrics.threshold_selection}"]
             if scores.shape != member.shape:
                 raise ValueError(f"{len(scores)} scores of {metrics.attack} for {len(member)} examples")
+            if not metrics.calibrated and not (record.get("per_class") and metrics.threshold_selection == "oracle"):
+                # a record made before the calibrated headline existed: computed from its saved scores (per-class oracle
+                # scores were saved shifted by thresholds picked on the truth, so theirs cannot be)
+                from robustmia.privacy.metrics import calibrated
+
+                seed = int((data.get("about") or {}).get("settings", {}).get("seed", 0))
+                given = None if metrics.threshold_selection == "oracle" else metrics.threshold
+                metrics.calibrated = calibrated(scores.astype(np.float64), member, given, seed)
             attacks.append(AttackResult(scores, member, metrics, {k: v for k, v in record.items() if k not in fields}))
         return cls(attacks, member, signals, data.get("about", {}), arrays.get("ids"))
 
@@ -259,7 +267,7 @@ def _columns(names: Sequence[str], columns: Optional[Sequence[str]]) -> list[int
 
 
 def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: bool, member: np.ndarray) -> AttackScores:
-    """(``member`` only checks the scores' count and, for oracle per-class thresholds, shifts them: metrics.oracle_per_group.)"""
+    """(``member`` only checks the scores' count.)"""
     """One attack's scores, checked to be one finite number per example; whatever a plugin's attack
     does wrong (raises, exits, returns the wrong thing) is one line naming the plugin and the attack."""
     from robustmia.entry_points import call_user_code
@@ -285,10 +293,8 @@ def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: 
                         "return one score per example")
     if not np.isfinite(scores).all():
         raise UserError(f"{who} returned {int((~np.isfinite(scores)).sum())} scores that are NaN or infinite; every score must be finite")
-    if out.oracle_groups is not None and out.threshold is None:  # oracle per-class thresholds: the metrics' to pick
-        if np.shape(out.oracle_groups) != member.shape:
-            raise UserError(f"{who} returned oracle_groups for {np.size(out.oracle_groups)} examples, not {len(member)}")
-        scores, out.threshold = oracle_per_group(scores, member, np.asarray(out.oracle_groups)), 0.0
+    if out.oracle_groups is not None and np.shape(out.oracle_groups) != member.shape:
+        raise UserError(f"{who} returned oracle_groups for {np.size(out.oracle_groups)} examples, not {len(member)}")
     out.scores = scores
     return out
 
@@ -321,9 +327,14 @@ def run_attacks(
         losses = inputs.target.get("adv_loss" if spec.adversarial else "loss")
         for selection in selections(name, threshold):
             out = _checked_scores(name, inputs, selection, per_class, member)
+            calibration = None
+            if out.oracle_groups is not None and out.threshold is None:  # oracle per-class thresholds: the metrics' to pick
+                groups = np.asarray(out.oracle_groups)
+                calibration = (out.scores, groups)
+                out.scores, out.threshold = oracle_per_group(out.scores, member, groups), 0.0
             metrics = evaluate_scores(out.scores, member, attack=name, threshold=out.threshold, losses=losses,
                                       n_bootstrap=bootstrap, seed=seed, selection=out.threshold_selection, delta=delta,
-                                      n_permutations=permutations)
+                                      n_permutations=permutations, calibration=calibration)
             details: dict[str, Any] = {
                 "per_class": per_class and spec.threshold,
                 "n_references": n_references if needs_references(name, selection) else 0,
