@@ -19,7 +19,6 @@ Target: ``audit`` at most 1.1x ``bare``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -37,8 +36,11 @@ from robustmia.experiments.settings import AuditSettings
 from robustmia.seeding import epoch_generator, generator_draw
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
-from robustmia.training.objectives import OBJECTIVES, StepContext
+from robustmia.training.methods import objective as method_objective
+from robustmia.training.objectives import StepContext
 from robustmia.training.run import Run, build_initial_model
+
+import options
 
 
 def bare(config: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -46,7 +48,7 @@ def bare(config: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> Non
     info = dataset_info(config.dataset)
     model = build_initial_model(config, info)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    objective, kind = OBJECTIVES[config.method], config.resolved_augment(info.augment)
+    objective, kind = method_objective(config.method), config.resolved_augment(info.augment)
     steps_per_epoch = -(-len(labels) // config.batch_size)
     step = 0
     for epoch in range(config.epochs):
@@ -62,13 +64,16 @@ def bare(config: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options.parser("bench_audit", __doc__)
     default = Path(os.environ.get("ROBUSTMIA_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "cifar10"
     parser.add_argument("--data-dir", default=str(default))
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--members", type=int, default=1000)
     args = parser.parse_args()
+    options.at_least("bench_audit", args, k=4, epochs=1, members=2)  # (lira-fixed needs 4)
+    if args.k % 2:
+        options.refuse("bench_audit", f"--k {args.k}: give an even number (every example is in half the reference models)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         target = TrainConfig(dataset="cifar10", data_dir=args.data_dir, model="small-cnn", train_size=args.members,
@@ -105,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    options.run("bench_audit", main)

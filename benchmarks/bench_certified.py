@@ -17,7 +17,6 @@ interleaved round by round, in a fresh random order each round; the median step 
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
@@ -27,7 +26,10 @@ import torch
 
 from robustmia.models.convex import wong_cnn
 from robustmia.training.config import TrainConfig
-from robustmia.training.objectives import OBJECTIVES, StepContext, StepOutput
+from robustmia.training.methods import objective as method_objective
+from robustmia.training.objectives import StepContext, StepOutput
+
+import options
 
 EPS = 4 / 255  # the target; half of it is in force at the measured step
 
@@ -41,17 +43,18 @@ def convex_adversarial_step(model, x, y, config, ctx):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options.parser("bench_certified", __doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=50)
     args = parser.parse_args()
+    options.at_least("bench_certified", args, rounds=1, batch_size=1)
     methods = {
-        "natural": (OBJECTIVES["natural"], {"method": "natural"}),
-        "convex_dual": (OBJECTIVES["convex_dual"], {"method": "convex_dual", "eps": EPS}),
-        "ibp": (OBJECTIVES["ibp"], {"method": "ibp", "eps": EPS}),
-        "crown_ibp": (OBJECTIVES["crown_ibp"], {"method": "crown_ibp", "eps": EPS}),
+        "natural": (method_objective("natural"), {"method": "natural"}),
+        "convex_dual": (method_objective("convex_dual"), {"method": "convex_dual", "eps": EPS}),
+        "ibp": (method_objective("ibp"), {"method": "ibp", "eps": EPS}),
+        "crown_ibp": (method_objective("crown_ibp"), {"method": "crown_ibp", "eps": EPS}),
         "convex_adversarial": (convex_adversarial_step, {"method": "convex_dual", "eps": EPS}),
-        "convex_dual_proj50": (OBJECTIVES["convex_dual"], {"method": "convex_dual", "eps": EPS, "projections": 50}),
+        "convex_dual_proj50": (method_objective("convex_dual"), {"method": "convex_dual", "eps": EPS, "projections": 50}),
         "convex_adversarial_proj50": (convex_adversarial_step, {"method": "convex_dual", "eps": EPS, "projections": 50}),
     }
     results = {}
@@ -86,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    options.run("bench_certified", main)

@@ -30,7 +30,6 @@ with ``"complete": false`` until the end, so that a run stopped early keeps what
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
@@ -142,7 +141,7 @@ def first(figures: list[dict], key: str, target: float):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options.parser("bench_fast", __doc__)
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--models", default="fast-cnn,small-cnn,wrn-16-4")
     parser.add_argument("--members", type=int, default=5000)
@@ -159,6 +158,10 @@ def main() -> None:
     parser.add_argument("--out", help="also write the JSON here, after every model and reference model")
     parser.add_argument("--quick", action="store_true", help="toy sizes, to check that it runs")
     args = parser.parse_args()
+    options.at_least("bench_fast", args, members=2, budget=0.001, seeds=1, pgd_members=2, pgd_budget=0.001, references=1)
+    for flag, value in (("--target", args.target), ("--pgd-target", args.pgd_target)):
+        if not 0 < value <= 1:
+            options.refuse("bench_fast", f"{flag} {value}: give an accuracy in (0, 1], e.g. 0.78")
     device = options.device("bench_fast", args.device, "or pass --device cpu")
     models = options.choices("bench_fast", "--models", args.models, RECIPES)
     kinds = options.choices("bench_fast", "--kinds", args.kinds, ("natural", "pgd"))

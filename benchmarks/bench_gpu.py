@@ -24,7 +24,6 @@ It finishes in well under 5 minutes on one H100/H200-class GPU:
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import random
@@ -57,7 +56,7 @@ def _sync(device: torch.device) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options.parser("bench_gpu", __doc__)
     parser.add_argument("--models", default="wrn-16-4,wrn-34-10")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds")
@@ -65,12 +64,14 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
+    options.at_least("bench_gpu", args, batch_size=1, rounds=1, warmup=0)
     device = options.device("bench_gpu", args.device, "or pass --device cpu to check it runs")
     names = options.choices("bench_gpu", "--settings", args.settings, SETTINGS)
+    model_names = options.models("bench_gpu", args.models)
     info = DATASETS["cifar10"]
     recipe = dict(dataset="cifar10", method="pgd", eps=8 / 255, step_size=2 / 255, attack_steps=7, random_start=True)
     results = {}
-    for model_name in args.models.split(","):
+    for model_name in model_names:
         runs = {}
         for name in names:
             config = TrainConfig(model=model_name, **recipe, **SETTINGS[name])

@@ -9,7 +9,6 @@ Target: ``robustmia_seconds`` < 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -18,6 +17,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, precision_score, recall_score, roc_auc_score, roc_curve
 
 from robustmia.privacy.metrics import evaluate_scores
+
+import options
 
 
 def _sklearn(scores, member, threshold):
@@ -29,10 +30,11 @@ def _sklearn(scores, member, threshold):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = options.parser("bench_metrics", __doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    options.at_least("bench_metrics", args, n=2, repeats=1)
     rng = np.random.default_rng(0)
     member = np.r_[np.ones(args.n // 2, bool), np.zeros(args.n - args.n // 2, bool)]
     scores = rng.normal(member * 0.3, 1.0)
@@ -57,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    options.run("bench_metrics", main)

@@ -19,7 +19,6 @@ minute from two).
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import tempfile
@@ -30,14 +29,13 @@ import options
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = options.parser("bench_plan", __doc__)
     parser.add_argument("--preset", default="quick", help="a preset's name (robustmia reproduce --list)")
     parser.add_argument("--data-dir", default=None, help="folder holding the preset's dataset (e.g. ../shared/data)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the study's one task at a time")
     parser.add_argument("--tiny", action="store_true", help="the preset's tiny twin (seconds)")
     args = parser.parse_args()
-    if args.threads < 1:
-        options.refuse("bench_plan", f"--threads {args.threads}: give 1 or more")
+    options.at_least("bench_plan", args, threads=1)
     from robustmia import api
     from robustmia.experiments.presets import list_presets
 

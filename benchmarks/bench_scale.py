@@ -32,7 +32,6 @@ On a GPU machine, ``--device cuda --sections stacked`` measures the stack where 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -166,7 +165,7 @@ def _parallel(epochs: int, folder: Path, ray: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options.parser("bench_scale", __doc__)
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=10, help="epochs of each reference model")
     parser.add_argument("--run-epochs", type=int, default=120, help="epochs of each of the 8 independent runs (about 18 s each)")
@@ -179,10 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     sections = options.choices("bench_scale", "--sections", args.sections, ("stacked", "parallel", "batchnorm"))
     device = options.device("bench_scale", args.device, "or leave out --device")
-    for flag, value, least in (("--k", args.k, 2), ("--epochs", args.epochs, 1), ("--run-epochs", args.run_epochs, 1),
-                               ("--members", args.members, 2)):
-        if value < least:
-            options.refuse("bench_scale", f"{flag} {value}: give {least} or more")
+    options.at_least("bench_scale", args, k=2, epochs=1, run_epochs=1, members=2)
     if args.recipe is not None:
         from robustmia.training.recipes import list_recipes
 

@@ -15,7 +15,6 @@ median step time of the rounds after a warm-up round is reported, with the ratio
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import platform
@@ -28,7 +27,10 @@ import torch.nn.functional as F
 from robustmia.data.datasets import DATASETS
 from robustmia.models import build_model
 from robustmia.training.config import TrainConfig
-from robustmia.training.objectives import OBJECTIVES, StepContext, StepOutput
+from robustmia.training.methods import objective as method_objective
+from robustmia.training.objectives import StepContext, StepOutput
+
+import options
 
 EPS, ALPHA = 8 / 255, 2 / 255
 
@@ -44,22 +46,24 @@ def torchattacks_pgd(model, x, y, config, ctx):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options.parser("bench_training", __doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up round")
     parser.add_argument("--models", default="small-cnn,wrn-16-4")
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
+    options.at_least("bench_training", args, rounds=1, batch_size=1)
+    names = options.models("bench_training", args.models)
 
     methods = {
-        "natural": (OBJECTIVES["natural"], {"method": "natural"}),
-        "pgd7": (OBJECTIVES["pgd"], {"method": "pgd", "eps": EPS, "step_size": ALPHA, "attack_steps": 7}),
-        "trades10": (OBJECTIVES["trades"], {"method": "trades", "eps": EPS, "step_size": ALPHA, "attack_steps": 10}),
-        "fgsm_rs": (OBJECTIVES["fgsm_rs"], {"method": "fgsm_rs", "eps": EPS}),
+        "natural": (method_objective("natural"), {"method": "natural"}),
+        "pgd7": (method_objective("pgd"), {"method": "pgd", "eps": EPS, "step_size": ALPHA, "attack_steps": 7}),
+        "trades10": (method_objective("trades"), {"method": "trades", "eps": EPS, "step_size": ALPHA, "attack_steps": 10}),
+        "fgsm_rs": (method_objective("fgsm_rs"), {"method": "fgsm_rs", "eps": EPS}),
         "torchattacks_pgd7": (torchattacks_pgd, {"method": "pgd", "eps": EPS}),
     }
     info = DATASETS["cifar10"]
     results = {}
-    for name in args.models.split(","):
+    for name in names:
         torch.manual_seed(0)
         model = build_model(name, info)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -100,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    options.run("bench_training", main)

@@ -1,13 +1,15 @@
-"""What the benchmarks' command lines share: comma-separated choices, a CUDA device that must exist, and one
-line on standard error with exit code 2 for every input a user can get wrong (as robustmia's own CLI does).
+"""What the benchmarks' command lines share: one parser (:func:`parser`) whose mistakes, and robustmia's own refusals,
+end in one line on standard error with exit code 2 (as robustmia's own CLI does, never argparse's usage block);
+sizes that must be positive, comma-separated choices and a CUDA device that must exist.
 
 The benchmarks run as scripts (``python benchmarks/bench_fast.py``), so they import this module by its name.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Callable, Iterable, NoReturn
+from typing import Any, Callable, Iterable, NoReturn
 
 import torch
 
@@ -17,6 +19,38 @@ from robustmia.errors import UserError
 def refuse(bench: str, message: str) -> NoReturn:
     print(f"{bench}: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's own mistakes (an unknown flag, a number that is not one)
+        refuse(self.prog, f"{message}; see --help")
+
+
+def parser(bench: str, doc: str) -> argparse.ArgumentParser:
+    """The benchmark's argument parser: its description the docstring's first paragraph, its mistakes one line."""
+    return _Parser(prog=bench, description=doc.strip().split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def at_least(bench: str, args: Any, **least: float) -> None:
+    """Refuse any of ``args``' named numbers below its least value (``at_least(bench, args, rounds=1, n=2)``)."""
+    for name, bound in least.items():
+        value = getattr(args, name)
+        if value is not None and value < bound:
+            refuse(bench, f"--{name.replace('_', '-')} {value}: give {bound:g} or more")
+
+
+def models(bench: str, value: str) -> list[str]:
+    """``--models``: robustmia architectures, comma-separated (wrn-D-K for any depth D and width K)."""
+    from robustmia.models import MODELS
+    from robustmia.models.names import check_model_name
+
+    names = [n.strip() for n in value.split(",")]
+    for name in names:
+        try:
+            check_model_name(name)
+        except UserError:
+            refuse(bench, f"--models takes a comma-separated list of {', '.join(MODELS)} (wrn-D-K: any depth and width), not {name!r}")
+    return names
 
 
 def choices(bench: str, flag: str, value: str, allowed: Iterable[str]) -> list[str]:

@@ -75,6 +75,39 @@ def test_bench_plan_sets_the_plan_beside_the_measured_time():
     assert set(result["targets"]) == {"natural", "pgd-0.05", "pgd-0.1", "pgd-0.15", "wong-natural", "crown-ibp-0.1"}
 
 
+def test_bench_training_at_toy_size():
+    found = _bench("benchmarks/bench_training.py", "--models", "wrn-10-1", "--rounds", "1", "--batch-size", "2")["results"]["wrn-10-1"]
+    assert set(found["images_per_second"]) == {"natural", "pgd7", "trades10", "fgsm_rs", "torchattacks_pgd7"}
+    assert found["pgd_over_natural"] > 1  # PGD-7 costs more than a natural step
+
+
+def test_bench_certified_at_toy_size():
+    found = _bench("benchmarks/bench_certified.py", "--rounds", "1", "--batch-size", "2")["results"]
+    assert set(found) == {"wong-cnn 3x32x32", "wong-cnn 1x8x8"}
+    assert all(v["images_per_second"]["convex_dual"] > 0 for v in found.values())
+
+
+def test_bench_metrics_at_toy_size():
+    found = _bench("benchmarks/bench_metrics.py", "--n", "1000", "--repeats", "1")
+    assert found["n_examples"] == 1000 and found["robustmia_seconds"] >= 0
+
+
+def test_bench_audit_at_toy_size(shared_data):
+    found = _bench("benchmarks/bench_audit.py", "--data-dir", str(shared_data / "cifar10"), "--k", "4", "--epochs", "1", "--members", "40")
+    assert found["setting"]["k"] == 4 and set(found["seconds"]) == {"bare", "audit", "scoring_every_epoch"}
+
+
+def test_every_benchmark_starts_and_has_a_test_here():
+    """A renamed import fails here, not in a user's hands: every script answers --help, and this file runs each."""
+    here = (REPO / "tests" / "test_benchmarks.py").read_text()
+    scripts = sorted((REPO / "benchmarks").glob("bench_*.py"))
+    assert len(scripts) >= 8
+    for script in scripts:
+        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0 and "usage:" in done.stdout, (script.name, done.stderr[-500:])
+        assert f'"benchmarks/{script.name}"' in here.replace(f'"benchmarks/{script.name}", "--help"', ""), script.name
+
+
 def test_benchmarks_refuse_bad_inputs_in_one_line(tmp_path):
     for args, says in ((("benchmarks/bench_scale.py", "--sections", "stacked,nope"), "--sections takes"),
                        (("benchmarks/bench_fast.py", "--kinds", "adv"), "--kinds takes"),
@@ -83,9 +116,18 @@ def test_benchmarks_refuse_bad_inputs_in_one_line(tmp_path):
                        (("benchmarks/bench_gpu.py", "--device", "nope"), "is no device"),
                        (("benchmarks/bench_fast.py", "--data-dir", str(tmp_path), "--quick"), "CIFAR-10 not found"),
                        (("benchmarks/bench_plan.py", "--preset", "nope"), "is no preset"),
-                       (("benchmarks/bench_plan.py", "--threads", "0"), "--threads 0"),
+                       (("benchmarks/bench_plan.py", "--threads", "0"), "--threads 0: give 1 or more"),
                        (("benchmarks/bench_scale.py", "--sections", "batchnorm", "--recipe", "nope"), "is no recipe"),
-                       (("benchmarks/bench_scale.py", "--sections", "batchnorm", "--k", "1"), "--k 1: give 2 or more")):
+                       (("benchmarks/bench_scale.py", "--sections", "batchnorm", "--k", "1"), "--k 1: give 2 or more"),
+                       (("benchmarks/bench_metrics.py", "--n", "0"), "--n 0: give 2 or more"),
+                       (("benchmarks/bench_metrics.py", "--nope"), "unrecognized arguments: --nope"),
+                       (("benchmarks/bench_training.py", "--models", "nope"), "--models takes"),
+                       (("benchmarks/bench_training.py", "--rounds", "0"), "--rounds 0: give 1 or more"),
+                       (("benchmarks/bench_certified.py", "--batch-size", "0"), "--batch-size 0: give 1 or more"),
+                       (("benchmarks/bench_audit.py", "--k", "5"), "--k 5: give an even number"),
+                       (("benchmarks/bench_audit.py", "--k", "2"), "--k 2: give 4 or more"),
+                       (("benchmarks/bench_gpu.py", "--device", "cpu", "--models", "nope"), "--models takes"),
+                       (("benchmarks/bench_fast.py", "--target", "2"), "--target 2.0: give an accuracy")):
         done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and done.stdout == "" and len(lines) == 1 and says in lines[0], (args, done.stderr)

@@ -211,3 +211,28 @@ def test_the_readme_is_read_in_five_minutes():
     for must in ("make demo", "make test", "robustmia reproduce quick", "robustmia attack --arch", "robustmia.audit(", "mkdocs serve",
                  "download.pytorch.org/whl/cpu", "--allow-code", "docs/explanations/paper-map.md"):
         assert must in text, must
+
+
+DATE = re.compile(r"\b\d{1,2}(-\d{1,2})? (January|February|March|April|May|June|July|August|September|October|November|December)"
+                  r" 20\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|December) 20\d\d\b")
+
+
+def test_no_dated_history_outside_the_changelog():
+    """The pages state the current fact; what changed and when lives in docs/changelog.md. A date elsewhere may only stamp
+    a measurement (its line says 'measured')."""
+    for page in PAGES:
+        if page.name == "changelog.md":
+            continue
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if DATE.search(line):
+                assert "measured" in line.lower(), f"{page.relative_to(REPO)}:{number}: {line.strip()}"
+
+
+def test_the_robustbench_page_lists_the_attacks_a_zoo_model_gets():
+    from robustmia.experiments.external import ZOO_ATTACKS, ZOO_REFERENCE_ATTACKS
+
+    text = " ".join((REPO / "docs" / "tutorials" / "robustbench.md").read_text().split())
+    sentence = text.split("a RobustBench model is audited with the attacks that need no retraining of its recipe:", 1)[1]
+    listed, extra = sentence.split(";", 1)
+    assert re.findall(r"`([a-z-]+)`", listed.split("(")[0]) == list(ZOO_ATTACKS)
+    assert re.findall(r"`([a-z-]+)`", extra.split(".")[0])[1:] == list(ZOO_REFERENCE_ATTACKS)  # (after `--reference-recipe`)
