@@ -148,3 +148,4 @@ def evaluate_json(run: Path, *flags: str) -> dict:
     r = cli("evaluate", str(run), "--json", *flags)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
+

@@ -1,13 +1,12 @@
 """What robustmia refuses, class by class: every case ends in exit code 2 and one line on stderr,
-with no traceback, no folder created or changed, and (where no data is needed) in under 2 s,
-before torch is imported."""
+with no traceback, no folder created or changed, and (where no data is needed) before torch is imported,
+which is what makes such a refusal quick (how quick is a benchmark's business, never a test's)."""
 
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,10 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 def refuse(tmp_path: Path, *args: str, fragment: str, no_torch: bool = True, cwd: Path = None) -> None:
     """Run the CLI in a fresh process; assert the one-line refusal, that nothing under ``tmp_path``
-    changed, and, for refusals that need no data, that torch was never imported and it took < 2 s."""
+    changed, and, for refusals that need no data, that torch was never imported."""
     before = _snapshot(tmp_path)
-    start = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd or tmp_path,
                        env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    elapsed = time.perf_counter() - start
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.stdout.split()[-1:] == ["2"], (r.stdout, r.stderr)
     assert len(lines) == 1 and lines[0].startswith("robustmia: error: ") and "Traceback" not in r.stderr, r.stderr
@@ -46,7 +43,6 @@ def refuse(tmp_path: Path, *args: str, fragment: str, no_torch: bool = True, cwd
     assert _snapshot(tmp_path) == before, "a refused command created or changed files"
     if no_torch:
         assert r.stdout.split()[0] == "NOTORCH", f"torch was imported before refusing: {lines[0]}"
-        assert elapsed < 2.0, f"refused after {elapsed:.2f} s"
 
 
 @pytest.fixture(scope="module")
