@@ -309,7 +309,7 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
     from robustmia.validation import check_device
 
     check_device(device)
-    path = _spec_path(spec, tiny)
+    path = _spec_path(spec, tiny, data_dir, allow_code)
     study, configs = load_spec(path, data_dir, list(allow_code or []))  # validated in full before anything heavy is imported
     if study.needs_gpu and not tiny and device == "auto":
         import torch
@@ -351,20 +351,24 @@ def plan_study(spec: str | Path, *, data_dir: Optional[str] = None, tiny: bool =
     check_device(device)
     if throughput is not None and not (0 < throughput < 1e6):
         raise UserError(f"--throughput {throughput}: give the device's TFLOP/s, a positive number (e.g. 170 for one H200)")
-    path = _spec_path(spec, tiny)
+    path = _spec_path(spec, tiny, data_dir, allow_code, check_data=False)
     study, configs = load_spec(path, data_dir, list(allow_code or []), check_data=False)
     gpu = device.startswith("cuda") or (device == "auto" and study.needs_gpu and not tiny)
     return plan(study, configs, throughput, gpu=gpu)
 
 
-def _spec_path(spec: str | Path, tiny: bool) -> Path:
-    """The spec file of ``spec`` (a file, or a preset's name), or of its tiny twin."""
+def _spec_path(spec: str | Path, tiny: bool, data_dir: Optional[str] = None, allow_code: Optional[Sequence[str]] = None,
+               check_data: bool = True) -> Path:
+    """The spec file of ``spec`` (a file, or a preset's name), or of its tiny twin: the spec itself is validated in full
+    first (every mistake one line naming it), and only then shrunk, so that a twin never meets a malformed spec."""
     from robustmia.experiments.presets import preset_path
 
     path = Path(spec) if Path(spec).suffix in (".yaml", ".yml") or Path(spec).is_file() else preset_path(str(spec))
     if tiny:
+        from robustmia.experiments.spec import load_spec
         from robustmia.experiments.twins import twin_file
 
+        load_spec(path, data_dir, list(allow_code or []), check_data=check_data)
         path = twin_file(path)
     return path
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from robustmia.errors import UserError
 
@@ -34,6 +34,18 @@ class OneRunSettings(BaseModel):
     k: Optional[tuple[int, int]] = None
     confidence: float = Field(default=0.95, gt=0, lt=1)
     delta: Optional[float] = Field(default=None, ge=0, lt=1)
+
+    @field_validator("k")
+    @classmethod
+    def _guesses(cls, v: Optional[tuple[int, int]]) -> Optional[tuple[int, int]]:
+        if v is not None and (min(v) < 0 or sum(v) < 1):
+            raise ValueError(f"k_pos and k_neg must be at least 0 and guess at least once together (got {v[0]},{v[1]})")
+        return v
+
+    def check_canaries(self, count: int, where: str = "--k") -> None:
+        """The guesses fit the canaries: refused before anything trains or is scored."""
+        if self.k is not None and sum(self.k) > count:
+            raise UserError(f"{where}: k_pos + k_neg = {sum(self.k)} guesses, but there are {count} canaries; guess fewer")
 
 
 def canary_target(run: Any, settings: Any):
@@ -86,9 +98,9 @@ def dp_audit(run: Any, settings: Any, one_run: OneRunSettings, *, device: str = 
     from robustmia.privacy.dp_audit import one_run_bound
     from robustmia.privacy.gdp import mu_of_epsilon
 
+    if run.config.canaries is not None:  # (before the dataset is read: canary_target refuses a run without canaries)
+        one_run.check_canaries(run.config.canaries.count)
     target = canary_target(run, settings)
-    if one_run.k is not None and sum(one_run.k) > len(target.member):
-        raise UserError(f"k_pos + k_neg = {sum(one_run.k)} guesses, but there are {len(target.member)} canaries; guess fewer")
     delta = one_run.delta if one_run.delta is not None else (target.dp_delta if target.dp_delta is not None else 1e-5)
     result = Audit(target, settings, device=device, progress=progress).run_attacks()
     accountant = accountant_epsilon(run)

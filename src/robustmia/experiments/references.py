@@ -25,7 +25,25 @@ def reference_config(recipe: str, overrides: dict[str, Any], dataset: Optional[s
         raise UserError("reference models train on a dataset: give the images as a dataset (e.g. imagefolder with train/ and test/) "
                         "and a members file, or leave out the attacks that need reference models")
     merged = {**load_recipe(recipe), **overrides, "dataset": dataset, "data_dir": data_dir}
-    return validate(TrainConfig, merged, f"reference recipe {recipe}")
+    config = validate(TrainConfig, merged, f"reference recipe {recipe}")
+    check_reference(config, f"reference recipe {recipe}")
+    return config
+
+
+def check_reference(config: Any, where: str) -> None:
+    """What would stop the reference models training, found before any folder is made: the dataset's files, a certified
+    method on a network its bounds cannot handle, and an architecture that cannot take the dataset's images."""
+    from robustmia.data.catalog import dataset_info
+    from robustmia.training.objectives import check_model
+    from robustmia.training.run import build_initial_model
+
+    config.model_copy(update={"train_size": None}).check(where)  # (a reference trains on what the audit gives it, not train_size)
+    info = dataset_info(config.dataset, config.data_dir)
+    try:
+        model = build_initial_model(config, info)
+        check_model(config.method, model, info.shape)
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
 
 
 def reference_warning(recipe_name: str, recipe: Any, arch: Optional[str], method: Optional[str], eps: float) -> Optional[str]:

@@ -49,6 +49,14 @@ class DPAuditSpec(BaseModel):
     confidence: float = Field(default=0.95, gt=0, lt=1)
     delta: Optional[float] = Field(default=None, ge=0, lt=1)
 
+    @model_validator(mode="after")
+    def _guesses_fit(self) -> "DPAuditSpec":
+        if self.k is not None and (min(self.k) < 0 or sum(self.k) < 1):
+            raise ValueError(f"k: k_pos and k_neg must be at least 0 and guess at least once together (got {list(self.k)})")
+        if self.k is not None and sum(self.k) > self.canaries.count:
+            raise ValueError(f"k: k_pos + k_neg = {sum(self.k)} guesses, but there are {self.canaries.count} canaries; guess fewer")
+        return self
+
     def one_run(self):
         from robustmia.experiments.dp_audit import OneRunSettings
 

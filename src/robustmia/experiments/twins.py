@@ -97,9 +97,9 @@ def tiny_spec(spec: dict[str, Any]) -> dict[str, Any]:
             t["train"] = tiny_train(merged)
         if t.get("audit"):
             t["audit"] = tiny_audit(t["audit"], list(t["audit"].get("attacks") or study_attacks))
-        if t.get("dp_audit"):  # a one-run DP audit keeps its attacks and canary kind, with the fewest canaries
+        if t.get("dp_audit"):  # a one-run DP audit keeps its attacks and canary kind, with the fewest canaries (and the grid of guesses)
             canaries = dict(t["dp_audit"].get("canaries", {}))
-            t["dp_audit"] = {**t["dp_audit"], "canaries": {**canaries, "count": CANARIES}}
+            t["dp_audit"] = {**{k: v for k, v in t["dp_audit"].items() if k != "k"}, "canaries": {**canaries, "count": CANARIES}}
         targets.append(t)
     out["targets"] = targets
     attacks = study_attacks + [a for t in targets for a in (t.get("audit") or {}).get("attacks", [])]
