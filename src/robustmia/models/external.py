@@ -70,17 +70,20 @@ def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[st
         if not isinstance(model, nn.Module):
             raise UserError(f"the entry point {arch!r} returned a {type(model).__name__}, not a torch.nn.Module")
         return model
+    _check_finite(args, f"--arch-args of {arch}")
+    from robustmia.models.zoo import sized
+
     try:
         if kind == "torchvision":
             import torchvision.models as tvm
 
-            return tvm.get_model(name, **{"weights": None, **args})
+            return sized(lambda: tvm.get_model(name, **{"weights": None, **args}), f"--arch {arch}")
         if kind == "timm":
             try:
                 import timm
             except ImportError:
                 raise UserError(f"architecture {arch!r} needs timm: pip install 'robustmia[timm]'") from None
-            return timm.create_model(name, pretrained=False, **args)
+            return sized(lambda: timm.create_model(name, pretrained=False, **args), f"--arch {arch}")
     except UserError:
         raise
     except Exception as e:
@@ -88,6 +91,20 @@ def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[st
                         "check its name and --arch-args") from None
     raise UserError(f"unknown kind of architecture {kind!r} in {arch!r}; use a robustmia architecture, torchvision:NAME, "
                     "timm:NAME or package.module:factory")
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Every number in an architecture's arguments finite (NaN or infinity reach no constructor)."""
+    import math
+
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}: {k}")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, where)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where} is {value}: give a finite number")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -20,17 +20,50 @@ from robustmia.errors import UserError
 
 
 @dataclass(frozen=True)
+class Arg:
+    """What one architecture argument may be: ``kind`` int, float, bool, "ints" (a list of ints) or "any", within
+    [``low``, ``high``] (each element of a list), a list ``length`` (fewest, most) long. Strict: a bool is a bool (the
+    string "false" is not), an int an int, every number finite."""
+
+    kind: str
+    low: float = float("-inf")
+    high: float = float("inf")
+    length: tuple[int, int] = (1, 16)
+
+    def check(self, name: str, value: Any) -> None:
+        import math
+
+        def number(v: Any, integral: bool) -> bool:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return False
+            return (isinstance(v, int) or (not integral and math.isfinite(v))) and self.low <= v <= self.high
+
+        bounds = f" in [{self.low:g}, {self.high:g}]"
+        if self.kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false (got {value!r})")
+        if self.kind == "int" and not number(value, True):
+            raise ValueError(f"{name} must be a whole number{bounds} (got {value!r})")
+        if self.kind == "float" and not number(value, False):
+            raise ValueError(f"{name} must be a finite number{bounds} (got {value!r})")
+        if self.kind == "ints":
+            lo, hi = self.length
+            if not isinstance(value, (list, tuple)) or not lo <= len(value) <= hi or not all(number(v, True) for v in value):
+                raise ValueError(f"{name} must be a list of {lo} to {hi} whole numbers, each{bounds} (got {value!r})")
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """``fixed``: arguments the name itself sets (a WideResNet's depth and width); ``arguments``: those a config's
-    ``model_args`` (or ``--arch-args``) may set; ``tiny``: the smallest of them (experiments.twins);
-    ``certifiable``: built only from layers the certified bounds handle, else ``blocking``: what they cannot."""
+    ``model_args`` (or ``--arch-args``) may set, each described by its :class:`Arg` (checked before anything is built);
+    ``tiny``: the smallest of them (experiments.twins); ``certifiable``: built only from layers the certified bounds
+    handle, else ``blocking``: what they cannot."""
 
     name: str
     builder: str
     description: str
     min_size: int
     fixed: dict[str, Any] = field(default_factory=dict)
-    arguments: tuple[str, ...] = ()
+    arguments: dict[str, Arg] = field(default_factory=dict)
     tiny: dict[str, Any] = field(default_factory=dict)
     certifiable: bool = False
     blocking: str = "MaxPool2d layers"
@@ -40,6 +73,10 @@ ENTRIES: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, *, builder: str, description: str, min_size: int, **entry: Any) -> ModelEntry:
+    """Register architecture ``name`` (see :class:`ModelEntry`); ``arguments`` named without a schema (a tuple of names)
+    are taken as they come."""
+    if isinstance(entry.get("arguments"), (tuple, list)):
+        entry["arguments"] = {a: Arg("any") for a in entry["arguments"]}
     if name in ENTRIES and ENTRIES[name].builder != builder:
         raise ValueError(f"model {name!r} is registered twice")
     ENTRIES[name] = ModelEntry(name, builder, description, min_size, **entry)
@@ -84,11 +121,14 @@ def entry(name: str) -> ModelEntry:
 
 
 def check_arguments(name: str, args: dict[str, Any]) -> None:
-    """Raise ValueError naming the first argument that architecture ``name`` does not take."""
-    takes = ARGUMENTS.get(name, ())
+    """Raise ValueError naming the first argument that architecture ``name`` does not take, or whose value its schema
+    refuses (:class:`Arg`)."""
+    takes = ARGUMENTS.get(name, {})
     unknown = sorted(set(args) - set(takes))
     if unknown:
         raise ValueError(f"model {name} takes no argument {unknown[0]!r} ({'it takes ' + ', '.join(takes) if takes else 'it takes none'})")
+    for key, value in args.items():
+        takes[key].check(key, value)
 
 
 def uncertifiable_layers(name: str) -> str:
@@ -130,7 +170,8 @@ register_model("wong-resnet", builder="robustmia.models.convex:wong_resnet", min
 register_model("small-cnn", builder="robustmia.models.small:small_cnn", min_size=8,
                description="small CNN for CPU work on 32x32 images (0.62M params on CIFAR-10)")
 register_model("fast-cnn", builder="robustmia.models.fast:fast_cnn", min_size=5, blocking="MaxPool2d and BatchNorm2d layers",
-               arguments=("widths", "depth", "whiten", "tta", "scale", "whiten_eps"), tiny={"widths": [8, 8, 8]},
+               arguments={"widths": Arg("ints", 1, 4096, (1, 6)), "depth": Arg("int", 1, 8), "whiten": Arg("bool"), "tta": Arg("bool"),
+                          "scale": Arg("float", 1e-4, 1e3), "whiten_eps": Arg("float", 1e-12, 1e3)}, tiny={"widths": [8, 8, 8]},
                description="airbench-style fast CNN: frozen patch whitening from the members, GELU, BatchNorm "
                            "(widths, depth, tta as arguments)")
 register_model("digits-cnn", builder="robustmia.models.small:digits_cnn", min_size=2,

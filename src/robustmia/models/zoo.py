@@ -27,6 +27,7 @@ class ModelSpec:
     min_size: int  # smallest input height/width the architecture accepts
     description: str
     arguments: tuple[str, ...] = ()  # the keyword arguments the builder takes (its widths, depth, ...)
+    name: str = ""  # the registry's name (its argument schema: models.names)
 
     def build_with(self, c: int, h: int, w: int, num_classes: int, args: Optional[dict[str, Any]], where: str) -> nn.Module:
         """The network with ``args`` given to the builder; an argument it does not take is one line."""
@@ -35,16 +36,59 @@ class ModelSpec:
             takes = f"it takes {', '.join(self.arguments)}" if self.arguments else "it takes none"
             raise UserError(f"{where}: unknown argument {unknown[0]!r} ({takes})")
         try:
-            return self.build(c, h, w, num_classes, **(args or {}))
+            from robustmia.models.names import check_arguments
+
+            if self.name:
+                check_arguments(self.name, args or {})
+            return sized(lambda: self.build(c, h, w, num_classes, **(args or {})), where)
         except (TypeError, ValueError) as e:
             raise UserError(f"{where}: {e}") from None
+
+
+MAX_PARAMETERS = 4_000_000_000  # 16 GB of float32 weights: beyond it a model fits no one machine (and less where RAM is less)
+
+
+def sized(build: Callable[[], nn.Module], where: str) -> nn.Module:
+    """``build()``, once a build on the meta device (no memory) has shown that its weights fit: a width or depth that
+    would ask for terabytes is one line naming the memory it would need, not an allocator's crash or a hang. (A
+    builder that cannot run on the meta device is built directly.)"""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            probe = build()
+        count = sum(p.numel() for p in probe.parameters()) + sum(b.numel() for b in probe.buffers())
+    except (UserError, TypeError, ValueError):
+        raise
+    except Exception:  # noqa: BLE001  (e.g. data-dependent code the meta device cannot run)
+        count = 0
+    most = min(MAX_PARAMETERS, _memory() // TRAINING_BYTES)
+    if count > most:
+        raise UserError(f"{where}: the model would have {count / 1e9:.3g} billion parameters: {4 * count / 2**30:,.1f} GiB of float32 "
+                        f"weights, about {TRAINING_BYTES * count / 2**30:,.0f} GiB to train with gradients and momentum, and this "
+                        f"machine has {_memory() / 2**30:,.0f} GiB; give smaller widths or depth (at most {most / 1e9:.3g} billion "
+                        "parameters here)")
+    return build()
+
+
+TRAINING_BYTES = 16  # per parameter while training: float32 weights, gradients, momentum and headroom
+
+
+def _memory() -> int:
+    """This machine's physical memory in bytes (a large number where the system does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 50
 
 
 def _spec(e: ModelEntry) -> ModelSpec:
     module, _, function = e.builder.partition(":")
     builder = getattr(importlib.import_module(module), function)
     build = (lambda c, h, w, k, **args: builder(c, h, w, k, **e.fixed, **args)) if e.fixed else builder
-    return ModelSpec(build, e.min_size, e.description, e.arguments)
+    return ModelSpec(build, e.min_size, e.description, tuple(e.arguments), e.name)
 
 
 class _Models(Mapping):
