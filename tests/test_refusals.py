@@ -166,3 +166,42 @@ def test_refusals_of_every_command_come_before_torch(tmp_path):
     refuse(tmp_path, "attack", "--attacks", "magic", "--arch", "x", fragment="unknown attack magic")
     refuse(tmp_path, "audit-scores", "nope.npz", fragment="does not exist")
     refuse(tmp_path, "evaluate", "nope", "--device", "gpu7", fragment="unknown device")
+
+
+def test_a_run_folder_whose_config_was_edited_after_training_is_refused(tmp_path):
+    """The checkpoint records the config it was trained with: a config.json changed afterwards (here the number of
+    canaries, which would make a one-run audit score examples the model never had a coin for) is refused by every
+    command that reads the run, in one line naming the field."""
+    r = subprocess.run([sys.executable, "-m", "robustmia", "train", "--model", "digits-mlp", "--epochs", "1", "--train-size", "100",
+                        "--set", "canaries={count: 20, kind: noise}", "--out", str(tmp_path / "run"), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["canaries"]["count"] = 40
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    for command in (["dp-audit", "run"], ["evaluate", "run"], ["attack", "run"]):
+        refuse(tmp_path, *command, fragment="says canaries = ")
+
+
+def test_a_run_that_another_process_is_training_is_refused(tmp_path, run_dir):
+    from robustmia.locks import folder_lock
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    with folder_lock(run):  # as a training process holds it
+        for command in (["evaluate", "run"], ["attack", "run"]):
+            refuse(tmp_path, *command, fragment="is being trained by another robustmia process", no_torch=False)
+
+
+def test_an_unfinished_run_is_audited_at_its_checkpoint_which_the_audit_records(tmp_path, run_dir):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    meta = json.loads((run / "checkpoint" / "meta.json").read_text())
+    meta["epoch"] = 1  # as a run stopped after its first of 2 epochs
+    (run / "checkpoint" / "meta.json").write_text(json.dumps(meta))
+    r = subprocess.run([sys.executable, "-m", "robustmia", "attack", str(run), "--attacks", "confidence", "--bootstrap", "0", "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "has not finished training: its checkpoint is at 1 of 2 epochs" in r.stderr
+    about = json.loads(next((run / "audit").iterdir()).joinpath("attacks.json").read_text())["about"]
+    assert about["checkpoint"] == {"epoch": 1, "step": meta["step"], "of": 2, "unit": "epochs", "finished": False}
+    assert any("has not finished training" in w for w in about["warnings"])

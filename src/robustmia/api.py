@@ -188,6 +188,9 @@ def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = N
     from robustmia.training.run import Run
 
     run = Run.open(target)
+    run.check_idle()
+    if run.progress_warning():
+        warn(run.progress_warning())
     perturbation = Perturbation.for_run(run.config.eps, eps, **options)
     from robustmia.robust.evaluate import evaluate_model
 
@@ -236,6 +239,7 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
             raise UserError(f"--{stray[0].replace('_', '-')} describes a model trained elsewhere; {target} is a run folder, which "
                             "knows its own model and data")
         run = Run.open(target)  # a bad folder is refused before anything heavy is imported
+        run.check_idle()
         from robustmia.experiments.audit import Audit, run_target
 
         audit_target = run_target(run, settings, external.get("reference_recipe"), external.get("reference_train") or {})
@@ -274,6 +278,7 @@ def dp_audit(target: str | Path, *, attacks: Any = "confidence,loss", k: Any = N
     from robustmia.training.run import Run
 
     run = Run.open(target)
+    run.check_idle()
     from robustmia.experiments.dp_audit import dp_audit as run_dp_audit
 
     with _shown(progress) as shown:

@@ -39,3 +39,21 @@ def folder_lock(folder: Path, again: str = "run the same command again with --re
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def holder(folder: Path) -> str | None:
+    """The PID (as its .owner says) of another process holding ``folder``, or None when no one holds it. Takes nothing."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            return (Path(folder) / OWNER_FILE).read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+    finally:
+        os.close(fd)  # (releases the shared lock where it was taken)
+    return None

@@ -147,8 +147,10 @@ def run_target(run: Run, settings: AuditSettings, reference_recipe: Optional[str
     drawn = population_size(settings)
     take = np.sort(order[:drawn])
     fill = population.subset(np.sort(order[drawn: drawn + len(split.members) - n]))
-    recipe, key, about = run.config, "", {"run": str(run.path)}
+    recipe, key, about = run.config, "", {"run": str(run.path), **({"checkpoint": run.trained} if run.trained else {})}
     about.update(reference_sizes(settings, n, len(fill), len(split.members)))
+    if run.progress_warning():
+        about["warnings"] = [*about.get("warnings", []), run.progress_warning()]
     if reference_recipe is not None:
         recipe = reference_config(reference_recipe, reference_train or {}, run.config.dataset, run.config.data_dir)
         key = config_key(recipe)

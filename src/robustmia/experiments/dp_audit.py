@@ -72,7 +72,9 @@ def canary_target(run: Any, settings: Any):
         folder=run.path / DP_AUDIT_FOLDER / f"m{c.count}-{c.kind}-seed{c.seed}", points=run.path, load_model=run.load_model,
         candidates=candidates, member=coins, population=pool.subset(take) if len(take) else None, eps=config.eps, recipe=config,
         eval_batch_size=config.eval_batch_size, model_key=checkpoint_key(run.path),
-        about={"run": str(run.path), "canaries": c.model_dump(), "coins": {"included": int(coins.sum()), "of": len(coins)}},
+        about={"run": str(run.path), "canaries": c.model_dump(), "coins": {"included": int(coins.sum()), "of": len(coins)},
+               **({"checkpoint": run.trained} if run.trained else {}),
+               **({"warnings": [run.progress_warning()]} if run.progress_warning() else {})},
         dp_delta=config.dp_delta if config.method in DP else None, reference_fill=train_set.subset(split.members),
         shortfall="pass a smaller --population, or train with fewer canaries",
     )

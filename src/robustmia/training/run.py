@@ -42,6 +42,23 @@ def read_config_dict(run_dir: Path) -> Optional[dict[str, Any]]:
     return data
 
 
+def _check_fingerprint(path: Path, config: TrainConfig, meta: dict[str, Any]) -> None:
+    """The config the checkpoint was trained with (its meta.json) against config.json: what determines the weights
+    must agree (training.config.identity), or the first field that differs is named."""
+    try:
+        trained = TrainConfig.model_validate(meta["config"])
+    except Exception:
+        raise UserError(f"{path}/checkpoint/meta.json does not hold a training config; the checkpoint is damaged: delete {path} "
+                        "to train it again") from None
+    now, then = config.identity(), trained.identity()
+    changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+    if changed:
+        key = changed[0]
+        raise UserError(f"{path / CONFIG_FILE} says {key} = {now.get(key)!r}, but the run's checkpoint was trained with {key} = "
+                        f"{then.get(key)!r}: the folder does not vouch for itself; restore its config.json, or train it again "
+                        "into a new --out")
+
+
 def run_finished(run_dir: Path) -> bool:
     """Whether the run in ``run_dir`` has a checkpoint at the end of its training (read from its meta.json alone)."""
     meta = Path(run_dir) / "checkpoint" / "meta.json"
@@ -77,15 +94,31 @@ def build_initial_model(config: TrainConfig, info: DatasetInfo) -> Any:
         return build_configured_model(config, info)
 
 
+CHECKPOINT_META = ("checkpoint/meta.json", ".checkpoint-old/meta.json")  # training.checkpoint's CURRENT and OLD folders
+
+
+def _checkpoint_meta(run_dir: Path) -> Optional[dict[str, Any]]:
+    """The latest checkpoint's meta.json of a run (read without numerical libraries), or None before its first."""
+    for name in CHECKPOINT_META:
+        path = Path(run_dir) / name
+        if path.is_file():
+            meta = read_json(path, f"the checkpoint is damaged: delete {run_dir} to train it again")
+            return meta if isinstance(meta, dict) else None
+    return None
+
+
 @dataclass
 class Run:
     path: Path
     config: TrainConfig
     info: DatasetInfo
     split: Split
+    trained: Optional[dict[str, Any]] = None  # where its checkpoint stands: epoch, step, of (epochs), finished
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
+        """A run folder, checked to vouch for itself: its config is the one its checkpoint was trained with (a config
+        edited after training, e.g. to another number of canaries, is one line naming the field)."""
         path = Path(path)
         if not path.is_dir():
             raise UserError(f"run folder {path} does not exist; pass the --out folder of `robustmia train`")
@@ -93,7 +126,32 @@ class Run:
         if data is None:
             raise UserError(f"{path} holds no run ({CONFIG_FILE} is missing); pass the --out folder of `robustmia train`")
         config = validate(TrainConfig, data, str(path / CONFIG_FILE))
-        return cls(path, config, dataset_info(config.dataset, config.data_dir), load_split(path / SPLIT_FILE))
+        meta = _checkpoint_meta(path)
+        trained = None
+        if meta is not None:
+            _check_fingerprint(path, config, meta)
+            epochs = config.epochs or DEFAULT_EPOCHS
+            trained = {"epoch": meta.get("epoch"), "step": meta.get("step"), "of": config.iterations or epochs,
+                       "unit": "iterations" if config.iterations else "epochs", "finished": run_finished(path)}
+        return cls(path, config, dataset_info(config.dataset, config.data_dir), load_split(path / SPLIT_FILE), trained)
+
+    def check_idle(self) -> None:
+        """Refuse a run that another process is training now (its checkpoint would change under the reader)."""
+        from robustmia.locks import holder
+
+        pid = holder(self.path)
+        if pid is not None:
+            raise UserError(f"{self.path} is being trained by another robustmia process (PID {pid}); wait for it to finish, "
+                            "then run the same command again")
+
+    def progress_warning(self) -> Optional[str]:
+        """What to say of a run whose training has not finished (its latest checkpoint is what is read), or None."""
+        t = self.trained
+        if t is None or t["finished"]:
+            return None
+        done = t["step"] if t["unit"] == "iterations" else t["epoch"]
+        return (f"{self.path} has not finished training: its checkpoint is at {done} of {t['of']} {t['unit']}, and that model is "
+                f"what is read (continue it with robustmia train --out {self.path} --resume)")
 
     def data(self) -> tuple[Any, Any]:
         """``(members, test)``: the target's training set and the whole test split."""
