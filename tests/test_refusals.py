@@ -205,3 +205,25 @@ def test_an_unfinished_run_is_audited_at_its_checkpoint_which_the_audit_records(
     about = json.loads(next((run / "audit").iterdir()).joinpath("attacks.json").read_text())["about"]
     assert about["checkpoint"] == {"epoch": 1, "step": meta["step"], "of": 2, "unit": "epochs", "finished": False}
     assert any("has not finished training" in w for w in about["warnings"])
+
+
+def test_silent_ignores_are_said_and_error_lines_stay_readable(tmp_path, run_dir):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    refuse(tmp_path, "attack", "run", "--reference-train", "epochs=2", fragment="--reference-train sets the reference recipe's settings")
+    r = subprocess.run([sys.executable, "-m", "robustmia", "attack", str(run), "--attacks", "confidence", "--reference-recipe",
+                        "cpu-digits-natural", "--bootstrap", "0", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--reference-recipe cpu-digits-natural is ignored" in r.stderr, r.stderr
+    np.savez(tmp_path / "preds.npz", labels=np.zeros(10, int), member=np.r_[np.ones(5, bool), np.zeros(5, bool)], logits=np.ones((10, 3)))
+    refuse(tmp_path, "audit-scores", "preds.npz", "--seed", "-1", fragment="seed")
+    refuse(tmp_path, "audit-scores", "preds.npz", "--bootstrap", "100000000", fragment="bootstrap")
+    # a damaged study results file with thousands of wrong values: one line a person reads, naming the first
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "results.json").write_text(json.dumps([{"name": "t", "tables": [], "config": {"dataset": "digits", "model": "m",
+                                                                                            "method": "natural", "eps": 0.0},
+                                                     "evaluation": {}, "attacks": [{"attack": "x" * 5000}] * 50, "audit": "a"}]))
+    before = _snapshot(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "robustmia", "report", str(study)], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and len(r.stderr) < 700, r.stderr[:300]
+    assert "attack record 0" in r.stderr and _snapshot(tmp_path) == before

@@ -231,6 +231,14 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
         from robustmia.validation import key_values
 
         external["reference_train"] = key_values(list(external["reference_train"]), "--reference-train")
+    if external.get("reference_train") and external.get("reference_recipe") is None:
+        raise UserError("--reference-train sets the reference recipe's settings: name the recipe with --reference-recipe, or drop "
+                        "--reference-train (a run's references share its own recipe)")
+    if external.get("reference_recipe") is not None and not _needs_references(settings):
+        warn(f"--reference-recipe {external['reference_recipe']} is ignored: none of the attacks "
+             f"({', '.join(settings.attacks)}) needs reference models")
+        external.pop("reference_recipe")
+        external.pop("reference_train", None)
     if is_run:
         from robustmia.training.run import Run
 
@@ -285,10 +293,20 @@ def dp_audit(target: str | Path, *, attacks: Any = "confidence,loss", k: Any = N
         return run_dp_audit(run, settings, one_run, device=device, progress=shown)
 
 
+def _needs_references(settings: Any) -> bool:
+    from robustmia.privacy.attacks import needs_references
+
+    return any(needs_references(a, settings.threshold) for a in settings.attacks)
+
+
 def audit_predictions(file: str | Path, *, bootstrap: int = 1000, seed: int = 0):
     """The threshold attacks (oracle thresholds) on a file of a black-box model's predictions
-    (see robustmia.privacy.predictions); an AuditResult."""
+    (see robustmia.privacy.predictions); an AuditResult. ``bootstrap`` and ``seed`` are bounded as the audit's own."""
+    from robustmia.experiments.settings import AuditSettings
     from robustmia.privacy.predictions import load_predictions
+    from robustmia.validation import validate
+
+    validate(AuditSettings, {"bootstrap": bootstrap, "seed": seed}, "audit-scores")
 
     kind, scores, labels, member = load_predictions(file)  # a bad file is refused before anything heavy is imported
     from robustmia.privacy.attacks import ATTACKS, AttackInputs

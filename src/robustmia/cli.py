@@ -290,6 +290,15 @@ def report(study_dir: Path = typer.Argument(..., help="A study folder (`robustmi
     typer.echo(f"report: {study_dir / 'report' / 'report.html'} ({len(summary['tables'])} tables, {len(summary['figures'])} figure files)")
 
 
+MAX_LINE = 600  # characters of an error line: the first offending field and how to fix it come first, and fit
+
+
+def _line(message: str) -> str:
+    """An error as one line a person reads: new lines joined, and cut at MAX_LINE characters."""
+    text = " ".join(message.split())
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     console.show_warnings()
     try:
@@ -298,7 +307,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         rc = app(args=argv, prog_name="robustmia", standalone_mode=False)
     except UserError as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 (all ranks hit the same error)
-            typer.echo(f"robustmia: error: {e}", err=True)
+            typer.echo(f"robustmia: error: {_line(str(e))}", err=True)
         sys.exit(2)
     except click_exc.NoArgsIsHelpError as e:
         typer.echo(e.format_message(), err=True)

@@ -34,18 +34,28 @@ def check_device(device: str) -> str:
     return device
 
 
+SHOWN = 80  # characters of an offending value a message quotes
+
+
+def short(value: Any) -> str:
+    """``repr(value)``, cut to SHOWN characters: a line a person reads, whatever was given."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
 def describe_errors(err: pydantic.ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key {key!r}")
-        elif not key:  # a check over several keys: its message names them
-            parts.append(msg)
-        else:
-            parts.append(f"{key}: {msg} (got {e.get('input')!r})")
-    return "; ".join(parts)
+    """The first offending field, what is wrong with it and what it was (cut short), and how many more there are."""
+    errors = err.errors()
+    e = errors[0]
+    key = ".".join(str(p) for p in e["loc"])
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        first = f"unknown key {key!r}"
+    elif not key:  # a check over several keys: its message names them
+        first = msg
+    else:
+        first = f"{key}: {msg} (got {short(e.get('input'))})"
+    return first + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
 
 
 def validate(cls: type[M], data: Any, source: str) -> M:

@@ -102,7 +102,7 @@ def _checkpoint_meta(run_dir: Path) -> Optional[dict[str, Any]]:
     for name in CHECKPOINT_META:
         path = Path(run_dir) / name
         if path.is_file():
-            meta = read_json(path, f"the checkpoint is damaged: delete {run_dir} to train it again")
+            meta = read_json(path, "it is not valid JSON (damaged checkpoint); re-train or restore it")
             return meta if isinstance(meta, dict) else None
     return None
 
