@@ -338,6 +338,8 @@ class ExternalData:
         at = np.where(split == 0, position, len(train) + position)  # original index -> position in train + test
         rest = sorted(set(range(n)) - set(members)) if nonmembers is None else nonmembers
         self.members, self.nonmembers = every.subset(at[np.sort(members)]), every.subset(at[np.sort(rest)])
+        unused = sorted(set(range(n)) - set(members) - set(rest))  # neither: examples the model never saw, for the population
+        self.spare = every.subset(at[unused]) if unused else None
         self.sources = {"members": f"{len(members)} indices of {target.dataset} in its original order listed in {where}",
                         "nonmembers": (f"{len(rest)} indices of {target.dataset} in its original order listed in {where}"
                                        if nonmembers is not None else

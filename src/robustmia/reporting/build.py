@@ -159,6 +159,10 @@ def load_study(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             results += [{**r, "name": r["name"] if len(audits) == 1 else f"{r['name']} ({folder.name})"} for r in found]
         return spec, results
     if not (study / RESULTS_FILE).is_file():
+        inside = sorted(p.parent for p in study.glob(f"*/{ATTACKS_FILE}"))  # the audit/ folder itself: its audits are one down
+        if inside:
+            raise UserError(f"{study} holds audits, one folder down: report one of them (robustmia report {inside[0]}) or the "
+                            f"folder above ({study.parent}) for all of them")
         raise UserError(f"{study} holds no finished study ({RESULTS_FILE} is missing) and no audit (audit/*/{ATTACKS_FILE}); "
                         f"run `robustmia run SPEC --out {study}` or `robustmia attack ... --out {study}` first")
     recover = f"run the study again with --resume (--out {study}) to rewrite it"
