@@ -175,3 +175,24 @@ def test_robustbench_imports_without_autoattack_or_pkg_resources_and_in_one_plac
     if "robustmia's stand-in" in (stand_in.__doc__ or ""):  # no setuptools' pkg_resources here
         assert "pkg_resources" not in sys.modules
     assert np.isfinite(robustbench.build("Wong2020Fast", "cifar10")(torch.rand(1, 3, 32, 32)).detach().numpy()).all()
+
+
+def test_a_failed_download_leaves_no_folders_behind(tmp_path, monkeypatch):
+    """RobustBench's loader makes MODEL_DIR/<dataset>/<threat model>/ and may leave half a checkpoint; when it fails, both
+    go, and a folder that was there before stays."""
+    import types
+
+    from robustmia.errors import UserError
+    from robustmia.models import robustbench as rb_module
+
+    def load_model(model_name, model_dir, dataset, threat_model):
+        folder = tmp_path / "models" / dataset / threat_model
+        folder.mkdir(parents=True)
+        (folder / f"{model_name}.pt").write_bytes(b"half")
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(rb_module, "robustbench", lambda: types.SimpleNamespace(load_model=load_model))
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(UserError, match="could not download Wong2020Fast"):
+        rb_module.download("Wong2020Fast", str(tmp_path / "models"), "cifar10")
+    assert not (tmp_path / "models").exists() and (tmp_path / "kept").is_dir()

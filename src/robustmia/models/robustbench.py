@@ -127,11 +127,24 @@ def download(name: str, model_dir: Optional[str], dataset: str, threat_model: st
     if path.is_file():
         return path
     rb = robustbench()
+    existed = [d for d in (path.parent, path.parent.parent, model_folder(model_dir)) if d.exists()]
     try:
         rb.load_model(model_name=name, model_dir=str(model_folder(model_dir)), dataset=dataset, threat_model=threat_model)
     except Exception as e:
+        _remove_empty(path, existed)
         raise UserError(f"RobustBench could not download {name} into {path.parent} ({type(e).__name__}: {str(e)[:200]}); check the "
                         "network, or fetch the checkpoint by hand") from None
     if not path.is_file():
+        _remove_empty(path, existed)
         raise UserError(f"RobustBench's loader left no checkpoint at {path}; fetch it by hand")
     return path
+
+
+def _remove_empty(path: Path, existed: list[Path]) -> None:
+    """A failed download leaves nothing behind: the empty folders its loader made (MODEL_DIR/<dataset>/<threat model>)
+    are removed, innermost first, with a half-written checkpoint; folders that were there before are kept."""
+    path.unlink(missing_ok=True)  # (it was not there before the download began)
+    for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
+        if folder in existed or not folder.is_dir() or any(folder.iterdir()):
+            break
+        folder.rmdir()
