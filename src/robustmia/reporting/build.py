@@ -209,7 +209,8 @@ def write_report(study: Path) -> dict[str, Any]:
     phases = _read_phases(Path(study))
     shown = {k: v for k, v in figure_captions(results).items() if any(p.stem == k for p in figures)}
     write_json(folder / "figures" / "figures.json", shown)
-    write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results) + time_note(phases), shown)
+    write_html(folder / "report.html", title, description, tables, figures, found, results, notes(results) + time_note(phases), shown,
+               claim_lines(results))
     (folder / "findings.md").write_text("\n\n".join(found) + "\n")
     summary = {"tables": sorted(tables), "figures": sorted(p.name for p in figures), "findings": found, "claims": claims(results),
                "paper_tables": {k: v[0] for k, v in TABLES.items() if k in tables}}

@@ -29,6 +29,7 @@ figure.wide img { max-width: 100%; }
 figure.thumb { margin: 2px; width: 104px; font-size: 0.7em; text-align: center; }
 figure.thumb img { width: 64px; height: 64px; image-rendering: pixelated; max-width: none; }
 details pre { background: #f8f8f8; padding: 0.5em; font-size: 0.8em; }
+summary { font-weight: 600; margin: 0.6em 0 0.2em; cursor: pointer; }
 """
 
 
@@ -49,13 +50,39 @@ def _figure(path: Path, caption: str = "") -> str:
             f'</a><figcaption>{html.escape(text)}</figcaption></figure>')
 
 
+def group_findings(findings: list[str], names: list[str]) -> list[tuple[str, list[str]]]:
+    """The findings by the target each is about (the first target it names as its subject: "on NAME", "(NAME)",
+    "model NAME" or a leading "NAME:"), in the study's order, after those about the study as a whole."""
+    import re
+
+    def subject(finding: str) -> str:
+        found = []
+        for name in names:
+            pattern = rf"(?:^|on |\(|model |Soundness, )({re.escape(name)})(?=[\s,:;.)]|$)"
+            m = re.search(pattern, finding)
+            if m:
+                found.append((m.start(1), name))
+        return min(found)[1] if found else "the study as a whole"
+
+    groups: dict[str, list[str]] = {"the study as a whole": []}
+    groups.update({name: [] for name in names})
+    for f in findings:
+        groups[subject(f)].append(f)
+    return [(k, v) for k, v in groups.items() if v]
+
+
 def write_html(
     path: Path, title: str, description: str, tables: dict, figures: list[Path], findings: list[str], results: list[dict[str, Any]],
-    notes: list[str], captions: dict[str, str] | None = None,
+    notes: list[str], captions: dict[str, str] | None = None, claims: list[str] | None = None,
 ) -> None:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>", "<h2>Findings</h2>"]
-    parts += [f"<p class='finding'>{html.escape(f)}</p>" for f in findings]
+             f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>"]
+    if claims:
+        parts.append("<h2>The paper's claims</h2>" + "".join(f"<p class='finding'>{html.escape(c)}</p>" for c in claims))
+    parts.append("<h2>Findings</h2>")
+    for group, found in group_findings([f for f in findings if f not in (claims or [])], [r["name"] for r in results]):
+        body = "".join(f"<p class='finding'>{html.escape(f)}</p>" for f in found)
+        parts.append(f"<details open><summary>{html.escape(group)} ({len(found)})</summary>{body}</details>")
     warnings = [f"{r['name']}: {w}" for r in results for w in r.get("warnings", [])]
     if warnings:
         parts.append("<h2>Warnings</h2>" + "".join(f"<p class='warning'>{html.escape(w)}</p>" for w in warnings))
