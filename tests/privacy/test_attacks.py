@@ -65,7 +65,7 @@ def test_rmia_beats_the_plain_confidence_threshold(name):
 
 def test_shadow_threshold_is_learned_on_reference_models_only():
     inputs, member = _rmia_world()
-    res = run_attack("confidence", inputs, threshold="shadow")
+    res = run_attack("confidence", inputs, selection="shadow")
     assert res.threshold_selection == "shadow" and res.threshold is not None
     ref = np.concatenate([r["confidence"] for r in inputs.references])
     kept = inputs.keep.ravel()

@@ -9,7 +9,7 @@
    evaluation set and on a population of examples that no model trained on (RMIA's z).
    A robust target gets robust reference models, since they share its recipe. They train
    in groups of ``stack_references``, each group stacked into one batched computation
-   where that pays off (``train.stacked``); a group is also one task of a Ray cluster.
+   where that pays off (``training.stacked``); a group is also one task of a Ray cluster.
 4. Each attack turns the signals into scores; the metrics are computed the same way for all.
 
 Everything is cached under ``RUN_DIR/audit/``: a re-run trains and computes nothing twice.

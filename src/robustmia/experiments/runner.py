@@ -77,8 +77,8 @@ def _tracker(config: TrainConfig, every: int, num_classes: int) -> Callable[[tor
             return {}
         n = min(TRACK_EXAMPLES, len(members), len(test))
         mem, non = members.subset(range(n)), test.subset(range(n))
-        attack = Perturbation.for_run(config.eps, steps=10)
-        scores = evaluate_model(model, mem, non, attack, num_classes=num_classes, bound=None)
+        perturbation = Perturbation.for_run(config.eps, steps=10)
+        scores = evaluate_model(model, mem, non, perturbation, num_classes=num_classes, bound=None)
         from robustmia.privacy.signals import model_signals
 
         conf = np.concatenate([model_signals(model, d)["confidence"] for d in (mem, non)])
@@ -377,15 +377,15 @@ def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], 
 def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
     """Clean, PGD and verified accuracy of one target, cached beside its run."""
     run = Run.open(run_dir)
-    attack = Perturbation.for_run(run.config.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
-    key = hashlib.sha256(json.dumps([attack.describe(), e.bound, e.max_examples], sort_keys=True).encode()).hexdigest()[:12]
+    perturbation = Perturbation.for_run(run.config.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
+    key = hashlib.sha256(json.dumps([perturbation.describe(), e.bound, e.max_examples], sort_keys=True).encode()).hexdigest()[:12]
     path = run.path / f"evaluation-{key}.json"
     cached = _cached_json(path)
     if cached is not None:
         return cached
     model = run.load_model(device)
     members, test = run.data()
-    result = evaluate_model(model, members, test, attack, num_classes=run.info.num_classes, max_examples=e.max_examples,
+    result = evaluate_model(model, members, test, perturbation, num_classes=run.info.num_classes, max_examples=e.max_examples,
                             bound=None if e.bound == "none" else e.bound, cache=run.path)
     write_json(path, result)
     return result

@@ -277,9 +277,9 @@ def _checked_scores(name: str, inputs: AttackInputs, selection: str, per_class: 
     who = f"attack {name}" + (f" of the plugin {spec.plugin}" if spec.plugin else "")
     try:
         if spec.plugin:
-            out = call_user_code(run_attack, who, name, inputs, threshold=selection, per_class=per_class)
+            out = call_user_code(run_attack, who, name, inputs, selection=selection, per_class=per_class)
         else:
-            out = run_attack(name, inputs, threshold=selection, per_class=per_class)
+            out = run_attack(name, inputs, selection=selection, per_class=per_class)
     except ValueError as e:
         raise UserError(f"{who}: {e}") from None
     if not isinstance(out, AttackScores):

@@ -109,7 +109,7 @@ def evaluate_model(
     model: nn.Module,
     members: ImageSet,
     test: ImageSet,
-    attack: Perturbation,
+    perturbation: Perturbation,
     *,
     num_classes: int,
     batch_size: int = 500,
@@ -123,29 +123,29 @@ def evaluate_model(
     tr, te = clean_accuracy(model, members, batch_size), clean_accuracy(model, test, batch_size)
     result: dict[str, Any] = {"train_accuracy": tr.accuracy, "test_accuracy": te.accuracy, "train_loss": tr.loss,
                               "test_loss": te.loss, "n_train": tr.n, "n_test": te.n}
-    if attack.eps is None:
+    if perturbation.eps is None:
         return result
     if max_examples is not None:
         members, test = members.subset(range(min(max_examples, len(members)))), test.subset(range(min(max_examples, len(test))))
-    adv_tr, adv_te = (accuracy_of(perturbed_logits(model, d, attack, batch_size=batch_size, cache=cache), d.labels)
+    adv_tr, adv_te = (accuracy_of(perturbed_logits(model, d, perturbation, batch_size=batch_size, cache=cache), d.labels)
                       for d in (members, test))
     result.update({"adv_train_accuracy": adv_tr.accuracy, "adv_test_accuracy": adv_te.accuracy, "adv_train_loss": adv_tr.loss,
                    "adv_test_loss": adv_te.loss, "n_attacked_train": adv_tr.n, "n_attacked_test": adv_te.n,
-                   "perturbation": attack.describe()})
-    if attack.autoattack:
+                   "perturbation": perturbation.describe()})
+    if perturbation.autoattack:
         from robustmia.robust.autoattack import autoattack, implementation
 
-        aa = lambda m, x, y: autoattack(m, x, y, eps=attack.eps, num_classes=num_classes, seed=attack.seed)  # noqa: E731
+        aa = lambda m, x, y: autoattack(m, x, y, eps=perturbation.eps, num_classes=num_classes, seed=perturbation.seed)  # noqa: E731
         aa_tr, aa_te = (adversarial_accuracy(model, d, aa, batch_size) for d in (members, test))
         result.update({"autoattack_train_accuracy": aa_tr.accuracy, "autoattack_test_accuracy": aa_te.accuracy,
-                       "autoattack": {"implementation": implementation(), "version": "standard", "norm": "Linf", "eps": attack.eps}})
-    if bound is not None and attack.eps > 0:
+                       "autoattack": {"implementation": implementation(), "version": "standard", "norm": "Linf", "eps": perturbation.eps}})
+    if bound is not None and perturbation.eps > 0:
         from robustmia.robust.graph import is_certifiable
 
         if is_certifiable(model, tuple(members.images.shape[1:])):
             result.update({
-                "verified_train_accuracy": verified_accuracy(model, members, attack.eps, bound),
-                "verified_test_accuracy": verified_accuracy(model, test, attack.eps, bound),
-                "verification": {"bound": bound, "eps": attack.eps},
+                "verified_train_accuracy": verified_accuracy(model, members, perturbation.eps, bound),
+                "verified_test_accuracy": verified_accuracy(model, test, perturbation.eps, bound),
+                "verification": {"bound": bound, "eps": perturbation.eps},
             })
     return result

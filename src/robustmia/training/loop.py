@@ -1,4 +1,8 @@
-"""The one training loop. Every objective (natural, adversarial, certified) runs through it.
+"""The training loop. Every objective (natural, adversarial, certified) runs through it, one model at a time.
+Its one sibling, training.stacked's loop, trains K models of one recipe as one batched computation: it must be a
+loop of its own because a step there is one forward and backward pass of all K (under vmap) with each model's own
+batches, learning rates and momentum, but it shares this loop's per-run bookkeeping (RunSession: folder, split,
+optimizer, log, checkpoints), its batches, augmentation, objectives and precision, and equals it to rounding.
 
 Randomness is derived from ``(seed, epoch)`` alone: data order, augmentation and any
 random start of an objective use a generator seeded per epoch, and the model's initial
@@ -7,9 +11,9 @@ the same weights, bit for bit on the CPU, as one that was never interrupted.
 
 Started by ``torchrun`` (``WORLD_SIZE`` > 1) the same loop trains data-parallel: every
 process draws the same global batch and the same random numbers, keeps its own shard of
-them (``train.distributed``), and DistributedDataParallel averages the gradients. Only
+them (``training.distributed``), and DistributedDataParallel averages the gradients. Only
 rank 0 writes the run folder. :class:`RunSession` is the per-run bookkeeping (folder,
-optimizer, checkpoint, log) that ``train.stacked`` shares when it trains K models at once.
+optimizer, checkpoint, log) that ``training.stacked`` shares when it trains K models at once.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ where training stands, for schedules such as an epsilon ramp), and returns the l
 example and the logits to score training accuracy on. The caller reduces the losses: the
 mean over the batch in one process, a shard's share of the global mean under data
 parallelism, and each model's own mean when K stacked models train at once
-(``train.stacked``). Adversarial and certified objectives compute their perturbed inputs or
+(``training.stacked``). Adversarial and certified objectives compute their perturbed inputs or
 bounds inside, and nothing else changes.
 """
 

@@ -7,7 +7,7 @@ under ``vmap``): one forward and one backward pass serve all K, so small models 
 Python and kernel-launch overhead K times. The objectives are the loop's own: they see one
 model on a batch of K x B rows, model k taking rows k*B to (k+1)*B.
 
-Everything else stays per model, exactly as ``train.loop`` does it one by one: the seed of
+Everything else stays per model, exactly as ``training.loop`` does it one by one: the seed of
 the initial weights, the per-epoch generator, data order, augmentation and random starts
 (drawn from model k's generator for its rows only), the learning rate, the momentum and the
 run folder with its log and checkpoints. The weights therefore equal those of one-by-one

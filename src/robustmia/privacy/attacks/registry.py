@@ -120,6 +120,7 @@ def check_references(attacks: list[str], references: int) -> None:
         raise ValueError(f"{', '.join(short)} need references >= {need}; use more references or another attack")
 
 
-def run_attack(name: str, inputs: AttackInputs, *, threshold: str = "oracle", per_class: bool = False) -> AttackScores:
-    """The scores of one attack on ``inputs`` (which hold no truth of the examples scored)."""
-    return attack_spec(name).run(inputs, AttackOptions(threshold, per_class))
+def run_attack(name: str, inputs: AttackInputs, *, selection: str = "oracle", per_class: bool = False) -> AttackScores:
+    """The scores of one attack on ``inputs`` (which hold no truth of the examples scored), its threshold to be picked by
+    ``selection`` (``oracle``: by the metrics, on the truth; ``shadow``: by the attack, on reference models)."""
+    return attack_spec(name).run(inputs, AttackOptions(selection, per_class))
