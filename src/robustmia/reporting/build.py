@@ -173,6 +173,11 @@ def load_study(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     results = _check_results(read_json(study / RESULTS_FILE, recover), study / RESULTS_FILE, recover)
     for r in results:
         r["audit"] = AuditResult.load(study / r["audit"], recover)
+        # a study written before the calibrated headline existed: its records get it from the audit's saved scores
+        made = {(a.attack, a.threshold_selection): a.metrics.calibrated for a in r["audit"].attacks}
+        for record in r["attacks"]:
+            if not record.get("calibrated") and made.get((record["attack"], record["threshold_selection"])):
+                record["calibrated"] = made[(record["attack"], record["threshold_selection"])]
     return spec if isinstance(spec, dict) else {}, results
 
 
