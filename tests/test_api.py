@@ -30,7 +30,8 @@ def test_train_evaluate_audit_and_save_through_the_api(tmp_path):
     confidence = result.get("confidence")
     assert confidence.to_dict()["roc_auc"] == pytest.approx(roc_auc_score(result.member, confidence.scores), abs=1e-12)
     assert result.get("adv-loss").to_dict()["perturbation"]["steps"] == 20
-    assert "confidence (oracle threshold)" in result.summary()
+    summary = result.summary()  # the CLI's table: the calibrated accuracy first (tests/privacy/test_summary.py compares them)
+    assert "accuracy (calibrated) [95% CI]" in summary.splitlines()[0] and "\nconfidence " in summary
     back = AuditResult.load(result.save(tmp_path / "saved"))
     assert back.records() == result.records()
     assert all(np.array_equal(a.scores, b.scores) for a, b in zip(back.attacks, result.attacks))

@@ -209,36 +209,12 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     Other options: those of ``robustmia attack`` (e.g. ``attacks="confidence,lira"``,
     ``references=16``, ``eval_size=600``) and, for external targets, :data:`EXTERNAL_KEYS`. Returns an
     AuditResult, also saved in the audit folder (a run's ``audit/``, or ``out/audit/``)."""
-    from robustmia.experiments.settings import AuditSettings
-    from robustmia.validation import check_device, validate
+    from robustmia.validation import check_device
 
     check_device(device)
     external = {k: options.pop(k) for k in EXTERNAL_KEYS if k in options}
     is_run = not _is_external(target, dataset, members, external)
-    supplied = list(external.get("reference_weights") or [])
-    if supplied and "references" not in options:
-        options["references"] = len(supplied)
-    if not is_run and "attacks" not in options and str(external.get("arch") or "").startswith("robustbench:"):
-        from robustmia.experiments.external import ZOO_ATTACKS, ZOO_REFERENCE_ATTACKS
-
-        options["attacks"] = list(ZOO_ATTACKS) + (list(ZOO_REFERENCE_ATTACKS) if external.get("reference_recipe") else [])
-    elif not is_run and "attacks" not in options and external.get("reference_recipe") is None and not supplied:
-        from robustmia.privacy.attacks import ATTACKS, default_attacks
-
-        options["attacks"] = [a for a in default_attacks() if not ATTACKS[a].references]  # no recipe, no reference models
-    settings = validate(AuditSettings, options, "audit settings")
-    if isinstance(external.get("reference_train"), (list, tuple)):  # KEY=VALUE pairs (the CLI's --reference-train)
-        from robustmia.validation import key_values
-
-        external["reference_train"] = key_values(list(external["reference_train"]), "--reference-train")
-    if external.get("reference_train") and external.get("reference_recipe") is None:
-        raise UserError("--reference-train sets the reference recipe's settings: name the recipe with --reference-recipe, or drop "
-                        "--reference-train (a run's references share its own recipe)")
-    if external.get("reference_recipe") is not None and not _needs_references(settings):
-        warn(f"--reference-recipe {external['reference_recipe']} is ignored: none of the attacks "
-             f"({', '.join(settings.attacks)}) needs reference models")
-        external.pop("reference_recipe")
-        external.pop("reference_train", None)
+    settings = _audit_settings(is_run, external, options)
     if is_run:
         from robustmia.training.run import Run
 
@@ -263,6 +239,39 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     audit_target = external_audit_target(ext, settings, folder, resolve_device(device), target)
     with _shown(progress) as shown:
         return Audit(audit_target, settings, device=device, progress=shown).run_attacks()
+
+
+def _audit_settings(is_run: bool, external: dict, options: dict) -> Any:
+    """The audit's settings from ``options`` (defaults that depend on the target filled in), with
+    ``external``'s reference options checked and normalised in place."""
+    from robustmia.experiments.settings import AuditSettings
+    from robustmia.validation import validate
+
+    supplied = list(external.get("reference_weights") or [])
+    if supplied and "references" not in options:
+        options["references"] = len(supplied)
+    if not is_run and "attacks" not in options and str(external.get("arch") or "").startswith("robustbench:"):
+        from robustmia.experiments.external import ZOO_ATTACKS, ZOO_REFERENCE_ATTACKS
+
+        options["attacks"] = list(ZOO_ATTACKS) + (list(ZOO_REFERENCE_ATTACKS) if external.get("reference_recipe") else [])
+    elif not is_run and "attacks" not in options and external.get("reference_recipe") is None and not supplied:
+        from robustmia.privacy.attacks import ATTACKS, default_attacks
+
+        options["attacks"] = [a for a in default_attacks() if not ATTACKS[a].references]  # no recipe, no reference models
+    settings = validate(AuditSettings, options, "audit settings")
+    if isinstance(external.get("reference_train"), (list, tuple)):  # KEY=VALUE pairs (the CLI's --reference-train)
+        from robustmia.validation import key_values
+
+        external["reference_train"] = key_values(list(external["reference_train"]), "--reference-train")
+    if external.get("reference_train") and external.get("reference_recipe") is None:
+        raise UserError("--reference-train sets the reference recipe's settings: name the recipe with --reference-recipe, or drop "
+                        "--reference-train (a run's references share its own recipe)")
+    if external.get("reference_recipe") is not None and not _needs_references(settings):
+        warn(f"--reference-recipe {external['reference_recipe']} is ignored: none of the attacks "
+             f"({', '.join(settings.attacks)}) needs reference models")
+        external.pop("reference_recipe")
+        external.pop("reference_train", None)
+    return settings
 
 
 def dp_audit(target: str | Path, *, attacks: Any = "confidence,loss", k: Any = None, confidence: float = 0.95, delta: Optional[float] = None,
@@ -331,6 +340,8 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
     from robustmia.experiments.spec import load_spec
     from robustmia.validation import check_device
 
+    if out is None:
+        raise UserError("name the study folder with --out (e.g. --out runs/mine), or pass --plan to see the study's cost only")
     check_device(device)
     path = _spec_path(spec, tiny, data_dir, allow_code)
     study, configs = load_spec(path, data_dir, list(allow_code or []))  # validated in full before anything heavy is imported

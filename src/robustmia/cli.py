@@ -6,11 +6,10 @@ interrupted command ends with exit code 130 and says how to resume.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import typer
 from typer._click import exceptions as click_exc
@@ -28,23 +27,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Train robust image classifiers and audit how much they leak about their training data.",
 )
-
-
-class Interrupted(Exception):
-    """Ctrl-C during long work: the message says how to continue."""
-
-
-@contextlib.contextmanager
-def _progress(show: bool, resume_hint: str) -> Iterator[Optional[console.ProgressBar]]:
-    """A progress bar (or none) for the block; Ctrl-C becomes :class:`Interrupted` with ``resume_hint``."""
-    bar = console.ProgressBar() if show else None
-    try:
-        yield bar
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; {resume_hint}") from None
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 @app.command()
@@ -115,7 +97,7 @@ def train(
     flags = {k: v for k, v in locals().items() if k not in ("out", "recipe", "config", "download", "resume", "device", "quiet", "as_json", "api", "set_")}
     cfg = api.train_config(out=out, resume=resume, recipe=recipe, config_file=config, pairs=set_ or [], **flags)
     lead = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
-    with _progress(lead and not quiet, f"continue with: robustmia train --out {out} --resume") as bar:
+    with console.progress(lead and not quiet, f"continue with: robustmia train --out {out} --resume") as bar:
         record = api.train(cfg, out, resume=resume, device=device, download=download, progress=bar)
     if as_json and lead:
         console.print_json(record)
@@ -187,7 +169,7 @@ def attack(
     from robustmia import api
 
     settings = {k: v for k, v in locals().items() if k not in ("run_dir", "device", "quiet", "as_json", "api") and v is not None}
-    with _progress(not (quiet or as_json), "run the same command again to continue") as bar:
+    with console.progress(not (quiet or as_json), "run the same command again to continue") as bar:
         result = api.audit(run_dir, device=device, progress=bar, **settings)
     for warning in result.about.get("warnings", []):
         typer.echo(f"robustmia: warning: {warning}", err=True)
@@ -202,7 +184,7 @@ def dp_audit(run_dir: Path = O.run, attacks: str = O.attacks, k: Optional[str] =
     """A valid epsilon lower bound from one training run (Steinke, Nasr & Jagielski 2023), for any recipe, DP or not."""
     from robustmia import api
 
-    with _progress(not (quiet or as_json), "run the same command again to continue") as bar:
+    with console.progress(not (quiet or as_json), "run the same command again to continue") as bar:
         result = api.dp_audit(run_dir, attacks=attacks, k=k, confidence=confidence, delta=delta, device=device, progress=bar,
                               bootstrap=bootstrap, **({"references": references} if references is not None else {}))
     records = [a.details["dp_audit"] | {"threshold_selection": a.threshold_selection} for a in result.attacks]
@@ -234,9 +216,7 @@ def _study(spec: Any, out: Path, quiet: bool, plan: bool = False, throughput: Op
         return
     if throughput is not None or as_json:
         raise UserError(f"{'--throughput' if throughput is not None else '--json'} goes with --plan; add --plan, or drop it")
-    if out is None:
-        raise UserError("name the study folder with --out (e.g. --out runs/mine), or pass --plan to see the study's cost only")
-    with _progress(not quiet, f"continue the study with --resume (--out {out})") as bar:
+    with console.progress(not quiet, f"continue the study with --resume (--out {out})") as bar:
         summary = api.run_study(spec, out, progress=bar, **options)
     if not quiet:
         for line in summary["findings"]:
@@ -251,8 +231,7 @@ def run_spec(
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
-    plan: bool = StudyOptions.plan, throughput: Optional[float] = StudyOptions.throughput,
-    as_json: bool = typer.Option(False, "--json", help="With --plan: print the plan as JSON."),
+    plan: bool = StudyOptions.plan, throughput: Optional[float] = StudyOptions.throughput, as_json: bool = StudyOptions.plan_json,
 ) -> None:
     """Run a study: train what is missing, evaluate, attack, and write the report (--plan: its cost first, and stop)."""
     _study(spec, out, quiet, plan, throughput, as_json, resume=resume, data_dir=data_dir, device=device, backend=backend,
@@ -268,8 +247,7 @@ def reproduce(
     resume: bool = StudyOptions.resume, data_dir: Optional[str] = StudyOptions.data_dir, device: str = StudyOptions.device,
     quiet: bool = StudyOptions.quiet, backend: str = StudyOptions.backend, address: Optional[str] = StudyOptions.address,
     workers: Optional[int] = StudyOptions.workers, threads: Optional[int] = StudyOptions.threads, allow_code: Optional[list[str]] = StudyOptions.allow_code,
-    plan: bool = StudyOptions.plan, throughput: Optional[float] = StudyOptions.throughput,
-    as_json: bool = typer.Option(False, "--json", help="With --plan: print the plan as JSON."),
+    plan: bool = StudyOptions.plan, throughput: Optional[float] = StudyOptions.throughput, as_json: bool = StudyOptions.plan_json,
 ) -> None:
     """Reproduce the paper's experiments from a named preset (quick: the whole paper on digits in minutes; --plan: its cost first, and stop)."""
     from robustmia.experiments.presets import list_presets as presets, preset_path
@@ -290,15 +268,6 @@ def report(study_dir: Path = typer.Argument(..., help="A study folder (`robustmi
     typer.echo(f"report: {study_dir / 'report' / 'report.html'} ({len(summary['tables'])} tables, {len(summary['figures'])} figure files)")
 
 
-MAX_LINE = 600  # characters of an error line: the first offending field and how to fix it come first, and fit
-
-
-def _line(message: str) -> str:
-    """An error as one line a person reads: new lines joined, and cut at MAX_LINE characters."""
-    text = " ".join(message.split())
-    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
-
-
 def main(argv: Optional[list[str]] = None) -> None:
     console.show_warnings()
     try:
@@ -307,7 +276,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         rc = app(args=argv, prog_name="robustmia", standalone_mode=False)
     except UserError as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 (all ranks hit the same error)
-            typer.echo(f"robustmia: error: {_line(str(e))}", err=True)
+            typer.echo(f"robustmia: error: {console.error_line(str(e))}", err=True)
         sys.exit(2)
     except click_exc.NoArgsIsHelpError as e:
         typer.echo(e.format_message(), err=True)
@@ -315,8 +284,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click_exc.ClickException as e:
         typer.echo(f"robustmia: error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(2)
-    except (KeyboardInterrupt, Interrupted) as e:
-        typer.echo(f"robustmia: {e if isinstance(e, Interrupted) else 'interrupted'}", err=True)
+    except (KeyboardInterrupt, console.Interrupted) as e:
+        typer.echo(f"robustmia: {e if isinstance(e, console.Interrupted) else 'interrupted'}", err=True)
         sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)
 

@@ -19,6 +19,7 @@ class StudyOptions:
     threads = typer.Option(None, "--threads", min=1, help="Torch threads per task (default 1 on a CPU; Ray: CPUs per task). Same --threads, same numbers on either backend (another CPU model may round differently).")
     tiny = typer.Option(False, "--tiny", help="Run the study's tiny twin: every target, method and attack at the smallest sizes, in minutes on a CPU (prove a GPU preset first).")
     plan = typer.Option(False, "--plan", help="Print what the study will cost (each target's FLOPs and the estimated time) and stop: nothing trains.")
+    plan_json = typer.Option(False, "--json", help="With --plan: print the plan as JSON.")
     throughput = typer.Option(None, "--throughput", help="With --plan: the device's TFLOP/s (default: one H200's measured 170 for a GPU study, 0.1 for 2 CPU cores).")
     allow_code = typer.Option(None, "--allow-code", help="A module whose entry points (arch: package.module:factory) the spec may run (repeatable); a spec runs no code otherwise.")
 

@@ -4,10 +4,28 @@ The only module besides cli.py that writes to the terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator, Optional
+
+
+class Interrupted(Exception):
+    """Ctrl-C during long work: the message says how to continue."""
+
+
+@contextlib.contextmanager
+def progress(show: bool, resume_hint: str) -> Iterator[Optional["ProgressBar"]]:
+    """A progress bar (or none) for the block; Ctrl-C becomes :class:`Interrupted` with ``resume_hint``."""
+    bar = ProgressBar() if show else None
+    try:
+        yield bar
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {resume_hint}") from None
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def print_json(obj: Any) -> None:
@@ -27,6 +45,15 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for r in rows:
         shown.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r])
     Console(width=None if sys.stdout.isatty() else 200).print(shown)
+
+
+MAX_LINE = 600  # characters of an error line: the first offending field and how to fix it come first, and fit
+
+
+def error_line(message: str) -> str:
+    """An error as one line a person reads: new lines joined, and cut at MAX_LINE characters."""
+    text = " ".join(message.split())
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
 
 
 def number(v: Any, fmt: str = ".4f") -> str:

@@ -109,7 +109,8 @@ def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path, every):
 
 def test_cifar10_subset_trains_from_the_cli(tmp_path, cifar_dir):
     run = tmp_path / "c"
-    r = cli("train", "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--model", "small-cnn", "--epochs", "1", "--out", str(run), "--quiet")
+    r = cli("train", "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--model", "small-cnn", "--epochs", "1", "--train-size", "10000",
+            "--out", str(run), "--quiet")
     assert r.returncode == 0, r.stderr
     res = json.loads(cli("evaluate", str(run), "--json").stdout)
     assert (res["n_train"], res["n_test"]) == (10_000, 10_000)

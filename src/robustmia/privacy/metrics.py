@@ -428,20 +428,27 @@ def evaluate_scores(
     result.calibrated = (calibrated(calibration[0], member, None, seed, calibration[1]) if calibration is not None else
                          calibrated(scores, member, threshold, seed))
     if n_bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        samples: dict[str, list[float]] = {k: [] for k in (*_CI_KEYS, *(f"tpr_at_fpr_{a}" for a in levels))}
-        n = len(scores)
-        for _ in range(n_bootstrap):
-            idx = rng.integers(0, n, n)
-            m = member[idx]
-            if m.all() or not m.any():
-                continue
-            b = _point_metrics(scores[idx], m, threshold, levels)
-            b["kl_divergence"] = kl_divergence(kl_values[idx][m], kl_values[idx][~m])
-            for k in _CI_KEYS:
-                samples[k].append(b[k])
-            for a in levels:
-                samples[f"tpr_at_fpr_{a}"].append(b["tpr_at_fpr"][str(a)])
-        result.ci95 = {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in samples.items() if v}
+        result.ci95 = _bootstrap_ci95(scores, member, kl_values, threshold, levels, n_bootstrap, seed)
         result.n_bootstrap = n_bootstrap
     return result
+
+
+def _bootstrap_ci95(scores: np.ndarray, member: np.ndarray, kl_values: np.ndarray, threshold: Optional[float],
+                    levels: Sequence[float], n_bootstrap: int, seed: int) -> dict[str, list[float]]:
+    """Percentile 95% intervals of the point metrics over ``n_bootstrap`` resamples of the examples
+    (a resample without both classes is skipped)."""
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {k: [] for k in (*_CI_KEYS, *(f"tpr_at_fpr_{a}" for a in levels))}
+    n = len(scores)
+    for _ in range(n_bootstrap):
+        idx = rng.integers(0, n, n)
+        m = member[idx]
+        if m.all() or not m.any():
+            continue
+        b = _point_metrics(scores[idx], m, threshold, levels)
+        b["kl_divergence"] = kl_divergence(kl_values[idx][m], kl_values[idx][~m])
+        for k in _CI_KEYS:
+            samples[k].append(b[k])
+        for a in levels:
+            samples[f"tpr_at_fpr_{a}"].append(b["tpr_at_fpr"][str(a)])
+    return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in samples.items() if v}
