@@ -84,7 +84,7 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
                    "every attack scored them, guessed 'member' for its k+ highest scores and 'non-member' for its k- lowest, and the "
                    "number of correct guesses gives an epsilon lower bound at the stated confidence, valid for one run (the (k+, k-) "
                    "were fixed in advance, or searched over a grid with the confidence split across it). Beside it, the f-DP bound: the "
-                   "largest Gaussian-DP mu the guesses reject (Mahloujifar et al. 2024), and its epsilon at the stated delta; the "
+                   "largest Gaussian-DP mu the guesses reject (Mahloujifar, Melis & Chaudhuri 2025), and its epsilon at the stated delta; the "
                    "headline takes the largest over the attacks with the confidence split across them.")
     return out
 
