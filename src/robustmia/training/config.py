@@ -67,7 +67,7 @@ class TrainConfig(BaseModel):
     # convex_dual: estimate the intermediate bounds with this many random Cauchy projections
     # (Wong et al. 2018 used 50 for their larger networks); None = exact
     projections: Optional[int] = Field(default=None, ge=2, le=100_000)
-    # GPU speed (see train/loop.py): bf16 autocast of the training step changes the arithmetic, so
+    # GPU speed (see training/loop.py): bf16 autocast of the training step changes the arithmetic, so
     # it is part of the recipe; channels_last and torch.compile only change how it is computed
     amp: Literal["off", "bf16"] = "off"
     channels_last: bool = False
