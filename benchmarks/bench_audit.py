@@ -33,12 +33,13 @@ from robustmia.data.datasets import dataset_info
 from robustmia.data.transforms import augment
 from robustmia.experiments.audit import Audit
 from robustmia.experiments.settings import AuditSettings
+from robustmia.experiments.targets import RunTarget
 from robustmia.seeding import epoch_generator, generator_draw
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
 from robustmia.training.methods import objective as method_objective
 from robustmia.training.objectives import StepContext
-from robustmia.training.run import Run, build_initial_model
+from robustmia.training.run import build_initial_model
 
 import options
 
@@ -80,7 +81,7 @@ def main() -> None:
                              epochs=args.epochs, eval_every=args.epochs, seed=0)
         train(target, folder / "target")
         settings = AuditSettings(attacks=["lira-fixed"], references=args.k, stack_references=1, eval_size=args.members, bootstrap=0)
-        audit = Audit(Run.open(folder / "target"), settings, device="cpu")
+        audit = Audit(RunTarget(folder / "target"), settings, device="cpu")
         jobs = [(audit._reference(j)[0], audit.candidates.subset(np.flatnonzero(audit.keep[j]))) for j in range(args.k)]
         warm = jobs[0][0].model_copy(update={"epochs": 1})
         bare(warm, jobs[0][1].images, jobs[0][1].labels)

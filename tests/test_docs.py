@@ -229,7 +229,7 @@ def test_no_dated_history_outside_the_changelog():
 
 
 def test_the_robustbench_page_lists_the_attacks_a_zoo_model_gets():
-    from robustmia.experiments.external import ZOO_ATTACKS, ZOO_REFERENCE_ATTACKS
+    from robustmia.models.robustbench import DEFAULT_ATTACKS as ZOO_ATTACKS, REFERENCE_ATTACKS as ZOO_REFERENCE_ATTACKS
 
     text = " ".join((REPO / "docs" / "tutorials" / "robustbench.md").read_text().split())
     sentence = text.split("a RobustBench model is audited with the attacks that need no retraining of its recipe:", 1)[1]

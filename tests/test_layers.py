@@ -73,3 +73,25 @@ def test_nothing_below_the_faces_prints_or_exits():
             if name in ("print", "sys.exit", "exit", "quit"):
                 wrong.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_no_code_outside_the_methods_package_asks_for_a_method_by_name():
+    """Each method owns its settings and checks (training/methods/): no other module compares a method with a method's
+    name. The report's paper rows (reporting/) are the exception: they are the paper's own natural and PGD models, found
+    by the names the paper gives them."""
+    import re
+
+    from robustmia.training.methods import METHODS
+
+    names = "|".join(re.escape(m) for m in METHODS)
+    compared = re.compile(rf"""(method|\bm)\W{{0,4}}\s*(==|!=|in|not in)\s*[(\[{{]?\s*["']({names})["']""")
+    found = []
+    for path in SRC.rglob("*.py"):
+        part = path.relative_to(SRC).as_posix()
+        if part.startswith(("training/methods/", "reporting/")):
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if compared.search(line):
+                found.append(f"{part}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)
+    assert compared.search('if config.method == "fgsm_rs":') and compared.search("m != 'trades'")  # the pattern finds the old code

@@ -107,98 +107,32 @@ EXTERNAL_KEYS = ("arch", "weights", "arch_args", "normalize", "data_dir", "membe
                  "trained_with", "reference_recipe", "reference_train", "reference_weights", "reference_keep", "nonmembers")
 
 
-def external_target(dataset: Optional[str] = None, members: Any = None, **options: Any):
-    """An ExternalTarget (experiments.external) from keyword options, validated in one line;
-    ``trained_with`` is ``METHOD`` or ``METHOD:EPS`` (e.g. ``pgd:8/255``), as the model's owner states it."""
-    from robustmia.experiments.external import ExternalTarget
-    from robustmia.validation import validate
-
-    given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None and v != []}
-    if given.get("reference_weights"):
-        given["reference_weights"] = [str(w) for w in given["reference_weights"]]
-    method, _, eps = str(given.pop("trained_with", "")).partition(":")
-    if method:
-        given["method"] = method
-    if eps:
-        given["eps"] = eps
-    if isinstance(given.get("arch_args"), str):
-        import json
-
-        try:
-            given["arch_args"] = json.loads(given["arch_args"])
-        except json.JSONDecodeError as e:
-            raise UserError(f"--arch-args is not JSON ({e.msg}); write e.g. '{{\"num_classes\": 10}}'") from None
-    if isinstance(members, Path):
-        members = str(members)
-    elif members is not None and not isinstance(members, (str, list)):
-        members = [int(i) for i in members]  # an array of indices
-    # an entry point passed here (a flag, a keyword of the Python API) is named as code by the user
-    return validate(ExternalTarget, {"dataset": dataset, "members": members, **given}, "external target").naming_code()
-
-
-def _external_folder(out: Optional[str | Path], target: Any, model: Any) -> Path:
-    """Where an external target's audit and PGD points are kept: ``out``, else runs/external-<sha12 of its weights>."""
-    from robustmia.io import check_out
-
-    if out is not None:
-        return check_out(out)
-    from robustmia.io import file_sha256 as sha256
-    from robustmia.models.inference import state_sha256
-
-    digest = sha256(target.weights_file()) if target.weights_file() is not None else state_sha256(model)
-    return Path("runs") / f"external-{digest[:12]}"
-
-
-def _is_external(target: Any, dataset: Any, members: Any, external: dict[str, Any]) -> bool:
-    """Whether the call names a model trained elsewhere (a model object, or its files and data),
-    rather than a run folder; a run folder and a model trained elsewhere at once is a mistake."""
-    named = dataset is not None or members is not None or any(external.get(k) is not None for k in ("arch", "weights", "members_dir"))
-    if isinstance(target, (str, Path)) and named:
-        raise UserError(f"give a run folder ({target}) or a model trained elsewhere (--arch, --weights, --dataset, --members), not both")
-    if target is None and not named:
-        raise UserError("name a run folder, or a model trained elsewhere with --arch, --weights, --dataset and --members")
-    return named or not isinstance(target, (str, Path))
-
-
 def evaluate(target: Any = None, dataset: Optional[str] = None, members: Any = None, *, eps: Any = None, attack_steps: int = 20,
              step_size: Any = None, restarts: int = 1, random_start: bool = True, autoattack: bool = False, bound: str = "crown",
              max_examples: Optional[int] = None, seed: int = 0, device: str = "auto", batch_size: int = 500,
              out: Optional[str | Path] = None, **external: Any) -> dict[str, Any]:
     """Clean, PGD (and AutoAttack, verified) accuracy of a run on its members and the test split, or
-    of a model trained elsewhere (an nn.Module, or ``arch=``/``weights=``: see :func:`external_target`)
+    of a model trained elsewhere (an nn.Module, or ``arch=``/``weights=``: see experiments.external.external_target)
     on its members and non-members. ``eps`` defaults to the (stated) training eps; ``bound="none"``
     skips verification."""
+    from robustmia.experiments.targets import resolve_target
     from robustmia.robust.bound_names import check_bound
     from robustmia.robust.perturbation import Perturbation
     from robustmia.validation import check_device
 
     check_bound(bound)
     check_device(device)
-    options = dict(steps=attack_steps, step_size=step_size, restarts=restarts, random_start=random_start, seed=seed, autoattack=autoattack)
-    if _is_external(target, dataset, members, external):
-        from robustmia.experiments.external import evaluate_external
-        from robustmia.models.inference import resolve_device
+    resolved = resolve_target(target, dataset, members, out=out, external=external)
+    resolved.check_idle()
+    for line in resolved.warnings():
+        warn(line)
+    perturbation = Perturbation.for_run(resolved.eps, eps, steps=attack_steps, step_size=step_size, restarts=restarts,
+                                        random_start=random_start, seed=seed, autoattack=autoattack)
+    from robustmia.models.inference import resolve_device
 
-        model = target
-        ext = external_target(dataset, members, **external)
-        ext.check_files()
-        perturbation = Perturbation.for_run(ext.eps, eps, **options)
-        return evaluate_external(ext, perturbation, bound=None if bound == "none" else bound, out=_external_folder(out, ext, model),
-                                 device=resolve_device(device), batch_size=batch_size, max_examples=max_examples, model=model)
-    from robustmia.training.run import Run
-
-    run = Run.open(target)
-    run.check_idle()
-    if run.progress_warning():
-        warn(run.progress_warning())
-    perturbation = Perturbation.for_run(run.config.eps, eps, **options)
-    from robustmia.robust.evaluate import evaluate_model
-
-    model = run.load_model(device)
-    members_set, test = run.data()
-    scores = evaluate_model(model, members_set, test, perturbation, num_classes=run.info.num_classes, batch_size=batch_size,
-                            max_examples=max_examples, bound=None if bound == "none" else bound, cache=run.path)
-    return {"run": str(target), "dataset": run.config.dataset, "model": run.config.model, "method": run.config.method, **scores}
+    scores = resolved.evaluate(perturbation, bound=None if bound == "none" else bound, device=resolve_device(device),
+                               batch_size=batch_size, max_examples=max_examples)
+    return {**resolved.describe(), **scores}
 
 
 def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None, *, device: str = "auto",
@@ -209,68 +143,49 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     Other options: those of ``robustmia attack`` (e.g. ``attacks="confidence,lira"``,
     ``references=16``, ``eval_size=600``) and, for external targets, :data:`EXTERNAL_KEYS`. Returns an
     AuditResult, also saved in the audit folder (a run's ``audit/``, or ``out/audit/``)."""
+    from robustmia.experiments.targets import resolve_target
     from robustmia.validation import check_device
 
     check_device(device)
     external = {k: options.pop(k) for k in EXTERNAL_KEYS if k in options}
-    is_run = not _is_external(target, dataset, members, external)
-    settings = _audit_settings(is_run, external, options)
-    if is_run:
-        from robustmia.training.run import Run
-
-        stray = sorted(k for k, v in external.items() if v not in (None, False, [], {}) and k not in ("reference_recipe", "reference_train"))
-        if stray:
-            raise UserError(f"--{stray[0].replace('_', '-')} describes a model trained elsewhere; {target} is a run folder, which "
-                            "knows its own model and data")
-        run = Run.open(target)  # a bad folder is refused before anything heavy is imported
-        run.check_idle()
-        from robustmia.experiments.audit import Audit, run_target
-
-        audit_target = run_target(run, settings, external.get("reference_recipe"), external.get("reference_train") or {})
-        with _shown(progress) as shown:
-            return Audit(audit_target, settings, device=device, progress=shown).run_attacks()
-    ext = external_target(dataset, members, **external)
-    ext.check_files()
-    folder = _external_folder(out, ext, target)
+    _reference_train(external)
+    resolved = resolve_target(target, dataset, members, out=out, external=external)
+    resolved.check_idle()
+    settings = _audit_settings(resolved, options)
     from robustmia.experiments.audit import Audit
-    from robustmia.experiments.external import external_audit_target
+    from robustmia.experiments.targets import audit_target
     from robustmia.models.inference import resolve_device
 
-    audit_target = external_audit_target(ext, settings, folder, resolve_device(device), target)
+    drawn = audit_target(resolved, settings, resolve_device(device))
     with _shown(progress) as shown:
-        return Audit(audit_target, settings, device=device, progress=shown).run_attacks()
+        return Audit(drawn, settings, device=device, progress=shown).run_attacks()
 
 
-def _audit_settings(is_run: bool, external: dict, options: dict) -> Any:
-    """The audit's settings from ``options`` (defaults that depend on the target filled in), with
-    ``external``'s reference options checked and normalised in place."""
-    from robustmia.experiments.settings import AuditSettings
-    from robustmia.validation import validate
-
-    supplied = list(external.get("reference_weights") or [])
-    if supplied and "references" not in options:
-        options["references"] = len(supplied)
-    if not is_run and "attacks" not in options and str(external.get("arch") or "").startswith("robustbench:"):
-        from robustmia.experiments.external import ZOO_ATTACKS, ZOO_REFERENCE_ATTACKS
-
-        options["attacks"] = list(ZOO_ATTACKS) + (list(ZOO_REFERENCE_ATTACKS) if external.get("reference_recipe") else [])
-    elif not is_run and "attacks" not in options and external.get("reference_recipe") is None and not supplied:
-        from robustmia.privacy.attacks import ATTACKS, default_attacks
-
-        options["attacks"] = [a for a in default_attacks() if not ATTACKS[a].references]  # no recipe, no reference models
-    settings = validate(AuditSettings, options, "audit settings")
-    if isinstance(external.get("reference_train"), (list, tuple)):  # KEY=VALUE pairs (the CLI's --reference-train)
+def _reference_train(external: dict) -> None:
+    """``reference_train`` as a dict (the CLI gives KEY=VALUE pairs), and only with the recipe it sets."""
+    if isinstance(external.get("reference_train"), (list, tuple)):
         from robustmia.validation import key_values
 
         external["reference_train"] = key_values(list(external["reference_train"]), "--reference-train")
     if external.get("reference_train") and external.get("reference_recipe") is None:
         raise UserError("--reference-train sets the reference recipe's settings: name the recipe with --reference-recipe, or drop "
                         "--reference-train (a run's references share its own recipe)")
-    if external.get("reference_recipe") is not None and not _needs_references(settings):
-        warn(f"--reference-recipe {external['reference_recipe']} is ignored: none of the attacks "
+
+
+def _audit_settings(target: Any, options: dict) -> Any:
+    """The audit's settings from ``options``, the defaults that depend on the target filled in (its kind's attacks);
+    a reference recipe that no attack needs is dropped with a warning."""
+    from robustmia.experiments.settings import AuditSettings
+    from robustmia.validation import validate
+
+    options = {**target.setting_defaults(), **options}
+    if "attacks" not in options and target.default_attacks() is not None:
+        options["attacks"] = target.default_attacks()
+    settings = validate(AuditSettings, options, "audit settings")
+    if target.reference_recipe is not None and not _needs_references(settings):
+        warn(f"--reference-recipe {target.reference_recipe} is ignored: none of the attacks "
              f"({', '.join(settings.attacks)}) needs reference models")
-        external.pop("reference_recipe")
-        external.pop("reference_train", None)
+        target.drop_reference_recipe()
     return settings
 
 
@@ -355,9 +270,9 @@ def run_study(spec: str | Path, out: str | Path, *, resume: bool = False, data_d
 
     check_out(out)
     from robustmia.experiments.backends import make_backend
-    from robustmia.experiments.runner import check_external_targets, run_study as run
+    from robustmia.experiments.runner import check_targets, run_study as run
 
-    check_external_targets(study, Path(out), device)
+    check_targets(study, configs, Path(out), device)
 
     with _shown(progress) as shown:
         tasks = make_backend(backend, address=address, workers=workers, threads=threads, device=device, progress=shown)

@@ -27,9 +27,9 @@ class StudyOptions:
 class ExternalOptions:
     """A model trained elsewhere, for `attack` and `evaluate` (robustmia.experiments.external)."""
 
-    arch = typer.Option(None, "--arch", help="A model trained elsewhere: a robustmia architecture, torchvision:NAME, timm:NAME, robustbench:NAME or package.module:factory.")
+    arch = typer.Option(None, "--arch", help="A model trained elsewhere: a robustmia architecture, torchvision:NAME, timm:NAME, robustbench:NAME, package.module:factory, or exported (--weights is a torch.export program).")
     arch_args = typer.Option(None, "--arch-args", help='JSON keyword arguments of the architecture, e.g. \'{"num_classes": 10}\'.')
-    weights = typer.Option(None, "--weights", help="Its weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True).")
+    weights = typer.Option(None, "--weights", help="Its weights: .safetensors, or a .pt/.pth state dict (read with weights_only=True); with --arch exported, a torch.export .pt2 file.")
     normalize = typer.Option(None, "--normalize", help="The normalisation it expects: MEAN/STD per channel (0.49,0.48,0.45/0.25,0.24,0.26) or none.")
     dataset = typer.Option(None, "--dataset", help="The dataset its examples come from (see `robustmia datasets`).")
     data_dir = typer.Option(None, "--data-dir", help="Where that dataset lies: its folder, or a folder of dataset folders.")

@@ -101,7 +101,7 @@ def test_the_audit_stacks_reference_models_and_stacking_does_not_change_the_atta
     from robustmia.experiments import audit as audit_module
     from robustmia.experiments.audit import Audit
     from robustmia.experiments.settings import AuditSettings
-    from robustmia.training.run import Run
+    from robustmia.experiments.targets import RunTarget
 
     r = cli("train", "--model", "digits-mlp", "--method", "pgd", "--eps", "0.1", "--attack-steps", "3", "--epochs", "3",
             "--train-size", "120", "--out", str(tmp_path / "stacked"), "--quiet")
@@ -113,7 +113,7 @@ def test_the_audit_stacks_reference_models_and_stacking_does_not_change_the_atta
     records = {}
     for name, size in (("stacked", 4), ("one-by-one", 1)):
         settings = AuditSettings(attacks=["lira", "lira-offline"], references=8, stack_references=size, bootstrap=0, eval_size=60)
-        records[name] = {x["attack"]: x for x in Audit(Run.open(tmp_path / name), settings, device="cpu").run_attacks().records()}
+        records[name] = {x["attack"]: x for x in Audit(RunTarget(tmp_path / name), settings, device="cpu").run_attacks().records()}
     assert stacks == [4, 4]  # 8 reference models in two stacks of 4; none stacked with --stack-references 1
     for attack in ("lira", "lira-offline"):
         assert records["stacked"][attack]["roc_auc"] == pytest.approx(records["one-by-one"][attack]["roc_auc"], abs=1e-3)

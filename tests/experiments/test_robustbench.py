@@ -63,7 +63,7 @@ def test_a_zoo_model_is_built_by_name_loaded_offline_evaluated_and_audited(zoo, 
 
 
 def test_the_default_attacks_of_a_zoo_model_need_no_retraining(zoo, tmp_path):
-    from robustmia.experiments.external import ZOO_ATTACKS
+    from robustmia.models.robustbench import DEFAULT_ATTACKS as ZOO_ATTACKS
 
     result = audit(None, "cifar10", "all", eval_size=8, attack_steps=1, bootstrap=0, permutations=0, boundary_bisections=1,
                    probe_steps=1, out=tmp_path / "a", **_options(zoo, ENTRIES[0]))

@@ -11,7 +11,7 @@ from robustmia.errors import UserError
 from robustmia.models import build_model
 from robustmia.models.convex import wong_cnn, wong_resnet
 from robustmia.models.layers import Normalize
-from robustmia.robust.bounds import METHODS, graph_margin_bounds, margin_bounds, margin_spec
+from robustmia.robust.bounds import BOUND_NAMES, graph_margin_bounds, margin_bounds, margin_spec
 from robustmia.robust.graph import to_graph
 from robustmia.robust.pgd import pgd
 
@@ -40,7 +40,7 @@ def test_bounds_are_sound_and_ordered(shape):
     x = torch.rand(6, 1, 8, 8, generator=g)
     y = torch.randint(0, 10, (6,), generator=g)
     eps = 0.03
-    bounds = {m: margin_bounds(model, x, y, eps, m).detach() for m in METHODS}
+    bounds = {m: margin_bounds(model, x, y, eps, m).detach() for m in BOUND_NAMES}
     # the worst point any attack finds, and many random points of the clipped ball
     x_adv = pgd(model, x, y, eps=eps, alpha=eps / 4, steps=20, restarts=3, generator=g)
     points = [x_adv] + [(x + (torch.rand(x.shape, generator=g) * 2 - 1) * eps).clamp(0, 1) for _ in range(200)]
@@ -49,7 +49,7 @@ def test_bounds_are_sound_and_ordered(shape):
         assert (b <= worst + 1e-5).all(), (m, (b - worst).max())
     assert (bounds["crown"] >= bounds["ibp"] - 1e-6).all()
     assert (bounds["wong-kolter"] > bounds["ibp"]).float().mean() > 0.5  # tighter than IBP on random nets
-    zero = {m: margin_bounds(model, x, y, 0.0, m).detach() for m in METHODS}
+    zero = {m: margin_bounds(model, x, y, 0.0, m).detach() for m in BOUND_NAMES}
     clean = _margins(model, x, y)
     for m, b in zero.items():
         assert torch.allclose(b, clean, atol=1e-5), m

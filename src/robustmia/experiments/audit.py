@@ -20,18 +20,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 import torch
 
-from robustmia.data.canaries import draw as draw_canaries
 from robustmia.data.catalog import dataset_info
-from robustmia.data.datasets import ImageSet, load_dataset
+from robustmia.data.datasets import ImageSet
 from robustmia.errors import UserError, warn
 from robustmia.io import atomic_write
 from robustmia.locks import folder_lock
-from robustmia.experiments.references import config_key, reference_config, reference_warning
 from robustmia.experiments.settings import AuditSettings
 from robustmia.privacy.attacks import ATTACKS, AttackInputs, needs_adversarial, needs_references
 from robustmia.privacy.attacks.registry import they_need
@@ -43,11 +41,13 @@ from robustmia.robust.evaluate import Perturbation
 from robustmia.training.checkpoint import MODEL_FILE, checkpoint_dir, read_meta, recover_group
 from robustmia.training.config import TrainConfig
 from robustmia.training.loop import train
-from robustmia.training.methods import DP
 from robustmia.models.inference import resolve_device
 from robustmia.seeding import derive_seed
-from robustmia.training.run import Run, load_trained_model, run_finished
+from robustmia.training.run import load_trained_model, run_finished
 from robustmia.training.stacked import stacking_pays, train_stacked
+
+if TYPE_CHECKING:
+    from robustmia.experiments.targets import Target
 
 def balanced_keep(k: int, n: int, seed: int) -> np.ndarray:
     """(k, n) bool: every column has exactly k/2 True, drawn at random."""
@@ -91,8 +91,8 @@ def reference_groups(settings: AuditSettings) -> list[list[int]]:
 
 @dataclass
 class AuditTarget:
-    """What an audit reads of its target, wherever the target came from (a run robustmia trained:
-    :func:`run_target`; a model trained elsewhere: experiments.external).
+    """What an audit reads of its target, whatever its kind (experiments.targets.audit_target draws it; a one-run DP
+    audit's canaries: experiments.dp_audit.canary_target).
 
     ``candidates``/``member``: the evaluation set and its truth; ``population``: examples no
     model trained on (RMIA's z); ``folder``: where the audit caches its signals, reference
@@ -122,53 +122,6 @@ class AuditTarget:
     reference_fill: Optional[ImageSet] = None  # unscored examples every reference model trains on too, to the target's size
 
 
-def run_target(run: Run, settings: AuditSettings, reference_recipe: Optional[str] = None,
-               reference_train: Optional[dict[str, Any]] = None) -> AuditTarget:
-    """The audit of a run: ``eval_size`` members and as many non-members (balanced, seeded), and a
-    population from the pool of both splits and the spare non-members. Its reference models share its
-    recipe, unless ``reference_recipe`` (with ``reference_train`` over it) names another: then the audit
-    warns how it differs (experiments.references)."""
-    train_set, test_set = load_dataset(run.config.dataset, run.config.data_dir)
-    split = run.split
-    rng = np.random.default_rng(derive_seed(settings.seed, 1))
-    n = min(len(split.members), len(split.nonmembers), settings.eval_size or len(split.members))
-    if settings.eval_size is not None and settings.eval_size > n:
-        warn(f"--eval-size {settings.eval_size} is more than the run has ({len(split.members)} members, {len(split.nonmembers)} "
-             f"non-members): the audit scores {n} of each")
-    mem_idx = np.sort(rng.permutation(split.members)[:n])
-    non_perm = rng.permutation(split.nonmembers)
-    non_idx = np.sort(non_perm[:n])
-    pool_train = split.pool_train
-    if run.config.canaries is not None:  # a one-run DP audit's candidates are no one's population and no reference's fill
-        candidates, _ = draw_canaries(run.config.canaries, train_set, split.pool_train, run.info.num_classes, run.config.seed)
-        pool_train = np.setdiff1d(pool_train, candidates.ids.numpy())
-    population = ImageSet.concat(train_set.subset(pool_train), test_set.subset(np.r_[split.pool_test, non_perm[n:]].astype(np.int64)))
-    order = rng.permutation(len(population))
-    drawn = population_size(settings)
-    take = np.sort(order[:drawn])
-    fill = population.subset(np.sort(order[drawn: drawn + len(split.members) - n]))
-    recipe, key, about = run.config, "", {"run": str(run.path), **({"checkpoint": run.trained} if run.trained else {})}
-    about.update(reference_sizes(settings, n, len(fill), len(split.members)))
-    if run.progress_warning():
-        about["warnings"] = [*about.get("warnings", []), run.progress_warning()]
-    if reference_recipe is not None:
-        recipe = reference_config(reference_recipe, reference_train or {}, run.config.dataset, run.config.data_dir)
-        key = config_key(recipe)
-        about["references"] = {"recipe": reference_recipe, "config": recipe.model_dump(mode="json")}
-        warning = reference_warning(reference_recipe, recipe, run.config.model, run.config.method, run.config.eps)
-        if warning is not None:
-            about["warnings"] = [*about.get("warnings", []), warning]
-    return AuditTarget(
-        folder=run.path / "audit" / f"n{n}-seed{settings.seed}", points=run.path, load_model=run.load_model,
-        candidates=ImageSet.concat(train_set.subset(mem_idx), test_set.subset(non_idx)), member=np.r_[np.ones(n, bool), np.zeros(n, bool)],
-        population=population.subset(take) if len(take) else None, eps=run.config.eps, recipe=recipe, reference_key=key,
-        reference_fill=fill if len(fill) else None,
-        eval_batch_size=run.config.eval_batch_size, about=about, model_key=checkpoint_key(run.path),
-        dp_delta=run.config.dp_delta if run.config.method in DP else None,
-        shortfall=f"pass --eval-size below {n} (spare non-members become population), or train the target with a smaller --train-size",
-    )
-
-
 def population_size(settings: AuditSettings) -> int:
     """How many population examples (RMIA's z, QMIA's training data) the audit draws: none when no attack reads them."""
     return settings.population if any(ATTACKS[a].population for a in settings.attacks) else 0
@@ -196,10 +149,13 @@ def checkpoint_key(run_dir: Path) -> str:
 
 
 class Audit:
-    def __init__(self, target: Run | AuditTarget, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None):
-        self.target = run_target(target, settings) if isinstance(target, Run) else target
+    def __init__(self, target: "Target | AuditTarget", settings: AuditSettings, *, device: str | torch.device = "auto",
+                 progress: Optional[Progress] = None):
+        from robustmia.experiments.targets import Target, audit_target
+
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.target = audit_target(target, settings, self.device) if isinstance(target, Target) else target
         self.settings, self.progress = settings, progress
-        self.device = resolve_device(device)
         self.perturbation = None
         if any(needs_adversarial(a) for a in settings.attacks):
             self.perturbation = Perturbation.for_run(self.target.eps, settings.eps, steps=settings.attack_steps,
@@ -438,7 +394,3 @@ class Audit:
         result.add_exposure(self.candidates.images.numpy())
         result.save(self.folder, merge=True)  # the folder keeps earlier audits' other attacks; this call returns its own
         return result
-
-
-def audit_run(run: Run, settings: AuditSettings, *, device: str = "auto", progress: Optional[Progress] = None) -> AuditResult:
-    return Audit(run, settings, device=device, progress=progress).run_attacks()

@@ -3,8 +3,8 @@ it saw, and who its members were.
 
 :class:`ExternalTarget` is the description (validated without numerical libraries: the CLI's
 flags, a study spec's ``external`` block and the Python API all build one);
-:func:`external_audit_target` turns it into what an audit reads (experiments.audit.AuditTarget),
-checking everything before anything is written.
+:class:`ExternalModel` is it as a kind of target (experiments.targets): what an evaluation and an audit read,
+checked in full before anything is written.
 
 Membership ground truth, one of:
 
@@ -34,6 +34,7 @@ that order: members by ascending index, then non-members) each one trained on.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -44,15 +45,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from robustmia.epsilon import Epsilon
 from robustmia.errors import UserError
+from robustmia.experiments.targets import Examples, Target
+from robustmia.models.robustbench import LINF_EPS, zoo_name
 from robustmia.training.methods import METHODS
 
 
-# the attacks a RobustBench model gets unless told: none retrains its recipe (nobody can repeat a 50M-image one):
-# the paper's thresholds on benign and PGD inputs, reference-free QMIA, label-only and white-box gradient norms;
-# LiRA and RMIA join them when a (fast) reference recipe is given, with the warning that says how it differs
-ZOO_ATTACKS = ("confidence", "loss", "entropy", "modified-entropy", "adv-confidence", "loss-increase", "qmia", "label-boundary",
-               "grad-norm", "input-grad-norm")
-ZOO_REFERENCE_ATTACKS = ("lira", "rmia")
 ALL_MEMBERS = "all"  # members: the whole train split (the setting of every RobustBench entry and of the paper)
 MIN_STD, MAX_STD = 1e-3, 1e3  # the normalisation stds robustmia accepts: pixels are in [0, 1]
 
@@ -127,9 +124,8 @@ class ExternalTarget(BaseModel):
     @classmethod
     def _zoo_eps(cls, data: Any) -> Any:
         """A RobustBench L-infinity model is attacked at the leaderboard's 8/255 unless its training eps is stated."""
-        if isinstance(data, dict) and str(data.get("arch") or "").startswith("robustbench:") and not data.get("eps") \
-                and data.get("threat_model", "Linf") == "Linf":
-            return {**data, "eps": 8 / 255}
+        if isinstance(data, dict) and zoo_name(data.get("arch")) and not data.get("eps") and data.get("threat_model", "Linf") == "Linf":
+            return {**data, "eps": LINF_EPS}
         return data
 
     @field_validator("normalize", mode="before")
@@ -171,8 +167,7 @@ class ExternalTarget(BaseModel):
     @property
     def zoo(self) -> Optional[str]:
         """The RobustBench name of ``arch: robustbench:NAME``, else None."""
-        kind, _, name = (self.arch or "").partition(":")
-        return name if kind == "robustbench" and name else None
+        return zoo_name(self.arch)
 
     def weights_file(self) -> Optional[Path]:
         """The weights: the given file, or for a RobustBench model its checkpoint in RobustBench's layout."""
@@ -346,128 +341,179 @@ class ExternalData:
                                        f"the other {len(rest)} examples of {target.dataset}, which the model never saw")}
 
 
-def load_target_model(target: ExternalTarget, info: Any, device: Any, model: Any = None):
-    """The target in eval mode: built from its files, or ``model`` (an nn.Module) behind its normalisation."""
-    from robustmia.models.external import load_external_model, wrap_model
+def external_target(dataset: Optional[str] = None, members: Any = None, **options: Any):
+    """An ExternalTarget from keyword options, validated in one line;
+    ``trained_with`` is ``METHOD`` or ``METHOD:EPS`` (e.g. ``pgd:8/255``), as the model's owner states it."""
+    from robustmia.validation import validate
 
-    if model is not None:
-        return wrap_model(model, info, target.normalize, "the model", device)
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None and v != []}
+    if given.get("reference_weights"):
+        given["reference_weights"] = [str(w) for w in given["reference_weights"]]
+    method, _, eps = str(given.pop("trained_with", "")).partition(":")
+    if method:
+        given["method"] = method
+    if eps:
+        given["eps"] = eps
+    if isinstance(given.get("arch_args"), str):
+        import json
 
-    return load_external_model(target.arch, target.weights_file(), info, normalize=target.normalize, arch_args=target.arch_args,
-                               device=device, code_named=target._code_named, threat_model=target.threat_model)
-
-
-def provenance(target: ExternalTarget, data: ExternalData, model: Any = None) -> dict[str, Any]:
-    """Where the target came from: architecture, weights and their SHA-256 (of the file, or of an
-    in-memory model's tensors), normalisation, dataset, and where members and non-members came from."""
-    from robustmia.io import file_sha256 as sha256
-    from robustmia.models.inference import state_sha256
-
-    if target.weights_file() is not None:
-        weights, digest = str(target.weights_file()), sha256(target.weights_file())
-    else:
-        weights, digest = "an in-memory torch.nn.Module", state_sha256(model)
-    normalize = None if target.normalize is None else {"mean": target.normalize[0], "std": target.normalize[1]}
-    zoo = {}
-    if target.zoo is not None:
-        normalize = "the zoo model's own (RobustBench models embed their normalisation; robustmia adds none)"
-        zoo = {"robustbench": {"name": target.zoo, "threat_model": target.threat_model, **target.leaderboard}}
-    return {"arch": target.arch or type(model).__name__, "arch_args": target.arch_args, "weights": weights, "weights_sha256": digest,
-            "normalize": normalize, "dataset": data.info.name, "trained_with": {"method": target.method, "eps": target.eps},
-            **data.sources, **zoo}
+        try:
+            given["arch_args"] = json.loads(given["arch_args"])
+        except json.JSONDecodeError as e:
+            raise UserError(f"--arch-args is not JSON ({e.msg}); write e.g. '{{\"num_classes\": 10}}'") from None
+    if isinstance(members, Path):
+        members = str(members)
+    elif members is not None and not isinstance(members, (str, list)):
+        members = [int(i) for i in members]  # an array of indices
+    # an entry point passed here (a flag, a keyword of the Python API) is named as code by the user
+    return validate(ExternalTarget, {"dataset": dataset, "members": members, **given}, "external target").naming_code()
 
 
-def external_audit_target(target: ExternalTarget, settings: Any, out: Path, device: Any, model: Any = None):
-    """What an audit reads of an external target (experiments.audit.AuditTarget), everything
-    checked (files, model, weights, normalisation, indices) before anything is written."""
-    import numpy as np
+class ExternalModel(Target):
+    """A model trained elsewhere as a kind of target (experiments.targets): its description (``spec``), the folder
+    its evaluations, PGD points and audits are kept in, and (the Python API) the nn.Module itself. Its examples,
+    model and supplied reference models are read once, on first use, all checked before anything is written."""
 
-    from robustmia.data.datasets import ImageSet
-    from robustmia.experiments.audit import AuditTarget, population_size, reference_sizes
-    from robustmia.experiments.references import config_key, reference_config, reference_warning
-    from robustmia.io import file_sha256 as sha256
-    from robustmia.seeding import derive_seed
+    def __init__(self, spec: ExternalTarget, folder: Path, model: Any = None):
+        self.spec, self.folder, self.model = spec, Path(folder), model
+        self.reference_recipe, self.reference_train = spec.reference_recipe, dict(spec.reference_train)
+        self.eps = spec.eps
+        self._loaded: dict[str, Any] = {}
 
-    target.check_files()
-    data = ExternalData(target)
-    net = load_target_model(target, data.info, device, model)
-    recipe = (reference_config(target.reference_recipe, target.reference_train, target.dataset, target.data_dir)
-              if target.reference_recipe is not None else None)
-    rng = np.random.default_rng(derive_seed(settings.seed, 1))
-    n_mem = min(len(data.members), settings.eval_size or len(data.members))
-    n_non = min(len(data.nonmembers), settings.eval_size or len(data.nonmembers))
-    if settings.eval_size is not None and settings.eval_size > min(len(data.members), len(data.nonmembers)):
-        from robustmia.errors import warn
+    @classmethod
+    def build(cls, dataset: Optional[str] = None, members: Any = None, *, model: Any = None, out: Any = None,
+              **options: Any) -> "ExternalModel":
+        """From keyword options (the API's and the CLI's; see :func:`external_target`), kept in ``out``, else in
+        ``runs/external-<SHA-256 of its weights, first 12>``."""
+        from robustmia.io import check_out
 
-        warn(f"--eval-size {settings.eval_size} is more than the model's {len(data.members)} members or {len(data.nonmembers)} "
-             f"non-members: the audit scores {n_mem} members and {n_non} non-members")
-    mem_idx = np.sort(rng.permutation(len(data.members))[:n_mem])
-    non_perm = rng.permutation(len(data.nonmembers))
-    parts = [data.nonmembers.subset(non_perm[n_non:])] + ([data.spare] if data.spare is not None else [])
-    pool = ImageSet.concat(*parts)
-    order = rng.permutation(len(pool))
-    drawn = population_size(settings)
-    take = np.sort(order[:drawn])
-    # each reference model: half the evaluated examples, filled with unscored pool examples to the target's member count
-    fill = pool.subset(np.sort(order[drawn: drawn + max(0, len(data.members) - (n_mem + n_non) // 2)]))
-    supplied, supplied_keep = _supplied_references(target, data, np.r_[mem_idx, len(data.members) + np.sort(non_perm[:n_non])], device)
-    about = {"external": provenance(target, data, model)}
-    about["external"]["population"] = f"{len(take)} examples the model never saw (non-members beyond the evaluation set)"
-    if recipe is not None:
-        about.update(reference_sizes(settings, (n_mem + n_non) // 2, len(fill), len(data.members)))
-    if supplied is not None:
-        about["references"] = {"supplied": [{"weights": w, "weights_sha256": sha256(Path(w))} for w in target.reference_weights],
-                               "keep": target.reference_keep}
-    if recipe is not None:
-        about["references"] = {"recipe": target.reference_recipe, "config": recipe.model_dump(mode="json")}
-        warning = reference_warning(target.reference_recipe, recipe, target.arch, target.method, target.eps)
-        if warning is not None:
-            about["warnings"] = [*about.get("warnings", []), warning]
-    return AuditTarget(
-        folder=out / "audit" / f"n{n_mem}+{n_non}-seed{settings.seed}", points=out, load_model=lambda device: net,
-        candidates=ImageSet.concat(data.members.subset(mem_idx), data.nonmembers.subset(np.sort(non_perm[:n_non]))),
-        member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
-        eps=target.eps, recipe=recipe, shortfall="pass a smaller --eval-size (spare non-members become population)", about=about,
-        supplied=supplied, supplied_keep=supplied_keep, model_key=about["external"]["weights_sha256"][:12],
-        reference_key=config_key(recipe) if recipe is not None else "", reference_fill=fill if len(fill) and recipe is not None else None,
-    )
+        spec = external_target(dataset, members, **options)
+        spec.check_files()
+        if out is not None:
+            return cls.of(spec, check_out(out), model)
+        from robustmia.io import file_sha256
+        from robustmia.models.inference import state_sha256
 
+        digest = file_sha256(spec.weights_file()) if spec.weights_file() is not None else state_sha256(model)
+        return cls.of(spec, Path("runs") / f"external-{digest[:12]}", model)
 
-def _supplied_references(target: ExternalTarget, data: ExternalData, columns: Any, device: Any) -> tuple[Optional[list], Any]:
-    """Loaders of the user's reference models (built and checked now) and their keep masks on the
-    evaluation set (``columns``: its examples' positions among all members, then all non-members)."""
-    import numpy as np
+    @staticmethod
+    def of(spec: ExternalTarget, folder: Path, model: Any = None) -> "ExternalModel":
+        """The target ``spec`` describes, of the kind its ``arch`` names (experiments.targets.ARCH_KINDS), else this one."""
+        from robustmia.experiments.targets import ARCH_KINDS
 
-    if not target.reference_weights:
-        return None, None
-    from robustmia.models.external import load_external_model
+        if spec.arch in ARCH_KINDS:
+            import importlib
 
-    n = len(data.members) + len(data.nonmembers)
-    from robustmia.io import read_npz
+            module, _, name = ARCH_KINDS[spec.arch].partition(":")
+            return getattr(importlib.import_module(module), name)(spec, folder, model)
+        return ExternalModel(spec, folder, model)
 
-    arrays = read_npz(target.reference_keep, "the keep masks", "save keep=(K, N) booleans with numpy.savez")
-    if "keep" not in arrays:
-        raise UserError(f"{target.reference_keep} holds no array keep; save keep=(K, N) booleans with numpy.savez")
-    keep = np.asarray(arrays["keep"])
-    if keep.shape != (len(target.reference_weights), n) or not np.isin(keep, (0, 1)).all():
-        raise UserError(f"{target.reference_keep}: keep must be (K, N) booleans, K = {len(target.reference_weights)} reference models and "
-                        f"N = {len(data.members)} members + {len(data.nonmembers)} non-members (in that order), got {keep.shape}")
-    models = [load_external_model(target.arch, Path(w), data.info, normalize=target.normalize, arch_args=target.arch_args, device=device,
-                                  code_named=target._code_named, threat_model=target.threat_model) for w in target.reference_weights]
-    return [lambda device, m=m: m for m in models], keep.astype(bool)[:, columns]
+    def examples(self) -> Examples:
+        if "data" not in self._loaded:
+            self._loaded["data"] = ExternalData(self.spec)
+        data = self._loaded["data"]
+        return Examples(data.members, data.nonmembers, data.spare, data.info, data.sources)
 
+    def check(self, device: Any) -> None:
+        self.spec.check_files()
+        self.load_model(device)
 
-def evaluate_external(target: ExternalTarget, perturbation: Any, *, bound: Optional[str], out: Optional[Path], device: Any,
-                      batch_size: int = 500, max_examples: Optional[int] = None, model: Any = None) -> dict[str, Any]:
-    """Clean, PGD (AutoAttack, verified) accuracy of an external target on its members (the
-    ``train`` columns) and its non-members (the ``test`` columns)."""
-    from robustmia.robust.evaluate import evaluate_model
+    def load_model(self, device: Any) -> Any:
+        """Built once from its files (or ``model`` behind its normalisation), in eval mode."""
+        if "model" not in self._loaded:
+            from robustmia.models.external import wrap_model
 
-    target.check_files()
-    data = ExternalData(target)
-    net = load_target_model(target, data.info, device, model)
-    result = evaluate_model(net, data.members, data.nonmembers, perturbation, num_classes=data.info.num_classes,
-                            batch_size=batch_size, bound=bound, cache=out, max_examples=max_examples)
-    about = provenance(target, data, model)
-    return {"target": about, "dataset": data.info.name, "model": about["arch"],
-            "method": target.method or "external", **result}
+            info = self.examples().info
+            self._loaded["model"] = (wrap_model(self.model, info, self.spec.normalize, "the model", device) if self.model is not None
+                                     else self._build(self.spec.weights_file(), device))
+        return self._loaded["model"]
+
+    def _build(self, weights: Path, device: Any) -> Any:
+        """Its architecture with ``weights`` (its own, or a supplied reference model's), in eval mode."""
+        from robustmia.models.external import load_external_model
+
+        t = self.spec
+        args = {**t.arch_args, "threat_model": t.threat_model} if t.zoo is not None else t.arch_args
+        return load_external_model(t.arch, weights, self.examples().info, normalize=t.normalize, arch_args=args, device=device,
+                                   code_named=t._code_named)
+
+    def stated(self) -> tuple[Optional[str], Optional[str]]:
+        return self.spec.arch, self.spec.method
+
+    def dataset(self) -> tuple[Optional[str], Optional[str]]:
+        return self.spec.dataset, self.spec.data_dir
+
+    def default_attacks(self) -> Optional[list[str]]:
+        if self.spec.zoo is not None:
+            from robustmia.models.robustbench import DEFAULT_ATTACKS, REFERENCE_ATTACKS
+
+            return list(DEFAULT_ATTACKS) + (list(REFERENCE_ATTACKS) if self.reference_recipe else [])
+        return super().default_attacks()
+
+    def setting_defaults(self) -> dict[str, Any]:
+        return {"references": len(self.spec.reference_weights)} if self.spec.reference_weights else {}
+
+    def can_train_references(self) -> bool:
+        return super().can_train_references() or bool(self.spec.reference_weights)
+
+    def provenance(self) -> dict[str, Any]:
+        """Architecture, weights and their SHA-256 (of the file, or of an in-memory model's tensors), normalisation,
+        dataset, and where members and non-members came from."""
+        if "about" in self._loaded:
+            return copy.deepcopy(self._loaded["about"])
+        from robustmia.io import file_sha256
+        from robustmia.models.inference import state_sha256
+
+        t = self.spec
+        if t.weights_file() is not None:
+            weights, digest = str(t.weights_file()), file_sha256(t.weights_file())
+        else:
+            weights, digest = "an in-memory torch.nn.Module", state_sha256(self.model)
+        normalize = None if t.normalize is None else {"mean": t.normalize[0], "std": t.normalize[1]}
+        zoo = {}
+        if t.zoo is not None:
+            normalize = "the zoo model's own (RobustBench models embed their normalisation; robustmia adds none)"
+            zoo = {"robustbench": {"name": t.zoo, "threat_model": t.threat_model, **t.leaderboard}}
+        data = self.examples()
+        self._loaded["about"] = {"external": {"arch": t.arch or type(self.model).__name__, "arch_args": t.arch_args, "weights": weights,
+                                              "weights_sha256": digest, "normalize": normalize, "dataset": data.info.name,
+                                              "trained_with": {"method": t.method, "eps": t.eps}, **(data.sources or {}), **zoo}}
+        return copy.deepcopy(self._loaded["about"])
+
+    def model_key(self) -> str:
+        return self.provenance()["external"]["weights_sha256"][:12]
+
+    def describe(self) -> dict[str, Any]:
+        about = self.provenance()["external"]
+        return {"target": about, "dataset": about["dataset"], "model": about["arch"], "method": self.spec.method or "external"}
+
+    def config_row(self) -> dict[str, Any]:
+        return {"dataset": self.examples().info.name, "model": self.spec.arch, "method": self.spec.method or "external",
+                "eps": self.spec.eps, "external": True}
+
+    def evaluation_identity(self) -> list[Any]:
+        return [self.spec.model_dump(mode="json")]
+
+    def supplied_references(self, columns: Any, device: Any) -> tuple[Optional[list], Any, Optional[dict[str, Any]]]:
+        """The user's reference models (built and checked now) and their keep masks on the evaluation set."""
+        import numpy as np
+
+        t = self.spec
+        if not t.reference_weights:
+            return None, None, None
+        from robustmia.io import file_sha256, read_npz
+
+        data = self.examples()
+        n = len(data.members) + len(data.nonmembers)
+        arrays = read_npz(t.reference_keep, "the keep masks", "save keep=(K, N) booleans with numpy.savez")
+        if "keep" not in arrays:
+            raise UserError(f"{t.reference_keep} holds no array keep; save keep=(K, N) booleans with numpy.savez")
+        keep = np.asarray(arrays["keep"])
+        if keep.shape != (len(t.reference_weights), n) or not np.isin(keep, (0, 1)).all():
+            raise UserError(f"{t.reference_keep}: keep must be (K, N) booleans, K = {len(t.reference_weights)} reference models and "
+                            f"N = {len(data.members)} members + {len(data.nonmembers)} non-members (in that order), got {keep.shape}")
+        models = [self._build(Path(w), device) for w in t.reference_weights]
+        about = {"supplied": [{"weights": w, "weights_sha256": file_sha256(Path(w))} for w in t.reference_weights],
+                 "keep": t.reference_keep}
+        return [lambda device, m=m: m for m in models], keep.astype(bool)[:, columns], about

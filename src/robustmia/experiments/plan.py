@@ -28,6 +28,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 GPU_TFLOPS = 170.0  # one NVIDIA H200, bf16 and channels-last (see the module docstring)
@@ -169,7 +170,7 @@ def plan_study(spec: Any, configs: dict[str, Any], tflops: Optional[float] = Non
     """The cost of every target of ``spec`` (a StudySpec and its validated TrainConfigs) at ``tflops`` (default:
     the stated GPU or CPU throughput, by ``gpu``)."""
     from robustmia.experiments.audit import reference_groups
-    from robustmia.experiments.runner import _target_settings, run_hash
+    from robustmia.experiments.runner import _audit_settings, run_hash, study_target
     from robustmia.privacy.attacks import ATTACKS, needs_references
 
     trained, referenced, targets = set(), set(), []
@@ -181,7 +182,7 @@ def plan_study(spec: Any, configs: dict[str, Any], tflops: Optional[float] = Non
         members = config.train_size or n_train
         epochs = _epochs(config, members)
         forward, step = step_flops(config)
-        settings = _target_settings(spec, target, config)
+        settings = _audit_settings(spec, target, study_target(target, configs, Path(".")))
         cost = TargetCost(target.name, config.model, config.method, members, round(epochs, 2), forward, step)
         run = run_hash(config)
         cost.parts["training"] = 0.0 if run in trained else step * members * epochs

@@ -49,6 +49,8 @@ def check_reference(config: Any, where: str) -> None:
 def reference_warning(recipe_name: str, recipe: Any, arch: Optional[str], method: Optional[str], eps: float) -> Optional[str]:
     """Why the references may not share the target's recipe (its architecture ``arch``, its stated ``method``
     and ``eps``), or None when they do as far as stated."""
+    from robustmia.training.methods import uses_eps
+
     differences = []
     if arch is None:
         differences.append(f"architecture {recipe.model} vs the target's own network, given as a model object, which robustmia "
@@ -57,7 +59,7 @@ def reference_warning(recipe_name: str, recipe: Any, arch: Optional[str], method
         differences.append(f"architecture {recipe.model} vs the target's {arch}")
     if method is None:
         differences.append("the target's training method is not stated (trained_with), so it could not be compared")
-    elif recipe.method != method or (recipe.method != "natural" and abs(recipe.eps - eps) > 1e-9):
+    elif recipe.method != method or (uses_eps(recipe.method) and abs(recipe.eps - eps) > 1e-9):
         # a natural recipe's eps only names its robust twin's evaluation: it does not change training
         differences.append(f"method {recipe.method} at eps {recipe.eps:.4g} vs the target's {method} at eps {eps:.4g}")
     if not differences:

@@ -35,8 +35,8 @@ from robustmia.errors import UserError
 from robustmia.experiments.audit import Audit, reference_groups
 from robustmia.experiments.backends import LocalBackend
 from robustmia.experiments.settings import AuditSettings
+from robustmia.experiments.targets import RunTarget, Target
 from robustmia.models.inference import device_name, resolve_device
-from robustmia.models.names import CERTIFIABLE
 from robustmia.privacy.attacks import ATTACKS, needs_adversarial
 from robustmia.experiments.spec import EvaluationSpec, StudySpec
 from robustmia.io import read_jsonl, write_json
@@ -47,9 +47,7 @@ from robustmia.privacy.results import AuditResult
 from robustmia.progress import Progress
 from robustmia.robust.evaluate import Perturbation, evaluate_model
 from robustmia.training.config import TrainConfig
-from robustmia.training.early_stop import read_state
 from robustmia.training.loop import train
-from robustmia.training.methods import DP
 from robustmia.training.run import LOG_FILE, Run, run_finished
 
 TRACK_EXAMPLES = 300  # per side, for the over-training curves
@@ -91,15 +89,15 @@ def _tracker(config: TrainConfig, every: int, num_classes: int) -> Callable[[tor
     return track
 
 
-def _audit_settings(spec: StudySpec, target: Any, eps: float, references: bool = True, model: str = "",
-                    base: Optional[AuditSettings] = None) -> AuditSettings:
+def _audit_settings(spec: StudySpec, target: Any, resolved: Target, base: Optional[AuditSettings] = None) -> AuditSettings:
     """The spec's audit for one target (its own ``audit`` block over the study's): attacks on PGD
     inputs only where the target has an eps, and those inputs made as the evaluation makes them;
-    attacks on certified bounds only where its architecture (``model``, a zoo name) is certifiable;
-    without a way to train reference models (an external target without a reference recipe) only
-    the attacks that need none, oracle thresholds. ``base``: other settings to start from (a one-run DP audit's)."""
+    attacks on certified bounds only where it is certifiable; without a way to get reference models
+    (an external target without a reference recipe) only the attacks that need none, oracle thresholds;
+    what its kind fixes (experiments.targets.Target.setting_defaults) over it. ``base``: other settings to start
+    from (a one-run DP audit's)."""
     a = base or spec.audit_for(target)
-    certifiable = not model or model in CERTIFIABLE
+    eps, references, certifiable = resolved.eps, resolved.can_train_references(), resolved.certifiable()
     attacks = [x for x in a.attacks if (not needs_adversarial(x) or eps > 0 or a.eps) and (references or not ATTACKS[x].references)
                and (certifiable or not ATTACKS[x].certified)]
     update: dict[str, Any] = {"attacks": attacks}
@@ -109,7 +107,7 @@ def _audit_settings(spec: StudySpec, target: Any, eps: float, references: bool =
         update["attack_steps"] = spec.evaluation.attack_steps
     if "step_size" not in a.model_fields_set:
         update["step_size"] = spec.evaluation.step_size
-    return a.model_copy(update=update)
+    return a.model_copy(update={**update, **resolved.setting_defaults()})
 
 
 def _open_study(spec_path: Path, out: Path, resume: bool) -> None:
@@ -127,9 +125,10 @@ def _open_study(spec_path: Path, out: Path, resume: bool) -> None:
 def _train_targets(spec: StudySpec, targets: list, backend: Any, log: StudyLog, resume: bool, device: str) -> None:
     """Phase 1: every target that is not finished trains (a run shared by two targets once)."""
     training: dict[Path, Any] = {}
-    for target, config, run_dir in targets:
-        if config is None:  # a model trained elsewhere
+    for target, resolved in targets:
+        if resolved.training() is None:  # nothing to train: a model trained elsewhere
             continue
+        config, run_dir = resolved.training(), resolved.folder
         if run_finished(run_dir):
             log(f"reuse {target.name}: {run_dir} is finished")
             continue
@@ -147,20 +146,18 @@ def _train_targets(spec: StudySpec, targets: list, backend: Any, log: StudyLog, 
 def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: str, log: Optional["StudyLog"] = None) -> dict[Path, dict[str, Any]]:
     """Phase 2: evaluate every target and train every group of its reference models; return the evaluations."""
     tasks: dict[tuple, Any] = {}
-    for target, config, run_dir in targets:
-        ext = target.external
-        evaluate = (evaluate_target, (spec.evaluation, str(run_dir), device)) if ext is None else \
-            (evaluate_external_target, (spec.evaluation, ext, str(run_dir), device))
-        tasks.setdefault(("evaluate", run_dir), evaluate)
-        settings = _target_settings(spec, target, config)
+    for target, resolved in targets:
+        run_dir = resolved.folder
+        tasks.setdefault(("evaluate", run_dir), (evaluate_target, (spec.evaluation, resolved, device)))
+        settings = _audit_settings(spec, target, resolved)
         if not reference_groups(settings):
             continue
-        audit = Audit(_audit_target(ext, run_dir, settings, device), settings, device=device)
+        audit = Audit(resolved, settings, device=device)
         for group in audit.task_groups():
             # one task per group of reference models: two targets of one run whose audits differ only in their attacks
             # share the models (the second's other signals are made in phase 3)
             key = ("references", run_dir, str(audit.references_folder), tuple(group))
-            tasks.setdefault(key, (prepare_references, (str(run_dir), settings, group, device, ext)))
+            tasks.setdefault(key, (prepare_references, (resolved, settings, group, device)))
     keys = list(tasks)
 
     def finished(i: int) -> None:
@@ -168,7 +165,7 @@ def _evaluate_and_prepare(spec: StudySpec, targets: list, backend: Any, device: 
         what = "evaluated" if kind == "evaluate" else f"reference models {keys[i][3][0]}-{keys[i][3][-1]} ready for"
         log(f"{what} {names[run_dir]} ({i + 1} of {len(keys)} tasks)")
 
-    names = {run_dir: target.name for target, config, run_dir in reversed(targets)}
+    names = {resolved.folder: target.name for target, resolved in reversed(targets)}
     done = dict(zip(tasks, backend.run(list(tasks.values()), done=finished if log is not None else None)))
     return {key[1]: value for key, value in done.items() if key[0] == "evaluate"}
 
@@ -203,8 +200,7 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
     log = StudyLog(out / STUDY_LOG)
     where = device_name(resolve_device(device))
     log(f"study {spec.name}: {len(spec.targets)} targets ({', '.join(t.name for t in spec.targets)}), {backend.name} backend, on {where}")
-    targets = [(t, None, out / EXTERNAL_FOLDER / t.name) if t.external is not None else
-               (t, configs[t.name], out / RUNS_FOLDER / run_hash(configs[t.name])) for t in spec.targets]
+    targets = [(t, study_target(t, configs, out)) for t in spec.targets]
     phases = Phases(out / PHASES_FILE, where, log)
     with phases("training"):
         _train_targets(spec, targets, backend, log, resume, device)
@@ -215,28 +211,25 @@ def _run(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, resume: bo
         folders = _audit_targets(spec, targets, out, backend, device, log)
     results = []
     with phases("one-run DP audits and results"):
-        for target, config, run_dir in targets:
-            results.append(_result(spec, target, config, run_dir, out, folders[target.name], evaluations, device, progress, log))
+        for target, resolved in targets:
+            results.append(_result(spec, target, resolved, out, folders[target.name], evaluations[resolved.folder], device, progress, log))
         write_json(out / RESULTS_FILE, results)
     log("results written")
     return results
 
 
-def _result(spec: StudySpec, target: Any, config: Optional[TrainConfig], run_dir: Path, out: Path, folder: Path,
-            evaluations: dict[Path, dict[str, Any]], device: str, progress: Optional[Progress], log: "StudyLog") -> dict[str, Any]:
+def _result(spec: StudySpec, target: Any, resolved: Target, out: Path, folder: Path, evaluation: dict[str, Any], device: str,
+            progress: Optional[Progress], log: "StudyLog") -> dict[str, Any]:
     """One target's entry of results.json (its one-run DP audit made on the way, where it has one)."""
     audit = AuditResult.load(folder, "run the study again with --resume")
-    one_run = _dp_audit(spec, target, config, run_dir, device, progress)
+    one_run = _dp_audit(spec, target, resolved, device, progress)
     if one_run is not None:
         log(f"one-run DP audit of {target.name}: {len(one_run)} records")
-    log_records = _read_log(run_dir)
     return {
-        "name": target.name, "tables": target.tables, "run": str(run_dir.relative_to(out)),
-        "config": config.model_dump(mode="json") if config is not None else _external_config(target.external, evaluations[run_dir]),
-        "evaluation": evaluations[run_dir], "attacks": audit.records(), "audit": str(folder.relative_to(out)),
-        "log": log_records, **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
-        **(_training_facts(run_dir, config, log_records) if config is not None else {}),
-        **({"dp_audit": one_run} if one_run is not None else {}),
+        "name": target.name, "tables": target.tables, "run": str(resolved.folder.relative_to(out)), "config": resolved.config_row(),
+        "evaluation": evaluation, "attacks": audit.records(), "audit": str(folder.relative_to(out)),
+        "log": _read_log(resolved.folder), **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
+        **resolved.training_facts(), **({"dp_audit": one_run} if one_run is not None else {}),
     }
 
 
@@ -276,11 +269,11 @@ class Phases:
 def _audit_targets(spec: StudySpec, targets: list, out: Path, backend: Any, device: str, log: StudyLog) -> dict[str, Path]:
     """Phase 3: audit every target (the attacks only read what phase 2 cached); return each audit's folder. The
     targets of one run are one task, audited one after another: their audits write the run's audit folders."""
-    folders = {target.name: out / AUDITS_FOLDER / target.name for target, _, _ in targets}
+    folders = {target.name: out / AUDITS_FOLDER / target.name for target, _ in targets}
     by_run: dict[Path, list] = {}
-    for target, config, run_dir in targets:
-        by_run.setdefault(run_dir, []).append((target.name, (str(run_dir), _target_settings(spec, target, config), device,
-                                                             target.external, str(folders[target.name]))))
+    for target, resolved in targets:
+        by_run.setdefault(resolved.folder, []).append((target.name, (resolved, _audit_settings(spec, target, resolved), device,
+                                                                     str(folders[target.name]))))
     groups = list(by_run.values())
     audited = []
 
@@ -294,64 +287,38 @@ def _audit_targets(spec: StudySpec, targets: list, out: Path, backend: Any, devi
     return folders
 
 
-def _dp_audit(spec: StudySpec, target: Any, config: Optional[TrainConfig], run_dir: Path, device: str,
-              progress: Optional[Progress]) -> Optional[list[dict[str, Any]]]:
+def _dp_audit(spec: StudySpec, target: Any, resolved: Target, device: str, progress: Optional[Progress]) -> Optional[list[dict[str, Any]]]:
     """A target's one-run DP audit (experiments.dp_audit), as the records the report reads: each attack's bound."""
     if target.dp_audit is None:
         return None
     from robustmia.experiments.dp_audit import dp_audit
 
-    settings = _audit_settings(spec, target, config.eps, model=config.model, base=spec.dp_audit_for(target))
-    result = dp_audit(Run.open(run_dir), settings, target.dp_audit.one_run(), device=device, progress=progress)
+    settings = _audit_settings(spec, target, resolved, base=spec.dp_audit_for(target))
+    result = dp_audit(Run.open(resolved.folder), settings, target.dp_audit.one_run(), device=device, progress=progress)
     return [{"attack": a.attack, "threshold_selection": a.threshold_selection, **a.details["dp_audit"]} for a in result.attacks]
 
 
-def _training_facts(run_dir: Path, config: TrainConfig, log: list[dict[str, Any]]) -> dict[str, Any]:
-    """What training itself tells the report: a DP run's (epsilon, delta) from its accountant (its last
-    ``log`` record), and the epoch an early-stopped run chose."""
-    facts: dict[str, Any] = {}
-    if config.method in DP:
-        last = log[-1]
-        facts["dp"] = {"epsilon": last["dp_epsilon"], "delta": last["dp_delta"], "noise": config.dp_noise, "clip": config.dp_clip,
-                       "steps": last["step"], "accountant": "opacus RDP", "sampling": "Poisson"}
-    if config.early_stop:
-        facts["early_stop"] = read_state(run_dir)
-    return facts
+def study_target(target: Any, configs: dict[str, TrainConfig], out: Path) -> Target:
+    """A spec's target resolved (experiments.targets): a model trained elsewhere, kept in ``OUT/external/<name>``,
+    or a run this study trains in ``OUT/runs/<hash of its config>``."""
+    if target.external is not None:
+        from robustmia.experiments.external import ExternalModel
+
+        return ExternalModel.of(target.external, out / EXTERNAL_FOLDER / target.name)
+    return RunTarget(out / RUNS_FOLDER / run_hash(configs[target.name]), config=configs[target.name])
 
 
-def _target_settings(spec: StudySpec, target: Any, config: Optional[TrainConfig]) -> AuditSettings:
-    ext = target.external
-    if ext is None:
-        return _audit_settings(spec, target, config.eps, model=config.model)
-    settings = _audit_settings(spec, target, ext.eps, ext.reference_recipe is not None or bool(ext.reference_weights))
-    return settings.model_copy(update={"references": len(ext.reference_weights)}) if ext.reference_weights else settings
-
-
-def check_external_targets(spec: StudySpec, out: Path, device: str) -> None:
-    """Build every external target's audit as the study will (its files, model, weights, membership
-    indices, normalisation, population, reference models), so that a mistake in one is refused in one
-    line before the study writes anything."""
+def check_targets(spec: StudySpec, configs: dict[str, TrainConfig], out: Path, device: str) -> None:
+    """Build the audit of every target that needs no training as the study will (its files, model, weights, membership
+    indices, normalisation, population, reference models), so that a mistake in one is refused in one line before the
+    study writes anything."""
     for target in spec.targets:
-        if target.external is not None:
-            settings = _target_settings(spec, target, None)
+        resolved = study_target(target, configs, out)
+        if resolved.training() is None:
             try:
-                Audit(_audit_target(target.external, out / EXTERNAL_FOLDER / target.name, settings, device), settings, device=device)
+                Audit(resolved, _audit_settings(spec, target, resolved), device=device)
             except UserError as e:
                 raise UserError(f"target {target.name}: {e}") from None
-
-
-def _audit_target(external: Any, run_dir: Path, settings: AuditSettings, device: str) -> Any:
-    """What the audit reads of a target: its run, or the model trained elsewhere (kept in ``run_dir``)."""
-    if external is None:
-        return Run.open(run_dir)
-    from robustmia.experiments.external import external_audit_target
-
-    return external_audit_target(external, settings, run_dir, resolve_device(device))
-
-
-def _external_config(ext: Any, evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The columns of the paper's tables for a model trained elsewhere: its dataset, architecture and stated training."""
-    return {"dataset": evaluation["dataset"], "model": ext.arch, "method": ext.method or "external", "eps": ext.eps, "external": True}
 
 
 # --- tasks: top-level functions of plain arguments, so that a Ray worker can run them ------------
@@ -374,55 +341,36 @@ def train_target(config: TrainConfig, run_dir: str, track_every: Optional[int], 
     staging.rename(final)
 
 
-def evaluate_target(e: EvaluationSpec, run_dir: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
-    """Clean, PGD and verified accuracy of one target, cached beside its run."""
-    run = Run.open(run_dir)
-    perturbation = Perturbation.for_run(run.config.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
-    key = hashlib.sha256(json.dumps([perturbation.describe(), e.bound, e.max_examples], sort_keys=True).encode()).hexdigest()[:12]
-    path = run.path / f"evaluation-{key}.json"
+def evaluate_target(e: EvaluationSpec, target: Target, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Clean, PGD and verified accuracy of one target, cached in its folder."""
+    perturbation = Perturbation.for_run(target.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
+    key = hashlib.sha256(json.dumps([perturbation.describe(), e.bound, e.max_examples, *target.evaluation_identity()],
+                                    sort_keys=True).encode()).hexdigest()[:12]
+    path = target.folder / f"evaluation-{key}.json"
     cached = _cached_json(path)
     if cached is not None:
         return cached
-    model = run.load_model(device)
-    members, test = run.data()
-    result = evaluate_model(model, members, test, perturbation, num_classes=run.info.num_classes, max_examples=e.max_examples,
-                            bound=None if e.bound == "none" else e.bound, cache=run.path)
+    result = target.evaluate(perturbation, bound=None if e.bound == "none" else e.bound, device=resolve_device(device),
+                             max_examples=e.max_examples)
     write_json(path, result)
     return result
 
 
-def prepare_references(run_dir: str, settings: AuditSettings, group: list[int], device: str, external: Any = None,
+def prepare_references(target: Target, settings: AuditSettings, group: list[int], device: str,
                        progress: Optional[Progress] = None) -> None:
     """Train one group of a target's reference models and cache their signals."""
-    Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device).prepare_references(group)
+    Audit(target, settings, device=device).prepare_references(group)
 
 
-def audit_targets(jobs: list[tuple[str, AuditSettings, str, Any, str]], progress: Optional[Progress] = None) -> int:
-    """For each (run_dir, settings, device, external, folder): run a target's attacks and save its audit in
-    ``folder``, one after another; return the number of attack records."""
+def audit_targets(jobs: list[tuple[Target, AuditSettings, str, str]], progress: Optional[Progress] = None) -> int:
+    """For each (target, settings, device, folder): run a target's attacks and save its audit in ``folder``, one after
+    another; return the number of attack records."""
     records = 0
-    for run_dir, settings, device, external, folder in jobs:
-        audit = Audit(_audit_target(external, Path(run_dir), settings, device), settings, device=device, progress=progress).run_attacks()
+    for target, settings, device, folder in jobs:
+        audit = Audit(target, settings, device=device, progress=progress).run_attacks()
         audit.save(folder)
         records += len(audit.attacks)
     return records
-
-
-def evaluate_external_target(e: EvaluationSpec, ext: Any, folder: str, device: str, progress: Optional[Progress] = None) -> dict[str, Any]:
-    """Clean, PGD and verified accuracy of a model trained elsewhere (members, non-members), cached in its folder."""
-    from robustmia.experiments.external import evaluate_external
-
-    perturbation = Perturbation.for_run(ext.eps, steps=e.attack_steps, step_size=e.step_size, restarts=e.restarts)
-    key = hashlib.sha256(json.dumps([perturbation.describe(), e.bound, e.max_examples, ext.model_dump(mode="json")],
-                                    sort_keys=True).encode()).hexdigest()[:12]
-    path = Path(folder) / f"evaluation-{key}.json"
-    cached = _cached_json(path)
-    if cached is not None:
-        return cached
-    result = evaluate_external(ext, perturbation, bound=None if e.bound == "none" else e.bound, out=Path(folder),
-                               device=resolve_device(device), max_examples=e.max_examples)
-    write_json(path, result)
-    return result
 
 
 def _cached_json(path: Path) -> Optional[dict[str, Any]]:

@@ -39,8 +39,7 @@ WEIGHT_ARGS = {"torchvision": ("weights", "weights_backbone"), "timm": ("pretrai
                                                                          "pretrained_cfg_overlay")}
 
 
-def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[str, Any]] = None, *, code_named: bool = True,
-                       threat_model: str = "Linf") -> nn.Module:
+def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[str, Any]] = None, *, code_named: bool = True) -> nn.Module:
     """The untrained network ``arch`` for inputs shaped like ``info`` (see the module docstring). An
     entry point runs only where the user named it as code (``code_named``: a flag or the Python API),
     or its module is allowed (robustmia.entry_points)."""
@@ -59,6 +58,7 @@ def build_architecture(arch: str, info: DatasetInfo, arch_args: Optional[dict[st
     if kind == "robustbench":  # RobustBench's zoo (models.robustbench): built by its own package, offline
         from robustmia.models import robustbench
 
+        threat_model = args.pop("threat_model", "Linf")  # (given by the RobustBench target's --threat-model)
         if args:
             raise UserError(f"{arch} is built as RobustBench defines it: drop --arch-args")
         return robustbench.build(name, info.name, threat_model)
@@ -165,9 +165,9 @@ def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: 
 
 def load_external_model(arch: str, weights: Path, info: DatasetInfo, *, normalize: Optional[tuple[list[float], list[float]]] = None,
                         arch_args: Optional[dict[str, Any]] = None, device: torch.device | str = "cpu",
-                        code_named: bool = True, threat_model: str = "Linf") -> nn.Module:
+                        code_named: bool = True) -> nn.Module:
     """The user's model in eval mode: ``Normalize(mean, std)`` (if given) in front of the network."""
-    net = build_architecture(arch, info, arch_args, code_named=code_named, threat_model=threat_model)
+    net = build_architecture(arch, info, arch_args, code_named=code_named)
     load_weights_strict(net, read_state_dict(weights), arch, weights)
     return wrap_model(net, info, normalize, arch, device)
 

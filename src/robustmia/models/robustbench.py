@@ -30,6 +30,20 @@ from robustmia.errors import UserError
 THREAT_MODELS = ("Linf", "L2", "corruptions")
 DATASETS = ("cifar10", "cifar100")
 DEFAULT_MODEL_DIR = "models"  # RobustBench's own default
+LINF_EPS = 8 / 255  # the leaderboard's L-infinity eps: a zoo model's attacks use it unless its training eps is stated
+# the attacks a RobustBench model gets unless told: none retrains its recipe (nobody can repeat a 50M-image one):
+# the paper's thresholds on benign and PGD inputs, reference-free QMIA, label-only and white-box gradient norms;
+# LiRA and RMIA join them when a (fast) reference recipe is given, with the warning that says how it differs
+DEFAULT_ATTACKS = ("confidence", "loss", "entropy", "modified-entropy", "adv-confidence", "loss-increase", "qmia", "label-boundary",
+                   "grad-norm", "input-grad-norm")
+REFERENCE_ATTACKS = ("lira", "rmia")
+PREFIX = "robustbench:"
+
+
+def zoo_name(arch: Optional[str]) -> Optional[str]:
+    """The RobustBench name of an architecture ``robustbench:NAME``, else None."""
+    arch = str(arch or "")
+    return (arch[len(PREFIX):] or None) if arch.startswith(PREFIX) else None
 
 
 def _compatible_imports() -> Optional[types.ModuleType]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from robustmia.privacy.attacks.registry import NEW_FAMILIES
-from robustmia.privacy.summary import FAMILY_LEVEL, beyond_chance, family_level
+from robustmia.privacy.summary import beyond_chance, family_level
 from robustmia.reporting.exposure import exposure_findings
 from robustmia.reporting.tables import find_record
 from robustmia.training.methods import ADVERSARIAL, CERTIFIED

@@ -31,8 +31,8 @@ from robustmia.robust.bound_names import BOUNDS, check_bound  # noqa: F401  (re-
 from robustmia.robust.graph import ConvMap, DenseMap, Node, numel, to_graph
 from robustmia.seeding import generator_draw
 
-Method = Literal["ibp", "wong-kolter", "crown", "crown-ibp"]
-METHODS: tuple[str, ...] = tuple(BOUNDS)
+Bound = Literal["ibp", "wong-kolter", "crown", "crown-ibp"]
+BOUND_NAMES: tuple[str, ...] = tuple(BOUNDS)
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
 # budget for one backward pass of intermediate bounds: batch x specs x largest node (floats)
@@ -330,26 +330,26 @@ def _forward_is_cheaper(nodes: list[Node], ibp: Bounds) -> bool:
     return fits and forward < backward
 
 
-def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps: float, method: str,
+def graph_margin_bounds(nodes: list[Node], x: torch.Tensor, y: torch.Tensor, eps: float, bound: str,
                         projections: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    if method not in METHODS:
-        raise ValueError(f"unknown bound method {method!r}; choose from {METHODS}")
+    if bound not in BOUND_NAMES:
+        raise ValueError(f"unknown bound bound {bound!r}; choose from {BOUND_NAMES}")
     x_l, x_u = input_box(x, eps)
     out = len(nodes) - 1
     spec = margin_spec(y, nodes[out].shape[0]).to(x.dtype)
     ibp = ibp_bounds(nodes, x_l, x_u, upto=out - 1)
-    if method == "ibp":
+    if bound == "ibp":
         return _ibp_margins(nodes, spec, ibp)
-    if method == "crown-ibp":
+    if bound == "crown-ibp":
         lo, _ = backward_bound(nodes, out, spec, ibp, "crown")
         return lo
-    relaxation = "wong-kolter" if method == "wong-kolter" else "crown"
-    if projections is not None and method == "wong-kolter":
+    relaxation = "wong-kolter" if bound == "wong-kolter" else "crown"
+    if projections is not None and bound == "wong-kolter":
         bounds = projected_bounds(nodes, x_l, x_u, projections, generator)
     else:
-        bounds = linear_bounds(nodes, ibp, relaxation, tighten_with_ibp=method == "crown")
+        bounds = linear_bounds(nodes, ibp, relaxation, tighten_with_ibp=bound == "crown")
     lo, _ = backward_bound(nodes, out, spec, bounds, relaxation)
-    if method == "crown":
+    if bound == "crown":
         lo = torch.maximum(lo, _ibp_margins(nodes, spec, ibp))
     return lo
 
@@ -367,13 +367,13 @@ def _ibp_margins(nodes: list[Node], spec: torch.Tensor, ibp: Bounds) -> torch.Te
     return lo
 
 
-def margin_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, method: Method = "crown",
+def margin_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, bound: Bound = "crown",
                   projections: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """(B, K) lower bounds on f_y - f_j over the clipped eps-ball around each x (0 at j = y).
     With ``projections`` (``wong-kolter`` only) the intermediate bounds are estimated by random
     projections: fast enough to train on, but an estimate, not a certificate."""
     nodes = to_graph(model, tuple(x.shape[1:]), allow_batchnorm=not model.training)
-    return graph_margin_bounds(nodes, x, y, eps, method, projections, generator)
+    return graph_margin_bounds(nodes, x, y, eps, bound, projections, generator)
 
 
 def worst_case_logits(margins: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from robustmia.data.canaries import Canaries
 from robustmia.epsilon import Epsilon, StepSize
-from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS, method_spec
+from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS, check_config, method_settings, method_spec, settings_read
 from robustmia.models.names import check_arguments
 from robustmia.training.schedule import parse_drops
 
@@ -170,22 +170,7 @@ class TrainConfig(BaseModel):
         sizes = dataset_sizes(self.dataset, self.data_dir) if data_present else None
         if sizes is not None and self.train_size is not None and self.train_size > sizes[0]:
             raise UserError(f"{lead}train_size {self.train_size} is larger than {self.dataset}'s train split ({sizes[0]} images)")
-        if self.method in DP:
-            import importlib.util
-
-            if importlib.util.find_spec("opacus") is None:
-                raise UserError(f"{lead}{self.method} (DP-SGD) needs opacus: pip install 'robustmia[dp]'")
-            if sizes is not None:  # the accountant's epsilon at the end of training can be computed: it must be finite
-                import math
-
-                from robustmia.training.private import dp_epsilon
-
-                n = self.train_size or sizes[0]
-                steps = self.iterations or (self.epochs or DEFAULT_EPOCHS) * math.ceil(n / self.batch_size)
-                try:
-                    dp_epsilon(self, n, steps)
-                except UserError as e:
-                    raise UserError(f"{lead}{e}") from None
+        check_config(self, sizes, lead)
         left = None if sizes is None else sizes[0] - (self.train_size or sizes[0])
         if self.canaries is not None and self.canaries.kind != "noise" and left is not None:
             if self.canaries.count > left:
@@ -208,20 +193,7 @@ class TrainConfig(BaseModel):
     def ignored(self, keys: Any) -> list[str]:
         """Which of ``keys`` (settings the user gave) this config's method never reads, e.g. ``dp_noise``
         on a natural run, ``trades_beta`` on a PGD run (the CLI warns about them)."""
-        m = self.method
-        idle = set()
-        if m not in ADVERSARIAL:
-            idle |= {"attack_steps", "step_size", "random_start", "attack_mode"}
-        elif m == "fgsm_rs":
-            idle |= {"attack_steps", "random_start"}  # one step from a random start, always
-        if m != "trades":
-            idle.add("trades_beta")
-        if m not in CERTIFIED:
-            idle |= {"ramp_start", "ramp_end", "kappa_start", "kappa_end"}
-        if m != "convex_dual":
-            idle.add("projections")
-        if m not in DP:
-            idle |= {"dp_noise", "dp_clip", "dp_delta", "dp_batchnorm"}
+        idle = method_settings() - settings_read(self.method)  # (the method's registration says what it reads)
         if not self.early_stop:
             idle |= {"early_stop_holdout", "early_stop_steps"}
         if not self.lr_drops or self.lr_schedule != "piecewise":

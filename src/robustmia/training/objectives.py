@@ -23,7 +23,7 @@ from torch import nn
 from robustmia.models.inference import eval_mode
 from robustmia.robust.pgd import pgd
 from robustmia.seeding import Draw, generator_draw
-from robustmia.training.methods import ADVERSARIAL, CERTIFIED
+from robustmia.training.methods import ADVERSARIAL, CERTIFIED, fixed
 
 
 class StepOutput(NamedTuple):
@@ -78,12 +78,9 @@ class TrainingAttack:
 
 def training_attack(config: Any) -> TrainingAttack:
     steps, alpha_ratio, mode = ADVERSARIAL[config.method]
-    if config.method == "fgsm_rs":
-        steps = 1
-    elif config.attack_steps is not None:
-        steps = config.attack_steps
+    steps = fixed(config.method, "attack_steps", config.attack_steps if config.attack_steps is not None else steps)
     alpha = config.step_size if config.step_size is not None else alpha_ratio * config.eps
-    random_start = True if config.method == "fgsm_rs" else config.random_start
+    random_start = fixed(config.method, "random_start", config.random_start)
     return TrainingAttack(config.eps, alpha, steps, random_start, config.attack_mode or mode)
 
 
@@ -149,7 +146,7 @@ def certified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Any, c
     logits = model(x)
     net = unwrap(model)  # the bounds walk the plain network, not a data-parallel or compiled wrapper
     with torch.autocast(x.device.type, enabled=False):  # a bound rounded in bf16 is not sound
-        if config.method == "crown_ibp":
+        if bound == "crown-ibp":
             beta = 1.0 - t
             margins = margin_bounds(net, x, y, eps, "ibp")
             if beta > 0:

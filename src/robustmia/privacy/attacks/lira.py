@@ -117,7 +117,7 @@ def register_lira(name: str, help: str, *, online: bool, fixed: Optional[bool], 
 
 register_lira("lira", f"LiRA (Carlini et al. 2022), online; one pooled variance below {FIXED_BELOW} reference models, a variance per "
               "example from there on", online=True, fixed=None, default=True)
-register_lira("lira-offline", f"LiRA offline (OUT models only); the variance chosen as lira's", online=False, fixed=None)
+register_lira("lira-offline", "LiRA offline (OUT models only); the variance chosen as lira's", online=False, fixed=None)
 register_lira("lira-fixed", "LiRA online with one pooled variance", online=True, fixed=True)
 register_lira("lira-offline-fixed", "LiRA offline with one pooled variance", online=False, fixed=True)
 register_lira("lira-per-example", "LiRA online with a variance per example, however few the reference models", online=True, fixed=False)

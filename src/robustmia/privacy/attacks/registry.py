@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import numpy as np
 
 from robustmia.privacy.attacks.base import AttackInputs, AttackOptions, AttackScores
 

@@ -44,6 +44,9 @@ class MethodSpec:
     private: bool = False
     stacks: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
+    reads: tuple[str, ...] = ()
+    fixes: dict[str, Any] = field(default_factory=dict)
+    check: Optional[str] = None
 
 
 REGISTRY: dict[str, MethodSpec] = {}
@@ -70,12 +73,52 @@ def method_spec(name: str) -> Optional[MethodSpec]:
     return REGISTRY.get(name)
 
 
-def objective(name: str) -> Callable[..., Any]:
-    """The objective function of method ``name``, imported on first use."""
+def _function(entry: str) -> Callable[..., Any]:
     import importlib
 
-    module, _, function = REGISTRY[name].objective.partition(":")
+    module, _, function = entry.partition(":")
     return getattr(importlib.import_module(module), function)
+
+
+def objective(name: str) -> Callable[..., Any]:
+    """The objective function of method ``name``, imported on first use."""
+    return _function(REGISTRY[name].objective)
+
+
+# the config's settings each family of methods reads (training.config), and DP-SGD's
+FAMILY_SETTINGS = {"natural": (), "adversarial": ("attack_steps", "step_size", "random_start", "attack_mode"),
+                   "certified": ("ramp_start", "ramp_end", "kappa_start", "kappa_end")}
+PRIVATE_SETTINGS = ("dp_noise", "dp_clip", "dp_delta", "dp_batchnorm")
+
+
+def settings_read(name: str) -> set[str]:
+    """The config's method settings that method ``name`` reads (the rest of :func:`method_settings` it ignores)."""
+    s = REGISTRY[name]
+    return (set(FAMILY_SETTINGS.get(s.family, ())) | set(PRIVATE_SETTINGS if s.private else ()) | set(s.reads)) - set(s.fixes)
+
+
+def method_settings() -> set[str]:
+    """Every config setting that some method reads and others ignore."""
+    return {k for s in REGISTRY.values() for k in (*FAMILY_SETTINGS.get(s.family, ()), *(PRIVATE_SETTINGS if s.private else ()),
+                                                   *s.reads)}
+
+
+def fixed(name: str, setting: str, value: Any) -> Any:
+    """``setting`` as method ``name`` trains with it: its fixed value, else ``value`` (the config's)."""
+    return REGISTRY[name].fixes.get(setting, value)
+
+
+def uses_eps(name: str) -> bool:
+    """Whether eps changes how method ``name`` trains (an adversarial or certified method's does; a natural run's eps only
+    names the radius its evaluation attacks at)."""
+    return REGISTRY[name].family in ("adversarial", "certified")
+
+
+def check_config(config: Any, sizes: Optional[tuple[int, int]], where: str) -> None:
+    """The method's own check of ``config`` (its ``check``), if it has one."""
+    spec = REGISTRY[config.method]
+    if spec.check is not None:
+        _function(spec.check)(config, sizes, where)
 
 
 class _View(Mapping):
@@ -106,21 +149,5 @@ CERTIFIED = _View(lambda s: s.bound)  # name -> (bound, kappa start, kappa end)
 DP = _View(lambda s: s.private)  # DP-SGD methods (training.private)
 STACKABLE = _View(lambda s: s.stacks)  # methods whose K models of one recipe train stacked (training.stacked)
 
-_OBJECTIVES = "robustmia.training.objectives"
-register_method("natural", objective=f"{_OBJECTIVES}:natural", help="cross-entropy on the members")
-register_method("pgd", objective=f"{_OBJECTIVES}:adversarial", attack=(7, 0.25, "train"),
-                help="Madry et al.: 7 steps of eps/4 (2/255 at 8/255) on the train-mode model")
-register_method("trades", objective=f"{_OBJECTIVES}:trades", attack=(10, 0.25, "eval"),
-                help="Zhang et al.: clean loss + beta KL to a 10-step eval-mode attack's point")
-register_method("fgsm_rs", objective=f"{_OBJECTIVES}:adversarial", attack=(1, 1.25, "train"),
-                help="Wong et al. (2020): one step of 1.25 eps from a random start")
-register_method("dp_pgd", objective=f"{_OBJECTIVES}:adversarial", attack=(7, 0.25, "train"), private=True, stacks=False,
-                help="PGD examples on the current model, then a DP-SGD step (training.private)")
-register_method("convex_dual", objective=f"{_OBJECTIVES}:certified", bound=("wong-kolter", 0.0, 0.0), stacks=False,
-                help="Wong & Kolter: the robust loss of the convex outer polytope's dual alone")
-register_method("ibp", objective=f"{_OBJECTIVES}:certified", bound=("ibp", 1.0, 0.5), stacks=False,
-                help="Gowal et al.: interval bounds, kappa 1 -> 0.5")
-register_method("crown_ibp", objective=f"{_OBJECTIVES}:certified", bound=("crown-ibp", 1.0, 0.5), stacks=False,
-                help="Zhang et al.: beta 1 -> 0 mixes CROWN-IBP into IBP")
-register_method("dpsgd", objective=f"{_OBJECTIVES}:natural", private=True, stacks=False,
-                help="DP-SGD (Abadi et al.) through opacus: natural training made private")
+
+from robustmia.training.methods import builtin  # noqa: E402,F401  (the built-in methods register themselves)
