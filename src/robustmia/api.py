@@ -149,6 +149,10 @@ def audit(target: Any = None, dataset: Optional[str] = None, members: Any = None
     check_device(device)
     external = {k: options.pop(k) for k in EXTERNAL_KEYS if k in options}
     _reference_train(external)
+    from robustmia.experiments.settings import AuditSettings
+    from robustmia.validation import validate
+
+    validate(AuditSettings, options, "audit settings")  # the settings as given are refused first, whatever the target
     resolved = resolve_target(target, dataset, members, out=out, external=external)
     resolved.check_idle()
     settings = _audit_settings(resolved, options)

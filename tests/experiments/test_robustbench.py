@@ -58,7 +58,7 @@ def test_a_zoo_model_is_built_by_name_loaded_offline_evaluated_and_audited(zoo, 
                    bootstrap=0, permutations=0, out=tmp_path / "a", **_options(zoo, name))
     assert {a.attack for a in result.attacks} == {"confidence", "adv-confidence", "qmia", "input-grad-norm"}
     about = result.about["external"]
-    assert about["robustbench"] == {"name": name, "threat_model": "Linf"} and about["normalize"].startswith("the zoo model's own")
+    assert about["robustbench"] == {"name": name, "threat_model": "Linf"} and about["normalize"].startswith("the model's own")
     assert "the whole train split" in about["members"] and "examples the model never saw" in about["population"]
 
 

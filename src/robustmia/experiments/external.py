@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from robustmia.epsilon import Epsilon
 from robustmia.errors import UserError
 from robustmia.experiments.targets import Examples, Target
-from robustmia.models.robustbench import LINF_EPS, zoo_name
+from robustmia.models.robustbench import LINF_EPS, robustbench_name
 from robustmia.training.methods import METHODS
 
 
@@ -122,9 +122,9 @@ class ExternalTarget(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _zoo_eps(cls, data: Any) -> Any:
+    def _leaderboard_eps(cls, data: Any) -> Any:
         """A RobustBench L-infinity model is attacked at the leaderboard's 8/255 unless its training eps is stated."""
-        if isinstance(data, dict) and zoo_name(data.get("arch")) and not data.get("eps") and data.get("threat_model", "Linf") == "Linf":
+        if isinstance(data, dict) and robustbench_name(data.get("arch")) and not data.get("eps") and data.get("threat_model", "Linf") == "Linf":
             return {**data, "eps": LINF_EPS}
         return data
 
@@ -149,7 +149,7 @@ class ExternalTarget(BaseModel):
             raise ValueError("say who the members were: members (a file of indices, with dataset) or members_dir and nonmembers_dir")
         if self.members is not None and self.dataset is None:
             raise ValueError("members indexes a dataset's train split: name the dataset")
-        if self.zoo is not None:
+        if self.robustbench is not None:
             if self.normalize is not None:
                 raise ValueError("RobustBench models embed their own normalisation: drop normalize")
             from robustmia.models.robustbench import DATASETS
@@ -165,28 +165,28 @@ class ExternalTarget(BaseModel):
         return self
 
     @property
-    def zoo(self) -> Optional[str]:
+    def robustbench(self) -> Optional[str]:
         """The RobustBench name of ``arch: robustbench:NAME``, else None."""
-        return zoo_name(self.arch)
+        return robustbench_name(self.arch)
 
     def weights_file(self) -> Optional[Path]:
         """The weights: the given file, or for a RobustBench model its checkpoint in RobustBench's layout."""
-        if self.weights is not None or self.zoo is None:
+        if self.weights is not None or self.robustbench is None:
             return Path(self.weights) if self.weights is not None else None
         from robustmia.models.robustbench import checkpoint
 
-        return checkpoint(self.model_dir, self.zoo, self.dataset, self.threat_model)
+        return checkpoint(self.model_dir, self.robustbench, self.dataset, self.threat_model)
 
     def check_files(self) -> None:
         """Every named file and folder exists (a one-line error otherwise); the dataset's files too."""
-        if self.zoo is not None and self.weights is None and not self.weights_file().is_file():
+        if self.robustbench is not None and self.weights is None and not self.weights_file().is_file():
             if self.download:
                 from robustmia.models.robustbench import download
 
-                download(self.zoo, self.model_dir, self.dataset, self.threat_model)
+                download(self.robustbench, self.model_dir, self.dataset, self.threat_model)
             else:
-                raise UserError(f"RobustBench model {self.zoo}: no checkpoint at {self.weights_file()}; fetch it with RobustBench's own "
-                                f"loader (robustmia evaluate --arch robustbench:{self.zoo} --dataset {self.dataset} --members all "
+                raise UserError(f"RobustBench model {self.robustbench}: no checkpoint at {self.weights_file()}; fetch it with RobustBench's own "
+                                f"loader (robustmia evaluate --arch robustbench:{self.robustbench} --dataset {self.dataset} --members all "
                                 "--download, or download: true), give --weights FILE, or point --model-dir ($ROBUSTMIA_MODEL_DIR) at "
                                 "RobustBench's layout")
         members_file = self.members if isinstance(self.members, str) and self.members != ALL_MEMBERS else None
@@ -434,7 +434,7 @@ class ExternalModel(Target):
         from robustmia.models.external import load_external_model
 
         t = self.spec
-        args = {**t.arch_args, "threat_model": t.threat_model} if t.zoo is not None else t.arch_args
+        args = {**t.arch_args, "threat_model": t.threat_model} if t.robustbench is not None else t.arch_args
         return load_external_model(t.arch, weights, self.examples().info, normalize=t.normalize, arch_args=args, device=device,
                                    code_named=t._code_named)
 
@@ -445,7 +445,7 @@ class ExternalModel(Target):
         return self.spec.dataset, self.spec.data_dir
 
     def default_attacks(self) -> Optional[list[str]]:
-        if self.spec.zoo is not None:
+        if self.spec.robustbench is not None:
             from robustmia.models.robustbench import DEFAULT_ATTACKS, REFERENCE_ATTACKS
 
             return list(DEFAULT_ATTACKS) + (list(REFERENCE_ATTACKS) if self.reference_recipe else [])
@@ -471,14 +471,14 @@ class ExternalModel(Target):
         else:
             weights, digest = "an in-memory torch.nn.Module", state_sha256(self.model)
         normalize = None if t.normalize is None else {"mean": t.normalize[0], "std": t.normalize[1]}
-        zoo = {}
-        if t.zoo is not None:
-            normalize = "the zoo model's own (RobustBench models embed their normalisation; robustmia adds none)"
-            zoo = {"robustbench": {"name": t.zoo, "threat_model": t.threat_model, **t.leaderboard}}
+        leaderboard = {}
+        if t.robustbench is not None:
+            normalize = "the model's own (RobustBench models embed their normalisation; robustmia adds none)"
+            leaderboard = {"robustbench": {"name": t.robustbench, "threat_model": t.threat_model, **t.leaderboard}}
         data = self.examples()
         self._loaded["about"] = {"external": {"arch": t.arch or type(self.model).__name__, "arch_args": t.arch_args, "weights": weights,
                                               "weights_sha256": digest, "normalize": normalize, "dataset": data.info.name,
-                                              "trained_with": {"method": t.method, "eps": t.eps}, **(data.sources or {}), **zoo}}
+                                              "trained_with": {"method": t.method, "eps": t.eps}, **(data.sources or {}), **leaderboard}}
         return copy.deepcopy(self._loaded["about"])
 
     def model_key(self) -> str:

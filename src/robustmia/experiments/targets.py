@@ -149,6 +149,14 @@ class Target:
 
     # --- shared by every kind ---------------------------------------------------------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What goes to a study's worker with a task: what the target is built from, never the examples, model or run it
+        has read (a worker reads them again; a dataset pickled with every task would cost more than the task)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_examples", "run", "recipe")}
+        if "_loaded" in state:
+            state["_loaded"] = {}
+        return state
+
     def recipe_name(self) -> Optional[str]:
         return self.reference_recipe
 

@@ -40,7 +40,7 @@ REFERENCE_ATTACKS = ("lira", "rmia")
 PREFIX = "robustbench:"
 
 
-def zoo_name(arch: Optional[str]) -> Optional[str]:
+def robustbench_name(arch: Optional[str]) -> Optional[str]:
     """The RobustBench name of an architecture ``robustbench:NAME``, else None."""
     arch = str(arch or "")
     return (arch[len(PREFIX):] or None) if arch.startswith(PREFIX) else None
