@@ -10,7 +10,8 @@ from tests.conftest import REPO
 
 # each layer, lowest first, and the top-level modules and packages of src/robustmia/ it holds
 LAYERS = [
-    ("foundation", {"robustmia", "errors", "io", "locks", "epsilon", "seeding", "validation", "progress", "packaged", "entry_points"}),
+    ("foundation", {"robustmia", "errors", "io", "locks", "epsilon", "seeding", "validation", "progress", "packaged", "entry_points",
+                    "registry"}),
     ("data", {"data"}),
     ("models", {"models"}),
     ("robust", {"robust"}),

@@ -12,11 +12,11 @@ normalisation (models.zoo puts robustmia's in front of it).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from robustmia.errors import UserError
+from robustmia.registry import View
 
 
 @dataclass(frozen=True)
@@ -83,27 +83,10 @@ def register_model(name: str, *, builder: str, description: str, min_size: int, 
     return ENTRIES[name]
 
 
-class _View(Mapping):
-    def __init__(self, pick: Callable[[ModelEntry], Any]):
-        self.pick = pick
-
-    def _items(self) -> dict[str, Any]:
-        return {n: v for n, e in ENTRIES.items() if (v := self.pick(e)) not in (None, False, (), {})}
-
-    def __getitem__(self, name: str) -> Any:
-        return self._items()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items())
-
-    def __len__(self) -> int:
-        return len(self._items())
-
-
-DESCRIPTIONS = _View(lambda e: e.description)
-ARGUMENTS = _View(lambda e: e.arguments)  # the keyword arguments a config's model_args may give
-TINY_ARGUMENTS = _View(lambda e: e.tiny)  # the smallest of them (the tiny twins of presets and recipes)
-CERTIFIABLE = _View(lambda e: e.certifiable)  # built only from layers the certified bounds handle (no pooling, no BatchNorm)
+DESCRIPTIONS = View(ENTRIES, lambda e: e.description)
+ARGUMENTS = View(ENTRIES, lambda e: e.arguments)  # the keyword arguments a config's model_args may give
+TINY_ARGUMENTS = View(ENTRIES, lambda e: e.tiny)  # the smallest of them (the tiny twins of presets and recipes)
+CERTIFIABLE = View(ENTRIES, lambda e: e.certifiable)  # built only from layers the certified bounds handle (no pooling, no BatchNorm)
 
 WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
 MAX_WRN_DEPTH, MAX_WRN_WIDTH = 202, 32  # beyond these a WideResNet does not fit any one GPU

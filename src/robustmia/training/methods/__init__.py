@@ -21,9 +21,10 @@ live, plugins included.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
+
+from robustmia.registry import View
 
 
 @dataclass(frozen=True)
@@ -121,33 +122,11 @@ def check_config(config: Any, sizes: Optional[tuple[int, int]], where: str) -> N
         _function(spec.check)(config, sizes, where)
 
 
-class _View(Mapping):
-    """The registered methods that ``pick`` gives a value for, name -> value, read live."""
-
-    def __init__(self, pick: Callable[[MethodSpec], Any]):
-        self.pick = pick
-
-    def _items(self) -> dict[str, Any]:
-        return {n: v for n, s in REGISTRY.items() if (v := self.pick(s)) not in (None, False)}
-
-    def __getitem__(self, name: str) -> Any:
-        return self._items()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items())
-
-    def __len__(self) -> int:
-        return len(self._items())
-
-    def __repr__(self) -> str:
-        return repr(self._items())
-
-
-METHODS = _View(lambda s: s)
-ADVERSARIAL = _View(lambda s: s.attack)  # name -> (default attack steps, step size / eps, BatchNorm mode)
-CERTIFIED = _View(lambda s: s.bound)  # name -> (bound, kappa start, kappa end)
-DP = _View(lambda s: s.private)  # DP-SGD methods (training.private)
-STACKABLE = _View(lambda s: s.stacks)  # methods whose K models of one recipe train stacked (training.stacked)
+METHODS = View(REGISTRY, lambda s: s)
+ADVERSARIAL = View(REGISTRY, lambda s: s.attack)  # name -> (default attack steps, step size / eps, BatchNorm mode)
+CERTIFIED = View(REGISTRY, lambda s: s.bound)  # name -> (bound, kappa start, kappa end)
+DP = View(REGISTRY, lambda s: s.private)  # DP-SGD methods (training.private)
+STACKABLE = View(REGISTRY, lambda s: s.stacks)  # methods whose K models of one recipe train stacked (training.stacked)
 
 
 from robustmia.training.methods import builtin  # noqa: E402,F401  (the built-in methods register themselves)
