@@ -153,7 +153,7 @@ class Audit:
                  progress: Optional[Progress] = None):
         from robustmia.experiments.targets import Target, audit_target
 
-        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.device = resolve_device(device)
         self.target = audit_target(target, settings, self.device) if isinstance(target, Target) else target
         self.settings, self.progress = settings, progress
         self.perturbation = None

@@ -15,8 +15,11 @@ from torch import nn
 from robustmia.errors import UserError
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` (the GPU if there is one), ``cpu``, ``cuda`` or ``cuda:N``, checked."""
+def resolve_device(device: "str | torch.device" = "auto") -> torch.device:
+    """``auto`` (the GPU if there is one), ``cpu``, ``cuda`` or ``cuda:N``, checked; a torch.device as it is. Names cross
+    process boundaries (a study's worker resolves ``auto`` on its own machine); within a process, one torch.device."""
+    if isinstance(device, torch.device):
+        return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -180,4 +180,4 @@ def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, devic
     weights, _, _ = load_checkpoint(ckpt, with_optimizer=False)
     model = build_configured_model(config, info)
     load_weights(model, weights, ckpt)
-    return model.to(resolve_device(device) if isinstance(device, str) else device).eval()
+    return model.to(resolve_device(device)).eval()
