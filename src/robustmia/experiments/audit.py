@@ -384,7 +384,7 @@ class Audit:
 
     def _run_attacks(self) -> AuditResult:
         inputs, s = self.inputs(), self.settings
-        attacks = run_attacks(inputs, s.attacks, self.member, threshold=s.threshold, per_class=s.per_class,
+        attacks = run_attacks(inputs, s.attacks, self.member, selection=s.threshold, per_class=s.per_class,
                               bootstrap=s.bootstrap, seed=s.seed, n_references=s.references,
                               perturbation=self.perturbation.describe() if self.perturbation is not None else None,
                               probes=self.probes.describe, delta=self.delta, permutations=s.permutations)

@@ -304,7 +304,7 @@ def run_attacks(
     names: Sequence[str],
     member: np.ndarray,
     *,
-    threshold: str = "oracle",
+    selection: str = "oracle",
     per_class: bool = False,
     bootstrap: int = 1000,
     seed: int = 0,
@@ -325,8 +325,8 @@ def run_attacks(
     for name in names:
         spec = attack_spec(name)
         losses = inputs.target.get("adv_loss" if spec.adversarial else "loss")
-        for selection in selections(name, threshold):
-            out = _checked_scores(name, inputs, selection, per_class, member)
+        for chosen in selections(name, selection):
+            out = _checked_scores(name, inputs, chosen, per_class, member)
             calibration = None
             if out.oracle_groups is not None and out.threshold is None:  # oracle per-class thresholds: the metrics' to pick
                 groups = np.asarray(out.oracle_groups)
@@ -337,7 +337,7 @@ def run_attacks(
                                       n_permutations=permutations, calibration=calibration)
             details: dict[str, Any] = {
                 "per_class": per_class and spec.threshold,
-                "n_references": n_references if needs_references(name, selection) else 0,
+                "n_references": n_references if needs_references(name, chosen) else 0,
                 "inputs": "pgd" if spec.adversarial else "clean",
             }
             if spec.adversarial and perturbation is not None:

@@ -86,9 +86,9 @@ def default_attacks() -> list[str]:
     return [a.name for a in ATTACKS.values() if a.default]
 
 
-def needs_references(name: str, threshold: str = "oracle") -> bool:
+def needs_references(name: str, selection: str = "oracle") -> bool:
     spec = attack_spec(name)
-    return spec.references or (spec.threshold and threshold in ("shadow", "both"))
+    return spec.references or (spec.threshold and selection in ("shadow", "both"))
 
 
 def needs_adversarial(name: str) -> bool:
