@@ -399,13 +399,15 @@ class ExternalModel(Target):
 
     @staticmethod
     def of(spec: ExternalTarget, folder: Path, model: Any = None) -> "ExternalModel":
-        """The target ``spec`` describes, of the kind its ``arch`` names (experiments.targets.ARCH_KINDS), else this one."""
+        """The target ``spec`` describes, of the kind its ``arch`` names (``KIND`` or ``KIND:NAME``;
+        experiments.targets.ARCH_KINDS), else this one."""
         from robustmia.experiments.targets import ARCH_KINDS
 
-        if spec.arch in ARCH_KINDS:
+        kind = str(spec.arch or "").partition(":")[0]
+        if kind in ARCH_KINDS:
             import importlib
 
-            module, _, name = ARCH_KINDS[spec.arch].partition(":")
+            module, _, name = ARCH_KINDS[kind].partition(":")
             return getattr(importlib.import_module(module), name)(spec, folder, model)
         return ExternalModel(spec, folder, model)
 
@@ -429,27 +431,20 @@ class ExternalModel(Target):
                                      else self._build(self.spec.weights_file(), device))
         return self._loaded["model"]
 
-    def _build(self, weights: Path, device: Any) -> Any:
-        """Its architecture with ``weights`` (its own, or a supplied reference model's), in eval mode."""
+    def _build(self, weights: Path, device: Any, arch_args: Optional[dict[str, Any]] = None) -> Any:
+        """Its architecture (with ``arch_args``, else its own) and ``weights`` (its own, or a supplied reference model's),
+        in eval mode."""
         from robustmia.models.external import load_external_model
 
         t = self.spec
-        args = {**t.arch_args, "threat_model": t.threat_model} if t.robustbench is not None else t.arch_args
-        return load_external_model(t.arch, weights, self.examples().info, normalize=t.normalize, arch_args=args, device=device,
-                                   code_named=t._code_named)
+        return load_external_model(t.arch, weights, self.examples().info, normalize=t.normalize,
+                                   arch_args=t.arch_args if arch_args is None else arch_args, device=device, code_named=t._code_named)
 
     def stated(self) -> tuple[Optional[str], Optional[str]]:
         return self.spec.arch, self.spec.method
 
     def dataset(self) -> tuple[Optional[str], Optional[str]]:
         return self.spec.dataset, self.spec.data_dir
-
-    def default_attacks(self) -> Optional[list[str]]:
-        if self.spec.robustbench is not None:
-            from robustmia.models.robustbench import DEFAULT_ATTACKS, REFERENCE_ATTACKS
-
-            return list(DEFAULT_ATTACKS) + (list(REFERENCE_ATTACKS) if self.reference_recipe else [])
-        return super().default_attacks()
 
     def setting_defaults(self) -> dict[str, Any]:
         return {"references": len(self.spec.reference_weights)} if self.spec.reference_weights else {}
@@ -471,15 +466,16 @@ class ExternalModel(Target):
         else:
             weights, digest = "an in-memory torch.nn.Module", state_sha256(self.model)
         normalize = None if t.normalize is None else {"mean": t.normalize[0], "std": t.normalize[1]}
-        leaderboard = {}
-        if t.robustbench is not None:
-            normalize = "the model's own (RobustBench models embed their normalisation; robustmia adds none)"
-            leaderboard = {"robustbench": {"name": t.robustbench, "threat_model": t.threat_model, **t.leaderboard}}
         data = self.examples()
         self._loaded["about"] = {"external": {"arch": t.arch or type(self.model).__name__, "arch_args": t.arch_args, "weights": weights,
                                               "weights_sha256": digest, "normalize": normalize, "dataset": data.info.name,
-                                              "trained_with": {"method": t.method, "eps": t.eps}, **(data.sources or {}), **leaderboard}}
+                                              "trained_with": {"method": t.method, "eps": t.eps}, **(data.sources or {}),
+                                              **self.leaderboard()}}
         return copy.deepcopy(self._loaded["about"])
+
+    def leaderboard(self) -> dict[str, Any]:
+        """What a public leaderboard says of it, into its provenance (a RobustBench model's: experiments.robustbench)."""
+        return {}
 
     def model_key(self) -> str:
         return self.provenance()["external"]["weights_sha256"][:12]

@@ -4,7 +4,9 @@ A kind of target is a subclass of :class:`Target` in a module of its own:
 
 - :class:`RunTarget` (here): a run robustmia trained, its folder;
 - ``experiments.external.ExternalModel``: a model trained elsewhere: architecture and weights (or an
-  nn.Module) or a RobustBench name, the data it saw and who its members were;
+  nn.Module), the data it saw and who its members were;
+- ``experiments.robustbench.RobustBenchModel``: one of RobustBench's zoo by name, its threat model, default
+  attacks and leaderboard entry;
 - ``experiments.exported.ExportedModel``: a model exported with ``torch.export`` (a ``.pt2`` file: network and
   weights in one, no code to run), e.g. a deployed model whose training code you do not have.
 
@@ -33,8 +35,9 @@ if TYPE_CHECKING:
     from robustmia.training.config import TrainConfig
 
 
-# models trained elsewhere that an ``arch`` of their own names, and the class of each kind ("module:Class")
-ARCH_KINDS = {"exported": "robustmia.experiments.exported:ExportedModel"}
+# models trained elsewhere whose ``arch`` (``KIND`` or ``KIND:NAME``) names a kind of their own: the class of each
+ARCH_KINDS = {"exported": "robustmia.experiments.exported:ExportedModel",
+              "robustbench": "robustmia.experiments.robustbench:RobustBenchModel"}
 
 
 @dataclass
