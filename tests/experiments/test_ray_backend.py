@@ -97,11 +97,12 @@ def test_a_users_mistake_inside_a_task_comes_back_as_its_one_line():
     from robustmia.errors import UserError
     from robustmia.experiments.backends import RayBackend
     from robustmia.experiments.runner import evaluate_target
+    from robustmia.experiments.targets import RunTarget
 
     backend = RayBackend(workers=1)
     try:
         with pytest.raises(UserError) as e:
-            backend.run([(evaluate_target, (None, "/nonexistent/run", "cpu"))])
+            backend.run([(evaluate_target, (None, RunTarget("/nonexistent/run"), "cpu"))])
     finally:
         backend.close()
     assert str(e.value) == "run folder /nonexistent/run does not exist; pass the --out folder of `robustmia train`"
