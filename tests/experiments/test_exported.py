@@ -36,6 +36,8 @@ def exported(tmp_path_factory):
     torch.export.save(torch.export.export(net, (x[:2],), dynamic_shapes=({0: batch},)), root / "model.pt2")
     torch.export.save(torch.export.export(net, (x[:2],)), root / "static.pt2")  # its batch fixed at two
     torch.save(net.state_dict(), root / "state.pt")
+    five = nn.Sequential(nn.Flatten(), nn.Linear(64, 5)).eval()  # five classes for digits' ten
+    torch.export.save(torch.export.export(five, (x[:2],), dynamic_shapes=({0: batch},)), root / "five.pt2")
     (root / "members.json").write_text(json.dumps(MEMBERS))
     return root, net
 
@@ -72,6 +74,7 @@ def test_the_cli_evaluates_and_audits_an_exported_program(exported, tmp_path):
     ("state.pt", [], "is not a program saved by torch.export.save"),
     ("static.pt2", [], "dynamic batch"),
     ("model.pt2", ["--arch-args", '{"width": 2}'], "drop --arch-args"),
+    ("five.pt2", [], "export a model that gives one logit per class"),
 ])
 def test_a_bad_program_is_refused_in_one_line(exported, tmp_path, weights, extra, says):
     root, _ = exported

@@ -59,11 +59,15 @@ def load_program(path: Path, info: Any) -> Any:
         quiet.setLevel(level)
     try:
         with torch.no_grad():
-            program(torch.zeros(3, *info.shape))
+            out = program(torch.zeros(3, *info.shape))
     except Exception as e:
         raise UserError(f"the program in {path} cannot take a batch of three {'x'.join(map(str, info.shape))} images "
                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); export it with a dynamic batch "
                         "dimension (dynamic_shapes=({0: torch.export.Dim('batch')},)) and the dataset's image shape") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (3, info.num_classes):
+        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(f"the program in {path} gives {shape} outputs per image, but {info.name} has {info.num_classes} classes; "
+                        "export a model that gives one logit per class")
     return Exported(program)
 
 
