@@ -82,3 +82,23 @@ def test_a_bad_program_is_refused_in_one_line(exported, tmp_path, weights, extra
                    "--members", str(root / "members.json"), "--attacks", "confidence", "--out", "x", *extra, cwd=tmp_path)
     assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_a_study_audits_an_exported_program_named_in_its_spec(exported, tmp_path):
+    """A spec's external block names the kind by its arch, and the runner evaluates and audits it like any target."""
+    root, _ = exported
+    spec = tmp_path / "study.yaml"
+    spec.write_text(f"""
+name: deployed
+targets:
+  - name: deployed
+    tables: [I]
+    external: {{arch: exported, weights: {root / 'model.pt2'}, dataset: digits, members: {root / 'members.json'}, eps: 0.1}}
+evaluation: {{attack_steps: 3, bound: none}}
+audit: {{attacks: [confidence, loss], bootstrap: 0, eval_size: 100}}
+""")
+    r = cli("run", str(spec), "--out", "study", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (result,) = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert result["config"]["model"] == "exported" and result["external"]["arch"] == "exported"
+    assert [a["attack"] for a in result["attacks"]] == ["confidence", "loss"] and result["evaluation"]["train_accuracy"] > 0.95
