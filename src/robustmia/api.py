@@ -183,8 +183,9 @@ def _audit_settings(target: Any, options: dict) -> Any:
     from robustmia.validation import validate
 
     options = {**target.setting_defaults(), **options}
-    if "attacks" not in options and target.default_attacks() is not None:
-        options["attacks"] = target.default_attacks()
+    defaults = target.default_attacks()
+    if "attacks" not in options and defaults is not None:
+        options["attacks"] = defaults
     settings = validate(AuditSettings, options, "audit settings")
     if target.reference_recipe is not None and not _needs_references(settings):
         warn(f"--reference-recipe {target.reference_recipe} is ignored: none of the attacks "

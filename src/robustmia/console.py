@@ -52,8 +52,9 @@ MAX_LINE = 600  # characters of an error line: the first offending field and how
 
 def error_line(message: str) -> str:
     """An error as one line a person reads: new lines joined, and cut at MAX_LINE characters."""
-    text = " ".join(message.split())
-    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
+    from robustmia.validation import cut
+
+    return cut(" ".join(message.split()), MAX_LINE)
 
 
 def number(v: Any, fmt: str = ".4f") -> str:

@@ -37,10 +37,14 @@ def check_device(device: str) -> str:
 SHOWN = 80  # characters of an offending value a message quotes
 
 
+def cut(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters (the last three an ellipsis) where it is longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def short(value: Any) -> str:
     """``repr(value)``, cut to SHOWN characters: a line a person reads, whatever was given."""
-    text = repr(value)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+    return cut(repr(value), SHOWN)
 
 
 def describe_errors(err: pydantic.ValidationError) -> str:

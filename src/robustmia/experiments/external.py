@@ -452,11 +452,17 @@ class ExternalModel(Target):
     def can_train_references(self) -> bool:
         return super().can_train_references() or bool(self.spec.reference_weights)
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self, population: Optional[int] = None) -> dict[str, Any]:
         """Architecture, weights and their SHA-256 (of the file, or of an in-memory model's tensors), normalisation,
-        dataset, and where members and non-members came from."""
-        if "about" in self._loaded:
-            return copy.deepcopy(self._loaded["about"])
+        dataset, where members and non-members came from, and (given ``population``) where an audit's population did."""
+        if "about" not in self._loaded:
+            self._loaded["about"] = self._provenance()
+        about = copy.deepcopy(self._loaded["about"])
+        if population is not None:
+            about["external"]["population"] = f"{population} examples the model never saw (non-members beyond the evaluation set)"
+        return about
+
+    def _provenance(self) -> dict[str, Any]:
         from robustmia.io import file_sha256
         from robustmia.models.inference import state_sha256
 
@@ -467,11 +473,9 @@ class ExternalModel(Target):
             weights, digest = "an in-memory torch.nn.Module", state_sha256(self.model)
         normalize = None if t.normalize is None else {"mean": t.normalize[0], "std": t.normalize[1]}
         data = self.examples()
-        self._loaded["about"] = {"external": {"arch": t.arch or type(self.model).__name__, "arch_args": t.arch_args, "weights": weights,
-                                              "weights_sha256": digest, "normalize": normalize, "dataset": data.info.name,
-                                              "trained_with": {"method": t.method, "eps": t.eps}, **(data.sources or {}),
-                                              **self.leaderboard()}}
-        return copy.deepcopy(self._loaded["about"])
+        return {"external": {"arch": t.arch or type(self.model).__name__, "arch_args": t.arch_args, "weights": weights,
+                             "weights_sha256": digest, "normalize": normalize, "dataset": data.info.name,
+                             "trained_with": {"method": t.method, "eps": t.eps}, **(data.sources or {}), **self.leaderboard()}}
 
     def leaderboard(self) -> dict[str, Any]:
         """What a public leaderboard says of it, into its provenance (a RobustBench model's: experiments.robustbench)."""

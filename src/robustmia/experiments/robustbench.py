@@ -26,8 +26,8 @@ class RobustBenchModel(ExternalModel):
 
         return list(DEFAULT_ATTACKS) + (list(REFERENCE_ATTACKS) if self.reference_recipe else [])
 
-    def provenance(self) -> dict[str, Any]:
-        about = super().provenance()
+    def provenance(self, population: Optional[int] = None) -> dict[str, Any]:
+        about = super().provenance(population)
         about["external"]["normalize"] = "the model's own (RobustBench models embed their normalisation; robustmia adds none)"
         return about
 

@@ -225,11 +225,12 @@ def _result(spec: StudySpec, target: Any, resolved: Target, out: Path, folder: P
     one_run = _dp_audit(spec, target, resolved, device, progress)
     if one_run is not None:
         log(f"one-run DP audit of {target.name}: {len(one_run)} records")
+    log_records = _read_log(resolved.folder)
     return {
         "name": target.name, "tables": target.tables, "run": str(resolved.folder.relative_to(out)), "config": resolved.config_row(),
         "evaluation": evaluation, "attacks": audit.records(), "audit": str(folder.relative_to(out)),
-        "log": _read_log(resolved.folder), **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
-        **resolved.training_facts(), **({"dp_audit": one_run} if one_run is not None else {}),
+        "log": log_records, **({k: audit.about[k] for k in ("external", "warnings") if k in audit.about}),
+        **resolved.training_facts(log_records), **({"dp_audit": one_run} if one_run is not None else {}),
     }
 
 

@@ -77,8 +77,9 @@ class Target:
         """Its architecture and training method as known (None: not known), compared with a reference recipe's."""
         raise NotImplementedError
 
-    def provenance(self) -> dict[str, Any]:
-        """Where it came from, into the audit's results (e.g. ``{"run": ...}`` or ``{"external": ...}``)."""
+    def provenance(self, population: Optional[int] = None) -> dict[str, Any]:
+        """Where it came from, into the audit's results (e.g. ``{"run": ...}`` or ``{"external": ...}``); ``population``:
+        how many examples an audit drew as its population, for a kind that says where they came from."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -146,8 +147,9 @@ class Target:
         """What names its evaluation's cache beyond the evaluation's settings."""
         return []
 
-    def training_facts(self) -> dict[str, Any]:
-        """What its training tells the report (a DP run's accountant, an early-stopped run's epoch)."""
+    def training_facts(self, log: list[dict[str, Any]]) -> dict[str, Any]:
+        """What its training tells the report (a DP run's accountant from its ``log``'s last record, an early-stopped
+        run's epoch)."""
         return {}
 
     # --- shared by every kind ---------------------------------------------------------------------------------
@@ -159,9 +161,6 @@ class Target:
         if "_loaded" in state:
             state["_loaded"] = {}
         return state
-
-    def recipe_name(self) -> Optional[str]:
-        return self.reference_recipe
 
     @functools.cached_property
     def recipe(self) -> Optional["TrainConfig"]:
@@ -178,7 +177,7 @@ class Target:
         self.__dict__.pop("recipe", None)
 
     def can_train_references(self) -> bool:
-        return self.recipe_name() is not None or self.own_recipe() is not None
+        return self.reference_recipe is not None or self.own_recipe() is not None
 
     def evaluate(self, perturbation: Any, *, bound: Optional[str], device: Any, batch_size: int = 500,
                  max_examples: Optional[int] = None) -> dict[str, Any]:
@@ -227,9 +226,7 @@ def audit_target(target: Target, settings: Any, device: Any):
     # each reference model: half the evaluated examples, filled with unscored pool examples to the target's member count
     fill = pool.subset(np.sort(order[drawn: drawn + max(0, m - (n_mem + n_non) // 2)])) if recipe is not None else None
     supplied, supplied_keep, supplied_about = target.supplied_references(np.r_[mem_idx, m + non_idx], device)
-    about = target.provenance()
-    if "external" in about:
-        about["external"]["population"] = f"{len(take)} examples the model never saw (non-members beyond the evaluation set)"
+    about = target.provenance(population=len(take))
     if recipe is not None:
         about.update(reference_sizes(settings, (n_mem + n_non) // 2, len(fill), m))
     _about_references(target, about, supplied_about)
@@ -238,7 +235,7 @@ def audit_target(target: Target, settings: Any, device: Any):
         folder=target.folder / "audit" / f"{name}-seed{settings.seed}", points=target.folder, load_model=target.load_model,
         candidates=ImageSet.concat(data.members.subset(mem_idx), data.nonmembers.subset(non_idx)),
         member=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)], population=pool.subset(take) if len(take) else None,
-        eps=target.eps, recipe=recipe, reference_key=config_key(recipe) if target.recipe_name() is not None else "",
+        eps=target.eps, recipe=recipe, reference_key=config_key(recipe) if target.reference_recipe is not None else "",
         reference_fill=fill if fill is not None and len(fill) else None, eval_batch_size=target.eval_batch_size,
         about=about, model_key=target.model_key(), dp_delta=target.dp_delta, shortfall=target.shortfall,
         supplied=supplied, supplied_keep=supplied_keep,
@@ -250,13 +247,14 @@ def _about_references(target: Target, about: dict[str, Any], supplied: Optional[
     own, with the warning that says how that recipe differs from its stated training), into ``about``."""
     from robustmia.experiments.references import reference_warning
 
-    if target.warnings():
-        about["warnings"] = [*about.get("warnings", []), *target.warnings()]
+    own = target.warnings()
+    if own:
+        about["warnings"] = [*about.get("warnings", []), *own]
     if supplied is not None:
         about["references"] = supplied
-    if target.recipe_name() is not None:
-        about["references"] = {"recipe": target.recipe_name(), "config": target.recipe.model_dump(mode="json")}
-        warning = reference_warning(target.recipe_name(), target.recipe, *target.stated(), target.eps)
+    if target.reference_recipe is not None:
+        about["references"] = {"recipe": target.reference_recipe, "config": target.recipe.model_dump(mode="json")}
+        warning = reference_warning(target.reference_recipe, target.recipe, *target.stated(), target.eps)
         if warning is not None:
             about["warnings"] = [*about.get("warnings", []), warning]
 
@@ -354,7 +352,7 @@ class RunTarget(Target):
 
         return checkpoint_key(self.folder)
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self, population: Optional[int] = None) -> dict[str, Any]:
         return {"run": str(self.folder), **({"checkpoint": self.run.trained} if self.run.trained else {})}
 
     def warnings(self) -> list[str]:
@@ -376,16 +374,14 @@ class RunTarget(Target):
         return evaluate_model(self.load_model(device), members, test, perturbation, num_classes=self.run.info.num_classes,
                               batch_size=batch_size, max_examples=max_examples, bound=bound, cache=self.folder)
 
-    def training_facts(self) -> dict[str, Any]:
+    def training_facts(self, log: list[dict[str, Any]]) -> dict[str, Any]:
         from robustmia.training.early_stop import read_state
         from robustmia.training.methods import DP
-        from robustmia.training.run import LOG_FILE
-        from robustmia.io import read_jsonl
 
         facts: dict[str, Any] = {}
         config = self.config
         if config.method in DP:
-            last = read_jsonl(self.folder / LOG_FILE, f"delete {self.folder} to train it again")[-1]
+            last = log[-1]
             facts["dp"] = {"epsilon": last["dp_epsilon"], "delta": last["dp_delta"], "noise": config.dp_noise, "clip": config.dp_clip,
                            "steps": last["step"], "accountant": "opacus RDP", "sampling": "Poisson"}
         if config.early_stop:

@@ -29,8 +29,10 @@ from safetensors.torch import load_file, save_file
 from robustmia.errors import UserError
 from robustmia.io import file_sha256, read_json, write_json
 
-CURRENT, NEW, OLD = "checkpoint", ".checkpoint-new", ".checkpoint-old"
-MODEL_FILE, OPTIM_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "meta.json"
+from robustmia.training.checkpoint_files import (  # noqa: F401  (their home; imported from here too)
+    CURRENT, META_FILE, MODEL_FILE, NEW, OLD, OPTIM_FILE, checkpoint_dir,
+)
+
 COMMITTED = "committed"  # marks a new checkpoint of a group (stacked models) as part of a complete group
 
 
@@ -136,15 +138,6 @@ def recover_group(run_dirs: list[Path]) -> None:
             swap_in(d)
         else:
             shutil.rmtree(d / NEW, ignore_errors=True)
-
-
-def checkpoint_dir(run_dir: Path) -> Optional[Path]:
-    """The latest complete checkpoint folder of a run, or None if it has none yet."""
-    for name in (CURRENT, OLD):  # OLD only survives a kill between the two renames
-        d = Path(run_dir) / name
-        if (d / META_FILE).is_file():
-            return d
-    return None
 
 
 def read_safetensors(path: Path, expected_sha256: Optional[str] = None) -> dict[str, torch.Tensor]:

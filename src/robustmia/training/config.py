@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from robustmia.data.canaries import Canaries
 from robustmia.epsilon import Epsilon, StepSize
-from robustmia.training.methods import ADVERSARIAL, CERTIFIED, DP, METHODS, check_config, method_settings, method_spec, settings_read
+from robustmia.training.methods import (ADVERSARIAL, CERTIFIED, DP, METHODS, PRIVATE_SETTINGS, check_config, method_settings,
+                                        method_spec, settings_read)
 from robustmia.models.names import check_arguments
 from robustmia.training.schedule import parse_drops
 
@@ -222,6 +223,6 @@ class TrainConfig(BaseModel):
         exclude |= {k for k, default in recipe.items() if getattr(self, k) == default}
         exclude |= set() if self.lr_schedule == "onecycle" else {"lr_warmup"}
         exclude |= set() if self.lookahead else {"lookahead_alpha"}
-        exclude |= set() if self.method in DP else {"dp_noise", "dp_clip", "dp_delta", "dp_batchnorm"}
+        exclude |= set() if self.method in DP else set(PRIVATE_SETTINGS)
         exclude |= set() if self.early_stop else {"early_stop", "early_stop_holdout", "early_stop_steps"}
         return self.model_dump(mode="json", exclude=exclude)

@@ -21,6 +21,7 @@ from robustmia.data.catalog import DatasetInfo, dataset_info
 from robustmia.data.splits import Split, load_split
 from robustmia.errors import UserError
 from robustmia.io import read_json
+from robustmia.training.checkpoint_files import META_FILE, checkpoint_dir
 from robustmia.training.config import DEFAULT_EPOCHS, TrainConfig
 from robustmia.validation import validate
 
@@ -94,17 +95,13 @@ def build_initial_model(config: TrainConfig, info: DatasetInfo) -> Any:
         return build_configured_model(config, info)
 
 
-CHECKPOINT_META = ("checkpoint/meta.json", ".checkpoint-old/meta.json")  # training.checkpoint's CURRENT and OLD folders
-
-
 def _checkpoint_meta(run_dir: Path) -> Optional[dict[str, Any]]:
     """The latest checkpoint's meta.json of a run (read without numerical libraries), or None before its first."""
-    for name in CHECKPOINT_META:
-        path = Path(run_dir) / name
-        if path.is_file():
-            meta = read_json(path, "it is not valid JSON (damaged checkpoint); re-train or restore it")
-            return meta if isinstance(meta, dict) else None
-    return None
+    ckpt = checkpoint_dir(run_dir)
+    if ckpt is None:
+        return None
+    meta = read_json(ckpt / META_FILE, "it is not valid JSON (damaged checkpoint); re-train or restore it")
+    return meta if isinstance(meta, dict) else None
 
 
 @dataclass
@@ -172,7 +169,7 @@ class Run:
 def load_trained_model(path: Path, config: TrainConfig, info: DatasetInfo, device: Any = "cpu") -> Any:
     """The model in a run folder's latest checkpoint, in eval mode on ``device``."""
     from robustmia.models.inference import resolve_device
-    from robustmia.training.checkpoint import checkpoint_dir, load_checkpoint, load_weights
+    from robustmia.training.checkpoint import load_checkpoint, load_weights
 
     ckpt = checkpoint_dir(path)
     if ckpt is None:

@@ -92,16 +92,19 @@ FAMILY_SETTINGS = {"natural": (), "adversarial": ("attack_steps", "step_size", "
 PRIVATE_SETTINGS = ("dp_noise", "dp_clip", "dp_delta", "dp_batchnorm")
 
 
+def _own_settings(s: MethodSpec) -> set[str]:
+    """The config settings that a method's family, DP-SGD (where it is private) and its own ``reads`` give it."""
+    return set(FAMILY_SETTINGS.get(s.family, ())) | set(PRIVATE_SETTINGS if s.private else ()) | set(s.reads)
+
+
 def settings_read(name: str) -> set[str]:
     """The config's method settings that method ``name`` reads (the rest of :func:`method_settings` it ignores)."""
-    s = REGISTRY[name]
-    return (set(FAMILY_SETTINGS.get(s.family, ())) | set(PRIVATE_SETTINGS if s.private else ()) | set(s.reads)) - set(s.fixes)
+    return _own_settings(REGISTRY[name]) - set(REGISTRY[name].fixes)
 
 
 def method_settings() -> set[str]:
     """Every config setting that some method reads and others ignore."""
-    return {k for s in REGISTRY.values() for k in (*FAMILY_SETTINGS.get(s.family, ()), *(PRIVATE_SETTINGS if s.private else ()),
-                                                   *s.reads)}
+    return set().union(*(_own_settings(s) for s in REGISTRY.values()))
 
 
 def fixed(name: str, setting: str, value: Any) -> Any:
